@@ -1,0 +1,354 @@
+//! `Child`: a running (or exited) child process and its pipes.
+
+pub(crate) mod exit;
+mod handle;
+mod output;
+pub(crate) mod shared;
+mod waiters;
+
+pub use handle::ChildHandle;
+pub use output::OutputLimitExceeded;
+
+use crate::reaper::Sleep;
+use crate::rusage::ResourceUsage;
+use crate::signal::Signal;
+use crate::stdio::{ChildStderr, ChildStdin, ChildStdout};
+use crate::sync::Arc;
+use exit::Exit;
+use shared::Shared;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::{pin, Pin};
+use std::process::{ExitStatus, Output};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// A child process spawned by [`Command::spawn`](crate::Command::spawn).
+///
+/// Compatible with `tokio::process::Child`. Dropping a `Child` does not stop
+/// the process unless [`kill_on_drop`](crate::Command::kill_on_drop) was set;
+/// either way brood reaps it when it exits, so it never stays a zombie.
+pub struct Child {
+    /// The child's standard input, if it was piped.
+    pub stdin: Option<ChildStdin>,
+    /// The child's standard output, if it was piped.
+    pub stdout: Option<ChildStdout>,
+    /// The child's standard error, if it was piped.
+    pub stderr: Option<ChildStderr>,
+    shared: Arc<Shared>,
+    kill_on_drop: bool,
+    max_output: Option<usize>,
+}
+
+impl fmt::Debug for Child {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Child")
+            .field("pid", &self.shared.pid())
+            .field("exit", &self.shared.cell.get())
+            .field("stdin", &self.stdin)
+            .field("stdout", &self.stdout)
+            .field("stderr", &self.stderr)
+            .field("kill_on_drop", &self.kill_on_drop)
+            .finish()
+    }
+}
+
+/// Waits for the exit. Parks in the exit cell's waiter set when it has to,
+/// and frees its slot when dropped, so cancelling a wait leaks nothing.
+struct WaitExit<'a> {
+    shared: &'a Arc<Shared>,
+    key: Option<usize>,
+    /// Drive the pidfd inline (the owning `Child`) or rely on others (handles).
+    owner: bool,
+}
+
+impl Future for WaitExit<'_> {
+    type Output = Exit;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Exit> {
+        let this = &mut *self;
+        if this.owner {
+            this.shared.poll_exit(cx, &mut this.key)
+        } else {
+            this.shared.poll_shared(cx, &mut this.key)
+        }
+    }
+}
+
+impl Drop for WaitExit<'_> {
+    fn drop(&mut self) {
+        self.shared.cell.cancel(&mut self.key);
+    }
+}
+
+fn wait_exit(shared: &Arc<Shared>, owner: bool) -> WaitExit<'_> {
+    WaitExit {
+        shared,
+        key: None,
+        owner,
+    }
+}
+
+/// Runs `main` until it finishes or `limit` passes; `None` on time-out.
+pub(crate) async fn within<F: Future>(limit: Duration, main: F) -> Option<F::Output> {
+    let mut main = pin!(main);
+    let mut sleep = Sleep::new(limit);
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = main.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        match Pin::new(&mut sleep).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+impl Child {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        stdin: Option<ChildStdin>,
+        stdout: Option<ChildStdout>,
+        stderr: Option<ChildStderr>,
+        kill_on_drop: bool,
+        max_output: Option<usize>,
+    ) -> Child {
+        Child {
+            stdin,
+            stdout,
+            stderr,
+            shared,
+            kill_on_drop,
+            max_output,
+        }
+    }
+
+    /// The child's pid, or `None` once it has been reaped (the number may then
+    /// belong to another process).
+    pub fn id(&self) -> Option<u32> {
+        match self.shared.cell.get() {
+            Some(_) => None,
+            None => Some(self.shared.pid()),
+        }
+    }
+
+    /// Waits for the child to exit and returns its status.
+    ///
+    /// Closes the child's stdin first (as tokio does), so a child reading its
+    /// input cannot wait on us forever. Cancel-safe: dropping the future loses
+    /// nothing. Fused: after the exit, every call returns the same status.
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        self.stdin.take();
+        self.wait_exit().await.status()
+    }
+
+    async fn wait_exit(&self) -> Exit {
+        wait_exit(&self.shared, true).await
+    }
+
+    /// Returns the status if the child has exited, reaping it; `Ok(None)` if
+    /// it still runs. Never blocks.
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.shared.try_reap().map(|exit| exit.status()).transpose()
+    }
+
+    /// Sends SIGKILL without waiting. Succeeds without sending anything if the
+    /// child has already been reaped.
+    pub fn start_kill(&mut self) -> io::Result<()> {
+        self.shared.signal(Signal::KILL)
+    }
+
+    /// Sends SIGKILL and waits for the child to exit.
+    pub async fn kill(&mut self) -> io::Result<()> {
+        self.start_kill()?;
+        self.wait().await.map(drop)
+    }
+
+    /// Waits for the exit while collecting stdout and stderr (whichever were
+    /// piped). Closes stdin first. Honours
+    /// [`Command::max_output`](crate::Command::max_output).
+    pub async fn wait_with_output(mut self) -> io::Result<Output> {
+        self.stdin.take();
+        let limit = self.max_output;
+        output::collect(&mut self, limit).await
+    }
+
+    pub(crate) async fn collect_output(mut self, timeout: Option<Duration>) -> io::Result<Output> {
+        self.stdin.take();
+        let limit = self.max_output;
+        match timeout {
+            None => output::collect(&mut self, limit).await,
+            Some(t) => match within(t, output::collect(&mut self, limit)).await {
+                Some(result) => result,
+                None => {
+                    self.stop().await?;
+                    Err(timed_out(t))
+                }
+            },
+        }
+    }
+
+    /// Waits up to `limit`; on time-out, stops the child as the stop policy
+    /// says and fails with `TimedOut`.
+    pub(crate) async fn wait_or_stop(&mut self, limit: Duration) -> io::Result<ExitStatus> {
+        self.stdin.take();
+        match within(limit, self.wait_exit()).await {
+            Some(exit) => exit.status(),
+            None => {
+                self.stop().await?;
+                Err(timed_out(limit))
+            }
+        }
+    }
+
+    /// Stops the child as its stop policy says ([`Command::grace`]
+    /// (crate::Command::grace), process group) and waits for it.
+    pub(crate) async fn stop(&mut self) -> io::Result<ExitStatus> {
+        match self.shared.stop.grace {
+            None => {
+                self.shared.send_stop(Signal::KILL)?;
+                self.wait_exit().await.status()
+            }
+            Some(grace) => self.terminate(grace).await,
+        }
+    }
+
+    /// Sends a signal to the child.
+    ///
+    /// On Linux this goes through `pidfd_send_signal` on the pidfd path, so it
+    /// can never reach a process that reused the child's pid; on the SIGCHLD
+    /// path brood holds the child unreaped while it sends, to the same effect.
+    /// Once the child has been reaped it sends nothing and returns `Ok(())`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let mut child = brood::Command::new("sleep").arg("10").spawn()?;
+    /// child.signal(brood::Signal::TERM)?;
+    /// let status = child.wait().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn signal(&self, signal: Signal) -> io::Result<()> {
+        self.shared.signal(signal)
+    }
+
+    /// Sends a signal to the child's process group.
+    ///
+    /// Fails with [`io::ErrorKind::InvalidInput`] unless the child leads its
+    /// own group (spawn it with [`process_group(0)`](crate::Command::process_group)).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let mut child = brood::Command::new("sh").args(["-c", "sleep 10 & sleep 10"])
+    ///     .process_group(0).spawn()?;
+    /// child.signal_group(brood::Signal::KILL)?;
+    /// child.wait().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn signal_group(&self, signal: Signal) -> io::Result<()> {
+        self.shared.signal_group(signal)
+    }
+
+    /// Stops the child gracefully and returns its status: SIGTERM (to the
+    /// whole group if the child leads one), up to `grace` for it to exit, then
+    /// SIGKILL.
+    ///
+    /// For a group, members other than the leader also get SIGKILL once
+    /// `grace` has passed, even if the leader exited earlier.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// let mut child = brood::Command::new("my-server").spawn()?;
+    /// let status = child.terminate(Duration::from_secs(5)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn terminate(&mut self, grace: Duration) -> io::Result<ExitStatus> {
+        self.stdin.take();
+        if self.shared.cell.get().is_none() {
+            self.shared.send_stop(Signal::TERM)?;
+            if self.shared.stop.group {
+                // Stragglers in the group get their SIGKILL when grace ends.
+                crate::reaper::kill_after(&self.shared, grace)?;
+            }
+        }
+        if let Some(exit) = within(grace, self.wait_exit()).await {
+            return exit.status();
+        }
+        self.shared.send_stop(Signal::KILL)?;
+        self.wait_exit().await.status()
+    }
+
+    /// Waits up to `timeout` for the child to exit. `Ok(None)` means it still
+    /// runs; it is left running, and its stdin is left open.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// let mut child = brood::Command::new("sleep").arg("10").spawn()?;
+    /// assert!(child.wait_timeout(Duration::from_millis(10)).await?.is_none());
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        within(timeout, self.wait_exit())
+            .await
+            .map(|exit| exit.status())
+            .transpose()
+    }
+
+    /// Waits for the exit, returning the status with the child's resource
+    /// usage, both from the same `waitid`/`wait4` call. Closes stdin first.
+    pub async fn wait_with_rusage(&mut self) -> io::Result<(ExitStatus, ResourceUsage)> {
+        self.stdin.take();
+        let exit = self.wait_exit().await;
+        let status = exit.status()?;
+        let usage = exit
+            .usage()
+            .ok_or_else(|| io::Error::other("brood: no resource usage was recorded"))?;
+        Ok((status, usage))
+    }
+
+    /// The resource usage recorded when the child was reaped; `None` before.
+    pub fn resource_usage(&self) -> Option<ResourceUsage> {
+        self.shared.cell.get().and_then(|exit| exit.usage())
+    }
+
+    /// A cloneable handle for signalling and awaiting this child from
+    /// elsewhere, even after this `Child` is dropped.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let child = brood::Command::new("sleep").arg("1").spawn()?;
+    /// let handle = child.handle();
+    /// drop(child); // no kill_on_drop: the child keeps running
+    /// let (a, b) = tokio::join!(handle.wait(), handle.clone().wait());
+    /// assert_eq!(a?.code(), b?.code());
+    /// # Ok(()) }
+    /// ```
+    pub fn handle(&self) -> ChildHandle {
+        ChildHandle::new(self.shared.clone())
+    }
+}
+
+fn timed_out(limit: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("brood: the child ran longer than {limit:?} and was stopped"),
+    )
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if self.shared.cell.get().is_some() {
+            return;
+        }
+        if self.kill_on_drop {
+            let _ = self.shared.begin_stop();
+        }
+        // Reap now if it already exited; otherwise somebody must do it later.
+        if self.shared.try_reap().is_none() {
+            let _ = crate::reaper::watch(&self.shared);
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The `Arc`-shared part of a child: its OS handle, its exit cell, and how
+//! brood stops it. `Child`, every `ChildHandle`, the SIGCHLD dispatcher's pid
+//! table and the background reaper all point at the same `Shared`.
+
+use super::exit::{Exit, ExitCell, Kill, Wait};
+use crate::reaper;
+use crate::rusage::ResourceUsage;
+use crate::signal::Signal;
+use crate::sync::Arc;
+use crate::sys;
+use std::io;
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+#[cfg(target_os = "linux")]
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+/// The OS side of one child: its pid and, on the pidfd path, its pidfd.
+#[derive(Debug)]
+pub(crate) struct Process {
+    pid: u32,
+    #[cfg(target_os = "linux")]
+    pidfd: Option<OwnedFd>,
+}
+
+impl Process {
+    /// A child watched through SIGCHLD: known by pid alone.
+    pub(crate) fn by_pid(pid: u32) -> Self {
+        Process {
+            pid,
+            #[cfg(target_os = "linux")]
+            pidfd: None,
+        }
+    }
+
+    /// A child watched through its pidfd.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn with_pidfd(pid: u32, pidfd: OwnedFd) -> Self {
+        Process {
+            pid,
+            pidfd: Some(pidfd),
+        }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    #[cfg(target_os = "linux")]
+    pub(crate) fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
+    }
+}
+
+impl Wait for Process {
+    fn try_wait(&self) -> io::Result<Option<(ExitStatus, ResourceUsage)>> {
+        #[cfg(target_os = "linux")]
+        if let Some(pidfd) = self.pidfd() {
+            return Ok(sys::linux::waitid_pidfd(pidfd, true)?
+                .map(|(status, raw)| (status, ResourceUsage::from_raw(&raw))));
+        }
+        // Safe by pid only because callers hold the exit cell's lock and the
+        // child is unreaped, so the pid still names our child.
+        Ok(
+            sys::wait4(self.pid, true)?
+                .map(|(status, raw)| (status, ResourceUsage::from_raw(&raw))),
+        )
+    }
+}
+
+impl Kill for Process {
+    fn kill(&self, signal: i32) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(pidfd) = self.pidfd() {
+            return sys::linux::pidfd_send_signal(pidfd, signal);
+        }
+        sys::kill(self.pid, signal)
+    }
+}
+
+/// A pidfd as tokio's reactor sees it: the descriptor is owned by `Process`,
+/// which outlives the registration (see the field order of `Shared`).
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+pub(crate) struct PidfdRef(RawFd);
+
+#[cfg(target_os = "linux")]
+impl AsRawFd for PidfdRef {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// How brood stops a child on the user's behalf (kill_on_drop, timeouts,
+/// output caps).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct StopPolicy {
+    /// `None`: SIGKILL at once. `Some(d)`: SIGTERM, then SIGKILL after `d`.
+    pub(crate) grace: Option<Duration>,
+    /// The child was spawned as the leader of a new process group, so stops
+    /// go to the whole group.
+    pub(crate) group: bool,
+}
+
+/// Everything about one child that outlives the `Child` value.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Registration of the pidfd with the tokio reactor of the first task that
+    /// awaited the child. Declared before `process` so that it deregisters
+    /// before the pidfd closes.
+    #[cfg(target_os = "linux")]
+    inline: std::sync::OnceLock<tokio::io::unix::AsyncFd<PidfdRef>>,
+    pub(crate) process: Process,
+    pub(crate) cell: ExitCell,
+    pub(crate) stop: StopPolicy,
+    /// Set once the background reaper (pidfd path) watches this child.
+    background: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn new(process: Process, stop: StopPolicy) -> Self {
+        Shared {
+            #[cfg(target_os = "linux")]
+            inline: std::sync::OnceLock::new(),
+            process,
+            cell: ExitCell::default(),
+            stop,
+            background: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Reaps the child if it has exited.
+    pub(crate) fn try_reap(&self) -> Option<Exit> {
+        self.reap_fresh().map(|(exit, _)| exit)
+    }
+
+    /// Reaps the child if it has exited; the flag says whether this call was
+    /// the one that reaped it.
+    pub(crate) fn reap_fresh(&self) -> Option<(Exit, bool)> {
+        let (exit, fresh) = self.cell.try_reap_fresh(&self.process)?;
+        if fresh {
+            #[cfg(feature = "tracing")]
+            crate::trace::exit(self.pid(), &exit);
+            reaper::forget(self);
+        }
+        Some((exit, fresh))
+    }
+
+    /// Marks the child as watched by the background reaper; returns `true`
+    /// the first time only.
+    pub(crate) fn claim_background(&self) -> bool {
+        !self.background.swap(true, Ordering::AcqRel)
+    }
+
+    /// Polls for the exit from the task that owns the `Child`.
+    ///
+    /// On the pidfd path with a Tokio runtime this registers the pidfd with
+    /// that runtime's reactor and reaps in the woken task itself: no helper
+    /// thread sits between the exit and the waiting task. Everywhere else
+    /// (SIGCHLD path, no runtime, runtime shut down) the background reaper or
+    /// the SIGCHLD dispatcher reaps, and this task parks on the exit cell.
+    pub(crate) fn poll_exit(
+        self: &Arc<Self>,
+        cx: &mut Context<'_>,
+        key: &mut Option<usize>,
+    ) -> Poll<Exit> {
+        #[cfg(target_os = "linux")]
+        if !self.background.load(Ordering::Acquire) {
+            if let Some(poll) = self.poll_inline(cx) {
+                return poll;
+            }
+        }
+        if let Some(exit) = self.cell.get() {
+            self.cell.cancel(key);
+            return Poll::Ready(exit);
+        }
+        self.poll_shared(cx, key)
+    }
+
+    /// Polls for the exit as one of possibly many waiters (shared handles),
+    /// relying on the background reaper or the dispatcher to reap.
+    pub(crate) fn poll_shared(
+        self: &Arc<Self>,
+        cx: &mut Context<'_>,
+        key: &mut Option<usize>,
+    ) -> Poll<Exit> {
+        if key.is_none() {
+            if let Err(e) = reaper::watch(self) {
+                // Nothing will ever reap it for us: report the failure.
+                return Poll::Ready(Exit::failed(&e));
+            }
+        }
+        self.cell.poll(cx, key)
+    }
+
+    /// The inline pidfd driver. `None` means "not available here, fall back".
+    #[cfg(target_os = "linux")]
+    fn poll_inline(&self, cx: &mut Context<'_>) -> Option<Poll<Exit>> {
+        let pidfd = self.process.pidfd()?;
+        let registration = match self.inline.get() {
+            Some(r) => r,
+            None => {
+                // SAFETY: the pidfd is owned by `self.process`, which is
+                // dropped after `self.inline` (field order), so it stays open
+                // for the registration's whole life.
+                let fd = unsafe {
+                    sys::register(PidfdRef(pidfd.as_raw_fd()), tokio::io::Interest::READABLE)
+                }
+                .ok()?;
+                // Only the owning Child drives this (it needs `&mut Child`),
+                // so a lost race here is impossible; if it happened, the
+                // extra registration is simply dropped.
+                let _ = self.inline.set(fd);
+                self.inline.get()?
+            }
+        };
+        loop {
+            match registration.poll_read_ready(cx) {
+                Poll::Pending => return Some(Poll::Pending),
+                // The runtime the pidfd was registered with is gone.
+                Poll::Ready(Err(_)) => return None,
+                Poll::Ready(Ok(mut guard)) => {
+                    if let Some(exit) = self.try_reap() {
+                        return Some(Poll::Ready(exit));
+                    }
+                    // Readable but not exited: a tracer (strace -f, gdb) holds
+                    // the exit. Clear readiness and wait for the next edge,
+                    // which the kernel sends when the exit reaches us.
+                    guard.clear_ready();
+                }
+            }
+        }
+    }
+
+    /// Sends `signal` to the child alone. After the child is reaped this sends
+    /// nothing and succeeds: its pid may already belong to someone else.
+    pub(crate) fn signal(&self, signal: Signal) -> io::Result<()> {
+        let sent = self
+            .cell
+            .while_running(|| self.process.kill(signal.as_raw()));
+        #[cfg(feature = "tracing")]
+        if sent.is_some() {
+            crate::trace::signal(self.pid(), signal, false);
+        }
+        match sent {
+            None => Ok(()),
+            // A zombie still accepts signals, so ESRCH means the child was
+            // reaped behind our back; there is nobody left to signal.
+            Some(Err(e)) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            Some(other) => other,
+        }
+    }
+
+    /// Whether the child leads its own process group.
+    fn leads_group(&self) -> io::Result<bool> {
+        if self.stop.group {
+            return Ok(true);
+        }
+        match self
+            .cell
+            .while_running(|| sys::getpgid(self.pid()).map(|g| g == self.pid()))
+        {
+            Some(r) => r,
+            None => Ok(false),
+        }
+    }
+
+    /// Sends `signal` to the child's process group.
+    pub(crate) fn signal_group(&self, signal: Signal) -> io::Result<()> {
+        if !self.leads_group()? {
+            if self.cell.get().is_some() && !self.stop.group {
+                // Reaped, and never known to lead a group: nothing to reach.
+                return Ok(());
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the child does not lead its own process group; spawn it with process_group(0)",
+            ));
+        }
+        self.send_group(signal)
+    }
+
+    /// killpg on the child's group. The group id stays reserved by the kernel
+    /// while any member lives, so this reaches the same group even after the
+    /// leader was reaped; ESRCH (group empty) counts as success.
+    fn send_group(&self, signal: Signal) -> io::Result<()> {
+        #[cfg(feature = "tracing")]
+        crate::trace::signal(self.pid(), signal, true);
+        match sys::killpg(self.pid(), signal.as_raw()) {
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Sends a stop signal as the stop policy says: to the group if the child
+    /// leads one, else to the child.
+    pub(crate) fn send_stop(&self, signal: Signal) -> io::Result<()> {
+        if self.stop.group {
+            self.send_group(signal)
+        } else {
+            self.signal(signal)
+        }
+    }
+
+    /// Starts stopping the child on the user's behalf without waiting:
+    /// SIGKILL at once, or SIGTERM now and SIGKILL from the background reaper
+    /// once the grace period ends.
+    pub(crate) fn begin_stop(self: &Arc<Self>) -> io::Result<()> {
+        match self.stop.grace {
+            None => self.send_stop(Signal::KILL),
+            Some(grace) => {
+                self.send_stop(Signal::TERM)?;
+                reaper::kill_after(self, grace)
+            }
+        }
+    }
+}
+
+impl Kill for Shared {
+    fn kill(&self, signal: i32) -> io::Result<()> {
+        self.signal(Signal::from_raw(signal))
+    }
+}

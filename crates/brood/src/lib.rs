@@ -1,0 +1,115 @@
+//! Asynchronous child processes for Tokio on Unix.
+//!
+//! brood is a drop-in replacement for `tokio::process`: change
+//! `use tokio::process::Command` to `use brood::Command` and everything keeps
+//! working. Underneath, it reaps children correctly in every situation and
+//! does O(1) work per child exit on every path, and it adds what
+//! `tokio::process` lacks: signals without pid-reuse races, graceful
+//! TERM→KILL stops, process-group stops, timeouts, resource usage, shared
+//! handles, output caps, watching any pid, and subreaper mode.
+//!
+//! ```no_run
+//! use brood::Command;
+//! use std::process::Stdio;
+//! use std::time::Duration;
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # async fn demo() -> std::io::Result<()> {
+//! // Exactly like tokio::process.
+//! let mut child = Command::new("tr")
+//!     .arg("a-z")
+//!     .arg("A-Z")
+//!     .stdin(Stdio::piped())
+//!     .stdout(Stdio::piped())
+//!     .spawn()?;
+//! let mut stdin = child.stdin.take().unwrap();
+//! stdin.write_all(b"hello").await?;
+//! stdin.shutdown().await?; // closes the pipe: tr sees EOF
+//! let mut out = String::new();
+//! child.stdout.take().unwrap().read_to_string(&mut out).await?;
+//! assert_eq!(out, "HELLO");
+//! assert!(child.wait().await?.success());
+//!
+//! // Beyond tokio::process: a timeout that stops a whole process tree.
+//! let result = Command::new("sh")
+//!     .args(["-c", "sleep 100 & sleep 100"])
+//!     .process_group(0)
+//!     .timeout(Duration::from_secs(1))
+//!     .grace(Duration::from_millis(200))
+//!     .status()
+//!     .await;
+//! assert_eq!(result.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+//! # Ok(()) }
+//! ```
+//!
+//! # How exits are observed
+//!
+//! See [`reaper`] for the two exit watchers (pidfd and SIGCHLD) and how one
+//! is chosen. In short: on Linux each child gets a pidfd that the awaiting
+//! task's reactor watches, and the task reaps its own child; elsewhere a
+//! single SIGCHLD handler tells a background thread which child exited, and
+//! only that child's waiters are woken.
+//!
+//! # Caveats
+//!
+//! - **Dropping a `Child` does not kill it** unless
+//!   [`Command::kill_on_drop`] is set, as in tokio. It is still reaped: a
+//!   background thread (`brood-reaper`, started on first need) collects its
+//!   exit, so it never stays a zombie, even after the runtime that spawned it
+//!   has shut down. A process that exits while children are still running
+//!   leaves them running, re-parented to init (or to a subreaper).
+//! - **Runtime shutdown.** Children whose `Child` is dropped at shutdown
+//!   follow the rule above: kill_on_drop ones are stopped, the rest keep
+//!   running and are reaped by the background thread if the process lives on.
+//! - **Foreign reaping.** If other code in the process reaps a brood child
+//!   (`waitpid(-1)`, or `waitpid` on its pid), or sets SIGCHLD to `SIG_IGN`
+//!   so the kernel reaps children itself, the status is lost: `wait` returns
+//!   an error instead of hanging. On the SIGCHLD path this is noticed by a
+//!   safety-net scan after one second without SIGCHLDs, backing off to one
+//!   scan a minute.
+//! - **The SIGCHLD path** installs one process-wide handler the first time a
+//!   child is spawned on it. A handler the program installed earlier keeps
+//!   being called. A program that later replaces the handler takes over SIGCHLD
+//!   and brood falls back to its safety net. Children spawned with
+//!   `std::process` are never reaped by brood, but while one of them is an
+//!   unwaited zombie brood must ask each of its own children individually
+//!   on every SIGCHLD.
+//! - **Pipes** are registered with the Tokio reactor of the task that first
+//!   polls them. Polling them outside a Tokio runtime is an error, not a
+//!   panic.
+//! - **Process-group signals** ([`Child::signal_group`] and group stops) use
+//!   `killpg`, which reaches the group for as long as any member lives, even
+//!   after the leader was reaped. Once every member has exited, the group id
+//!   could in principle be reused by a new process-group leader; brood sends
+//!   group signals only up to the end of a stop's grace period.
+//! - **Timers** for [`Command::timeout`], [`Child::wait_timeout`] and grace
+//!   periods run on brood's background thread, so they work without Tokio's
+//!   time driver; their resolution is a millisecond.
+
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![cfg(unix)]
+
+mod child;
+mod command;
+pub mod reaper;
+mod rusage;
+mod signal;
+mod stdio;
+mod sync;
+mod sys;
+#[cfg(feature = "tracing")]
+mod trace;
+mod watch;
+
+pub use child::{Child, ChildHandle, OutputLimitExceeded};
+pub use command::Command;
+pub use rusage::ResourceUsage;
+pub use signal::Signal;
+pub use stdio::{ChildStderr, ChildStdin, ChildStdout};
+pub use watch::watch_pid;
+
+/// `std`'s own types, re-exported so that `brood::` paths cover a whole
+/// `tokio::process` program.
+pub use std::process::{ExitStatus, Output, Stdio};

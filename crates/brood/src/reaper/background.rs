@@ -1,0 +1,368 @@
+//! The background reaper: one lazily started thread, `brood-reaper`.
+//!
+//! It exists so that children are reaped with no help from the user and with
+//! no runtime left. It does three jobs, whichever are needed:
+//!
+//! - **SIGCHLD dispatch** (signal path): the handler writes exited pids to
+//!   this thread's wake pipe; the thread runs [`Table::dispatch`].
+//! - **Orphans and shared waits** (pidfd path): pidfds of children whose
+//!   `Child` was dropped unreaped, or that a `ChildHandle` waits on, sit in an
+//!   edge-triggered epoll set; the thread reaps them when they turn readable.
+//! - **Grace timers** (both paths): the final SIGKILL of a graceful stop.
+//!
+//! The hot path never goes through here: a task awaiting its own child on the
+//! pidfd path reaps it itself. The thread is started on first need, so a
+//! program that always awaits its children on the pidfd path never has it.
+
+use super::table::{Reap, Table, Tracked};
+use crate::child::shared::Shared;
+use crate::sync::{lock, Arc, Mutex};
+use crate::sys;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+#[cfg(target_os = "linux")]
+use std::collections::HashMap;
+#[cfg(target_os = "linux")]
+use std::os::fd::RawFd;
+
+/// The epoll token of the wake pipe; pidfd tokens are their fd numbers.
+#[cfg(target_os = "linux")]
+const WAKE_TOKEN: u64 = u64::MAX;
+
+/// First delay of the SIGCHLD path's safety net (see [`Background::run`]).
+const SAFETY_NET_FIRST: Duration = Duration::from_secs(1);
+/// Longest delay between two safety-net scans.
+const SAFETY_NET_MAX: Duration = Duration::from_secs(60);
+
+impl Tracked for Shared {
+    fn reap(&self) -> Reap {
+        match self.reap_fresh() {
+            Some((_, true)) => Reap::Fresh,
+            Some((_, false)) => Reap::Already,
+            None => Reap::Running,
+        }
+    }
+}
+
+/// What a timer does when it fires.
+enum Action {
+    /// The final SIGKILL of a graceful stop.
+    Kill(Arc<Shared>),
+    /// Completes a [`Sleep`](super::Sleep).
+    Wake(Arc<super::SleepState>),
+}
+
+struct Timer {
+    deadline: Instant,
+    seq: u64,
+    action: Action,
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, other: &Self) -> bool {
+        (self.deadline, self.seq) == (other.deadline, other.seq)
+    }
+}
+impl Eq for Timer {}
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Timer {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.deadline, self.seq).cmp(&(other.deadline, other.seq))
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Pidfd path: children the thread reaps, by pidfd number.
+    #[cfg(target_os = "linux")]
+    watched: HashMap<RawFd, Arc<Shared>>,
+    timers: BinaryHeap<Reverse<Timer>>,
+    next_seq: u64,
+}
+
+pub(super) struct Background {
+    wake_read: OwnedFd,
+    wake_write: OwnedFd,
+    #[cfg(target_os = "linux")]
+    epoll: sys::linux::Epoll,
+    /// SIGCHLD path: the children the dispatcher may reap.
+    table: Table<Shared>,
+    /// Set once the SIGCHLD handler is installed.
+    sigchld: OnceLock<Result<(), (io::ErrorKind, String)>>,
+    sigchld_active: AtomicBool,
+    /// Set by `track`: restart the safety net's back-off.
+    activity: AtomicBool,
+    thread: OnceLock<Result<(), (io::ErrorKind, String)>>,
+    inner: Mutex<Inner>,
+}
+
+static BACKGROUND: OnceLock<Result<Background, (io::ErrorKind, String)>> = OnceLock::new();
+
+fn to_io(e: &(io::ErrorKind, String)) -> io::Error {
+    io::Error::new(e.0, e.1.clone())
+}
+
+fn from_io(context: &str, e: io::Error) -> (io::ErrorKind, String) {
+    (e.kind(), format!("brood: {context}: {e}"))
+}
+
+/// The background reaper, if it was ever created.
+pub(super) fn try_get() -> Option<Result<&'static Background, io::Error>> {
+    BACKGROUND.get().map(|r| r.as_ref().map_err(to_io))
+}
+
+/// The background reaper, creating and starting it on first use.
+pub(super) fn get() -> io::Result<&'static Background> {
+    let bg = BACKGROUND
+        .get_or_init(Background::new)
+        .as_ref()
+        .map_err(to_io)?;
+    bg.thread
+        .get_or_init(|| {
+            std::thread::Builder::new()
+                .name("brood-reaper".into())
+                .spawn(move || bg.run())
+                .map(drop)
+                .map_err(|e| from_io("cannot start the reaper thread", e))
+        })
+        .as_ref()
+        .map_err(to_io)?;
+    Ok(bg)
+}
+
+impl Background {
+    fn new() -> Result<Self, (io::ErrorKind, String)> {
+        let (wake_read, wake_write) =
+            sys::nonblocking_pipe().map_err(|e| from_io("cannot create the wake pipe", e))?;
+        #[cfg(target_os = "linux")]
+        let epoll = {
+            let epoll =
+                sys::linux::Epoll::new().map_err(|e| from_io("cannot create an epoll set", e))?;
+            epoll
+                .add(wake_read.as_raw_fd(), WAKE_TOKEN)
+                .map_err(|e| from_io("cannot watch the wake pipe", e))?;
+            epoll
+        };
+        Ok(Background {
+            wake_read,
+            wake_write,
+            #[cfg(target_os = "linux")]
+            epoll,
+            table: Table::new(),
+            sigchld: OnceLock::new(),
+            sigchld_active: AtomicBool::new(false),
+            activity: AtomicBool::new(false),
+            thread: OnceLock::new(),
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    /// Installs the SIGCHLD handler on first call.
+    pub(super) fn ensure_sigchld(&self) -> io::Result<()> {
+        self.sigchld
+            .get_or_init(|| {
+                let fd = self
+                    .wake_write
+                    .try_clone()
+                    .map_err(|e| from_io("cannot duplicate the wake pipe", e))?;
+                sys::sigchld::install(fd)
+                    .map_err(|e| from_io("cannot install the SIGCHLD handler", e))?;
+                self.sigchld_active.store(true, Ordering::Release);
+                Ok(())
+            })
+            .as_ref()
+            .map(drop)
+            .map_err(to_io)
+    }
+
+    /// Wakes the thread so it recomputes its timeout.
+    fn wake(&self) {
+        // A zero pid is a wake-up without news. A full pipe already wakes it.
+        let _ = sys::write(self.wake_write.as_raw_fd(), &0i32.to_ne_bytes());
+    }
+
+    pub(super) fn track(&self, shared: &Arc<Shared>) {
+        self.table.register(shared.pid(), shared);
+        self.activity.store(true, Ordering::Release);
+    }
+
+    pub(super) fn forget(&self, shared: &Shared) {
+        self.table.forget(shared.pid(), shared as *const Shared);
+    }
+
+    pub(super) fn tracked(&self) -> usize {
+        self.table.len()
+    }
+
+    #[cfg(target_os = "linux")]
+    pub(super) fn watch_pidfd(&self, shared: &Arc<Shared>) -> io::Result<()> {
+        let fd = match shared.process.pidfd() {
+            Some(fd) => fd.as_raw_fd(),
+            None => return Ok(()),
+        };
+        let mut inner = lock(&self.inner);
+        inner.watched.insert(fd, shared.clone());
+        // Added under the lock so the thread never sees an event for an fd
+        // it cannot find. If the child already exited, epoll reports the
+        // edge at once.
+        if let Err(e) = self.epoll.add(fd, fd as u64) {
+            inner.watched.remove(&fd);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    pub(super) fn kill_after(&self, shared: &Arc<Shared>, grace: Duration) {
+        self.add_timer(Instant::now() + grace, Action::Kill(shared.clone()));
+    }
+
+    pub(super) fn wake_at(&self, deadline: Instant, state: &Arc<super::SleepState>) {
+        self.add_timer(deadline, Action::Wake(state.clone()));
+    }
+
+    fn add_timer(&self, deadline: Instant, action: Action) {
+        let earliest = {
+            let mut inner = lock(&self.inner);
+            let seq = inner.next_seq;
+            inner.next_seq += 1;
+            let earliest = inner
+                .timers
+                .peek()
+                .is_none_or(|Reverse(t)| deadline < t.deadline);
+            inner.timers.push(Reverse(Timer {
+                deadline,
+                seq,
+                action,
+            }));
+            earliest
+        };
+        // Only a new earliest deadline changes the thread's timeout.
+        if earliest {
+            self.wake();
+        }
+    }
+
+    /// Fires due timers; returns the time until the next one.
+    fn fire_timers(&self) -> Option<Duration> {
+        loop {
+            let due = {
+                let mut inner = lock(&self.inner);
+                let now = Instant::now();
+                match inner.timers.peek() {
+                    None => return None,
+                    Some(Reverse(t)) if t.deadline > now => return Some(t.deadline - now),
+                    Some(_) => inner.timers.pop().map(|Reverse(t)| t.action),
+                }
+            };
+            match due {
+                // A group gets its SIGKILL even if the leader already exited:
+                // grandchildren that ignored SIGTERM must not survive.
+                Some(Action::Kill(shared)) => {
+                    let _ = shared.send_stop(crate::Signal::KILL);
+                }
+                Some(Action::Wake(state)) => state.fire(),
+                None => {}
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn on_pidfd_ready(&self, fd: RawFd) {
+        let shared = match lock(&self.inner).watched.get(&fd) {
+            Some(s) => s.clone(),
+            None => return,
+        };
+        if shared.try_reap().is_some() {
+            let mut inner = lock(&self.inner);
+            let _ = self.epoll.delete(fd);
+            inner.watched.remove(&fd);
+            drop(inner);
+            #[cfg(feature = "tracing")]
+            crate::trace::orphan_reaped(shared.pid());
+        }
+        // Otherwise a tracer holds the exit; edge-triggered epoll reports
+        // the next change, so there is no spinning here.
+    }
+
+    /// The thread's loop. Never returns.
+    ///
+    /// The SIGCHLD path has a safety net for children reaped behind brood's
+    /// back (a foreign `waitpid`, or SIGCHLD set to SIG_IGN, which makes the
+    /// kernel reap them without a signal): after a quiet period with children
+    /// tracked, it scans them once, and doubles the quiet period (1 s up to
+    /// 60 s) each time the scan finds nothing, so it costs next to nothing
+    /// when all is well.
+    fn run(&self) {
+        let mut pids = Vec::new();
+        #[cfg(target_os = "linux")]
+        let mut tokens = Vec::new();
+        let mut quiet = SAFETY_NET_FIRST;
+        let mut last_news = Instant::now();
+        loop {
+            let mut timeout = self.fire_timers();
+            let net_armed = self.sigchld_active.load(Ordering::Acquire) && self.table.len() > 0;
+            if self.activity.swap(false, Ordering::AcqRel) {
+                quiet = SAFETY_NET_FIRST;
+                last_news = Instant::now();
+            }
+            if net_armed {
+                let left = (last_news + quiet).saturating_duration_since(Instant::now());
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
+            let timeout_ms = timeout.map_or(-1, |t| {
+                // Round up so a timer is never fired early.
+                t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+            });
+
+            #[cfg(target_os = "linux")]
+            let woke = {
+                tokens.clear();
+                if let Err(e) = self.epoll.wait(&mut tokens, timeout_ms) {
+                    // Nothing sensible to do but not spin on a broken set.
+                    debug_assert!(false, "epoll_wait failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let mut woke = false;
+                for &token in &tokens {
+                    if token == WAKE_TOKEN {
+                        woke = true;
+                    } else {
+                        self.on_pidfd_ready(token as RawFd);
+                    }
+                }
+                woke
+            };
+            #[cfg(not(target_os = "linux"))]
+            let woke = sys::poll_readable(self.wake_read.as_raw_fd(), timeout_ms).unwrap_or(false);
+
+            pids.clear();
+            if woke {
+                let _ = sys::drain_wake_pipe(self.wake_read.as_raw_fd(), &mut pids);
+            }
+            if self.sigchld_active.load(Ordering::Acquire) {
+                if !pids.is_empty() {
+                    last_news = Instant::now();
+                    self.table.dispatch(&pids, sys::peek_exited_child);
+                } else if net_armed && Instant::now() >= last_news + quiet {
+                    let (reaped, _) = self.table.scan();
+                    quiet = if reaped > 0 {
+                        SAFETY_NET_FIRST
+                    } else {
+                        (quiet * 2).min(SAFETY_NET_MAX)
+                    };
+                    last_news = Instant::now();
+                }
+            }
+        }
+    }
+}

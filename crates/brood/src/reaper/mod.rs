@@ -1,0 +1,290 @@
+//! Learning that a child exited: the choice between the two exit watchers.
+//!
+//! brood has two ways to learn that a child exited, and picks one per process:
+//!
+//! - **[`Strategy::Pidfd`]** (Linux 5.4+): every child gets a pidfd. The task
+//!   awaiting a child registers that pidfd with its Tokio reactor and reaps
+//!   the child itself when it turns readable (`waitid(P_PIDFD)`). No signal
+//!   handler is installed at all.
+//! - **[`Strategy::Signal`]** (every Unix; Linux when pidfds are missing or
+//!   denied): one SIGCHLD handler tells a background thread *which* child
+//!   exited, and that thread reaps exactly that child and wakes exactly its
+//!   waiters. See the `table` module for why this is O(1) per exit.
+//!
+//! The environment variable `BROOD_REAPER` forces the choice:
+//!
+//! | value | effect |
+//! | --- | --- |
+//! | unset, empty or `auto` | probe pidfd support once, use it if it works |
+//! | `pidfd` | use pidfds; the first spawn fails if the kernel lacks them |
+//! | `signal` | use SIGCHLD even where pidfds work |
+//!
+//! Any other value makes spawning fail with an error that names the variable.
+//!
+//! ```
+//! let strategy = brood::reaper::current();
+//! println!("children are watched through {strategy:?}");
+//! ```
+
+mod background;
+pub(crate) mod table;
+
+use crate::child::shared::Shared;
+use crate::sync::Arc;
+use std::io;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// How brood learns that children exited. Chosen once per process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// A pidfd per child, polled by the Tokio reactor (Linux).
+    Pidfd,
+    /// A SIGCHLD handler and an O(1)-per-exit dispatcher (all Unix).
+    Signal,
+}
+
+/// The environment variable that forces a strategy.
+pub const ENV_VAR: &str = "BROOD_REAPER";
+
+/// Why the configured strategy cannot be used.
+#[derive(Clone, Debug)]
+struct ConfigError {
+    kind: io::ErrorKind,
+    message: String,
+}
+
+impl ConfigError {
+    fn to_io(&self) -> io::Error {
+        io::Error::new(self.kind, self.message.clone())
+    }
+}
+
+static CHOICE: OnceLock<Result<Strategy, ConfigError>> = OnceLock::new();
+
+fn pidfd_support() -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        crate::sys::linux::probe_pidfd()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "pidfds exist only on Linux",
+        ))
+    }
+}
+
+fn choose(setting: Option<&str>) -> Result<Strategy, ConfigError> {
+    match setting {
+        None | Some("") | Some("auto") => Ok(match pidfd_support() {
+            Ok(()) => Strategy::Pidfd,
+            Err(_) => Strategy::Signal,
+        }),
+        Some("pidfd") => match pidfd_support() {
+            Ok(()) => Ok(Strategy::Pidfd),
+            Err(e) => Err(ConfigError {
+                kind: io::ErrorKind::Unsupported,
+                message: format!("{ENV_VAR}=pidfd, but pidfds cannot be used here: {e}"),
+            }),
+        },
+        Some("signal") => Ok(Strategy::Signal),
+        Some(other) => Err(ConfigError {
+            kind: io::ErrorKind::InvalidInput,
+            message: format!(
+                "invalid {ENV_VAR} value {other:?}: expected \"auto\", \"pidfd\" or \"signal\""
+            ),
+        }),
+    }
+}
+
+fn choice() -> &'static Result<Strategy, ConfigError> {
+    CHOICE.get_or_init(|| match std::env::var(ENV_VAR) {
+        Ok(value) => choose(Some(&value)),
+        Err(std::env::VarError::NotPresent) => choose(None),
+        Err(std::env::VarError::NotUnicode(value)) => Err(ConfigError {
+            kind: io::ErrorKind::InvalidInput,
+            message: format!("invalid {ENV_VAR} value {value:?}: not UTF-8"),
+        }),
+    })
+}
+
+/// The strategy this process uses, deciding it on first call.
+///
+/// # Panics
+///
+/// If `BROOD_REAPER` holds an invalid value, or `pidfd` where pidfds are
+/// unavailable. [`try_current`] returns that error instead, and so does every
+/// spawn.
+pub fn current() -> Strategy {
+    match try_current() {
+        Ok(strategy) => strategy,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The strategy this process uses, or why the configured one is unusable.
+pub fn try_current() -> io::Result<Strategy> {
+    choice().clone().map_err(|e| e.to_io())
+}
+
+/// The strategy for a spawn that is about to happen, with its machinery
+/// ready: on the SIGCHLD path the handler and the dispatcher thread must exist
+/// *before* the child does, or an early exit would go unnoticed.
+pub(crate) fn prepare_spawn() -> io::Result<Strategy> {
+    let strategy = try_current()?;
+    if strategy == Strategy::Signal {
+        background::get()?.ensure_sigchld()?;
+    }
+    Ok(strategy)
+}
+
+/// Starts tracking a freshly spawned SIGCHLD-path child.
+pub(crate) fn track(shared: &Arc<Shared>) -> io::Result<()> {
+    background::get()?.track(shared);
+    Ok(())
+}
+
+/// Makes sure somebody other than the owning task will reap `shared`: the
+/// background reaper on the pidfd path; the dispatcher already does on the
+/// SIGCHLD path.
+pub(crate) fn watch(shared: &Arc<Shared>) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if shared.process.pidfd().is_some() {
+        if shared.claim_background() {
+            background::get()?.watch_pidfd(shared)?;
+        }
+        return Ok(());
+    }
+    // SIGCHLD path: tracked since spawn.
+    let _ = shared;
+    Ok(())
+}
+
+/// Drops a reaped child from the dispatcher's table (SIGCHLD path).
+pub(crate) fn forget(shared: &Shared) {
+    #[cfg(target_os = "linux")]
+    if shared.process.pidfd().is_some() {
+        return;
+    }
+    if let Some(Ok(bg)) = background::try_get() {
+        bg.forget(shared);
+    }
+}
+
+/// Sends the final SIGKILL of a graceful stop after `grace`, from the
+/// background thread, unless the child has exited by then.
+pub(crate) fn kill_after(shared: &Arc<Shared>, grace: Duration) -> io::Result<()> {
+    background::get()?.kill_after(shared, grace);
+    Ok(())
+}
+
+/// Shared state of a [`Sleep`]: fired flag and the waker to call.
+#[derive(Debug, Default)]
+pub(crate) struct SleepState {
+    fired: std::sync::atomic::AtomicBool,
+    waker: std::sync::Mutex<Option<std::task::Waker>>,
+}
+
+impl SleepState {
+    fn fire(&self) {
+        self.fired.store(true, std::sync::atomic::Ordering::Release);
+        let waker = self.waker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// A timer served by the background thread, so brood's timeouts work in any
+/// runtime (or none), whether or not Tokio's time driver is enabled.
+#[derive(Debug)]
+pub(crate) struct Sleep {
+    deadline: std::time::Instant,
+    state: Option<std::sync::Arc<SleepState>>,
+}
+
+impl Sleep {
+    pub(crate) fn new(duration: Duration) -> Self {
+        Sleep {
+            deadline: std::time::Instant::now() + duration,
+            state: None,
+        }
+    }
+}
+
+impl std::future::Future for Sleep {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        use std::sync::atomic::Ordering;
+        use std::task::Poll;
+        if std::time::Instant::now() >= self.deadline {
+            return Poll::Ready(());
+        }
+        match &self.state {
+            Some(state) => {
+                *state.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
+                if state.fired.load(Ordering::Acquire) {
+                    return Poll::Ready(());
+                }
+            }
+            None => {
+                let state = std::sync::Arc::new(SleepState::default());
+                *state.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
+                match background::get() {
+                    Ok(bg) => bg.wake_at(self.deadline, &state),
+                    // Without the thread nothing can wake us: fire at once so
+                    // callers fall through to their stop path rather than hang.
+                    Err(_) => return Poll::Ready(()),
+                }
+                self.state = Some(state);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// The number of children the SIGCHLD dispatcher is tracking, for tests.
+#[doc(hidden)]
+pub fn tracked_by_dispatcher() -> usize {
+    match background::try_get() {
+        Some(Ok(bg)) => bg.tracked(),
+        _ => 0,
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_setting_names_the_variable() {
+        let err = choose(Some("fast")).unwrap_err().to_io();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let text = err.to_string();
+        assert!(text.contains("BROOD_REAPER"), "{text}");
+        assert!(text.contains("fast"), "{text}");
+    }
+
+    #[test]
+    fn explicit_settings() {
+        assert_eq!(choose(Some("signal")).unwrap(), Strategy::Signal);
+        let auto = choose(Some("auto")).unwrap();
+        assert_eq!(choose(None).unwrap(), auto);
+        match choose(Some("pidfd")) {
+            Ok(s) => assert_eq!(s, Strategy::Pidfd),
+            Err(e) => assert!(e.message.contains("BROOD_REAPER=pidfd")),
+        }
+    }
+
+    #[test]
+    fn debug_prints_the_variant_name() {
+        assert_eq!(format!("{:?}", Strategy::Pidfd), "Pidfd");
+        assert_eq!(format!("{:?}", Strategy::Signal), "Signal");
+    }
+}

@@ -1,0 +1,350 @@
+//! The SIGCHLD dispatcher's table of live children, and the dispatch step.
+//!
+//! # How one SIGCHLD is handled in O(1)
+//!
+//! The signal handler writes the exited child's pid (from `si_pid`) to the
+//! background thread's wake pipe. The thread then:
+//!
+//! 1. reaps each pid it was told about, if the pid is in this table (one
+//!    `wait4` each);
+//! 2. asks the kernel for any *other* exited child with
+//!    `waitid(P_ALL, WNOHANG | WNOWAIT)`, which names a zombie without
+//!    reaping it, because SIGCHLDs that arrive while one is pending merge into
+//!    one and their pids are lost. It reaps what it finds if it is ours, and
+//!    asks again until no zombie is left.
+//!
+//! So an exit costs one `wait4` and, per wake-up, one empty peek; no pid that
+//! did not exit is ever asked about, and only the task whose child exited is
+//! woken. brood never reaps a pid that is not in the table.
+//!
+//! # When the peek is blocked
+//!
+//! The peek returns the *oldest* zombie. If that zombie is not ours (the host
+//! spawned it with `std::process` and has not waited yet), the peek cannot see
+//! past it, and the dispatcher falls back to asking each of its own pids
+//! (`wait4(pid, WNOHANG)`) until the foreign zombie is gone.
+//!
+//! # Registration vs. delivery
+//!
+//! A child can exit before `spawn` has put it in the table. The dispatcher then
+//! sees a zombie it does not know and records its pid as *unclaimed*;
+//! registration checks that set under the same lock and reaps at once if its
+//! pid is there. Whichever of the two takes the lock first, the exit is
+//! handled exactly once.
+
+use crate::sync::{lock, Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::io;
+
+/// The outcome of asking a tracked child whether it exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reap {
+    /// This call collected the exit.
+    Fresh,
+    /// The child had been reaped before (the entry is stale).
+    Already,
+    /// The child is still running.
+    Running,
+}
+
+/// What the table needs from a tracked child.
+pub(crate) trait Tracked {
+    /// Reaps the child if it exited.
+    fn reap(&self) -> Reap;
+}
+
+/// Counters of the work one dispatch did, for tests and tracing.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DispatchStats {
+    pub(crate) reaped: usize,
+    pub(crate) peeks: usize,
+    pub(crate) scanned: usize,
+}
+
+#[derive(Debug)]
+struct Inner<T> {
+    live: HashMap<u32, Arc<T>>,
+    unclaimed: HashSet<u32>,
+}
+
+/// The pids brood spawned on the SIGCHLD path and has not reaped yet.
+#[derive(Debug)]
+pub(crate) struct Table<T> {
+    inner: Mutex<Inner<T>>,
+}
+
+impl<T: Tracked> Table<T> {
+    pub(crate) fn new() -> Self {
+        Table {
+            inner: Mutex::new(Inner {
+                live: HashMap::new(),
+                unclaimed: HashSet::new(),
+            }),
+        }
+    }
+
+    /// Adds a freshly spawned child. If the dispatcher already saw its zombie
+    /// (it exited before this call), reaps it now.
+    pub(crate) fn register(&self, pid: u32, child: &Arc<T>) {
+        let seen_exited = {
+            let mut inner = lock(&self.inner);
+            // A stale entry for a recycled pid (reaped, not yet forgotten) is
+            // replaced; `forget` for it then finds a different Arc and leaves
+            // the new entry alone.
+            inner.live.insert(pid, child.clone());
+            inner.unclaimed.remove(&pid)
+        };
+        if seen_exited {
+            let _ = child.reap();
+        }
+    }
+
+    /// Drops `pid` from the table if it still maps to `child` (identity, not
+    /// just pid: the pid may already name a newer child).
+    pub(crate) fn forget(&self, pid: u32, child: *const T) {
+        let mut inner = lock(&self.inner);
+        if let Some(entry) = inner.live.get(&pid) {
+            if std::ptr::eq(Arc::as_ptr(entry), child) {
+                inner.live.remove(&pid);
+            }
+        }
+    }
+
+    fn find(&self, pid: u32) -> Option<Arc<T>> {
+        lock(&self.inner).live.get(&pid).cloned()
+    }
+
+    /// Reaps `pid` if it is ours. `None`: not in the table.
+    fn reap_pid(&self, pid: u32) -> Option<Reap> {
+        self.find(pid).map(|child| child.reap())
+    }
+
+    /// Handles one wake-up of the dispatcher. `hinted` are the pids the
+    /// signal handler reported; `peek` names some unreaped exited child.
+    pub(crate) fn dispatch(
+        &self,
+        hinted: &[u32],
+        mut peek: impl FnMut() -> io::Result<Option<u32>>,
+    ) -> DispatchStats {
+        let mut stats = DispatchStats::default();
+        for &pid in hinted {
+            if self.reap_pid(pid) == Some(Reap::Fresh) {
+                stats.reaped += 1;
+            }
+        }
+        loop {
+            stats.peeks += 1;
+            let pid = match peek() {
+                Ok(Some(pid)) => pid,
+                Ok(None) => {
+                    // No zombie at all: every unclaimed pid has been reaped by
+                    // its owner since, so the set can be emptied.
+                    lock(&self.inner).unclaimed.clear();
+                    break;
+                }
+                Err(_) => break,
+            };
+            match self.reap_pid(pid) {
+                Some(Reap::Fresh) => stats.reaped += 1,
+                // Not ours, or a stale entry whose pid the zombie recycled, or
+                // (only by a race) ours but not waitable: peeking again would
+                // name the same zombie, so fall back to a scan.
+                Some(Reap::Already | Reap::Running) | None => {
+                    // Recorded so that a registration racing with this
+                    // dispatch reaps it; a spurious entry only costs one
+                    // extra WNOHANG if the pid is registered later.
+                    lock(&self.inner).unclaimed.insert(pid);
+                    let (reaped, scanned) = self.scan();
+                    stats.reaped += reaped;
+                    stats.scanned += scanned;
+                    break;
+                }
+            }
+        }
+        stats
+    }
+
+    /// Asks every tracked child whether it exited: O(live children). Used
+    /// only while a foreign zombie hides ours from the peek, and by the
+    /// safety net that notices children reaped behind brood's back.
+    /// Returns (reaped, asked).
+    pub(crate) fn scan(&self) -> (usize, usize) {
+        let children: Vec<Arc<T>> = lock(&self.inner).live.values().cloned().collect();
+        let reaped = children.iter().filter(|c| c.reap() == Reap::Fresh).count();
+        (reaped, children.len())
+    }
+
+    /// Number of tracked children.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.inner).live.len()
+    }
+
+    /// Whether `pid` is recorded as an unclaimed zombie.
+    #[cfg(test)]
+    pub(crate) fn is_unclaimed(&self, pid: u32) -> bool {
+        lock(&self.inner).unclaimed.contains(&pid)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    /// A mock kernel: the set of zombie pids, oldest first.
+    #[derive(Default)]
+    struct Kernel {
+        zombies: RefCell<Vec<u32>>,
+        waits: AtomicUsize,
+    }
+
+    struct MockChild<'k> {
+        pid: u32,
+        kernel: &'k Kernel,
+        reaped: AtomicBool,
+    }
+
+    impl Tracked for MockChild<'_> {
+        fn reap(&self) -> Reap {
+            if self.reaped.load(Ordering::SeqCst) {
+                return Reap::Already;
+            }
+            self.kernel.waits.fetch_add(1, Ordering::SeqCst);
+            let mut z = self.kernel.zombies.borrow_mut();
+            if let Some(i) = z.iter().position(|&p| p == self.pid) {
+                z.remove(i);
+                self.reaped.store(true, Ordering::SeqCst);
+                Reap::Fresh
+            } else {
+                Reap::Running
+            }
+        }
+    }
+
+    fn child(kernel: &Kernel, pid: u32) -> Arc<MockChild<'_>> {
+        Arc::new(MockChild {
+            pid,
+            kernel,
+            reaped: AtomicBool::new(false),
+        })
+    }
+
+    fn peek(kernel: &Kernel) -> impl FnMut() -> io::Result<Option<u32>> + '_ {
+        move || Ok(kernel.zombies.borrow().first().copied())
+    }
+
+    #[test]
+    fn one_exit_costs_one_wait_and_one_peek() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        let children: Vec<_> = (100..1100).map(|pid| child(&kernel, pid)).collect();
+        for c in &children {
+            table.register(c.pid, c);
+        }
+        kernel.zombies.borrow_mut().push(500);
+        let stats = table.dispatch(&[500], peek(&kernel));
+        assert_eq!(
+            stats,
+            DispatchStats {
+                reaped: 1,
+                peeks: 1,
+                scanned: 0
+            }
+        );
+        assert_eq!(kernel.waits.load(Ordering::SeqCst), 1);
+        assert!(children[400].reaped.load(Ordering::SeqCst));
+        table.forget(500, Arc::as_ptr(&children[400]));
+        assert_eq!(table.len(), 999);
+    }
+
+    #[test]
+    fn merged_signals_are_found_by_the_peek() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        let children: Vec<_> = (1..=10).map(|pid| child(&kernel, pid)).collect();
+        for c in &children {
+            table.register(c.pid, c);
+        }
+        // Three exits, but only one SIGCHLD (for pid 3) got through.
+        kernel.zombies.borrow_mut().extend([3, 7, 9]);
+        let stats = table.dispatch(&[3], peek(&kernel));
+        assert_eq!(stats.reaped, 3);
+        assert_eq!(stats.scanned, 0);
+        let reaped: BTreeSet<_> = children
+            .iter()
+            .filter(|c| c.reaped.load(Ordering::SeqCst))
+            .map(|c| c.pid)
+            .collect();
+        assert_eq!(reaped, BTreeSet::from([3, 7, 9]));
+    }
+
+    #[test]
+    fn foreign_zombie_is_never_reaped_and_triggers_a_scan() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        let ours = child(&kernel, 20);
+        table.register(20, &ours);
+        // 10 is somebody else's child; it is older, so the peek names it.
+        kernel.zombies.borrow_mut().extend([10, 20]);
+        let stats = table.dispatch(&[], peek(&kernel));
+        assert_eq!(stats.reaped, 1);
+        assert_eq!(stats.scanned, 1);
+        assert!(ours.reaped.load(Ordering::SeqCst));
+        assert_eq!(
+            *kernel.zombies.borrow(),
+            vec![10],
+            "foreign zombie untouched"
+        );
+        assert!(table.is_unclaimed(10));
+    }
+
+    #[test]
+    fn exit_before_registration_is_reaped_at_registration() {
+        let kernel = Kernel::default();
+        let table: Table<MockChild<'_>> = Table::new();
+        kernel.zombies.borrow_mut().push(42);
+        // SIGCHLD arrives before spawn() registered pid 42.
+        let stats = table.dispatch(&[42], peek(&kernel));
+        assert_eq!(stats.reaped, 0);
+        assert!(table.is_unclaimed(42));
+        let c = child(&kernel, 42);
+        table.register(42, &c);
+        assert!(c.reaped.load(Ordering::SeqCst));
+        assert!(!table.is_unclaimed(42));
+    }
+
+    #[test]
+    fn stale_entry_does_not_hide_a_recycled_pid() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        let old = child(&kernel, 5);
+        table.register(5, &old);
+        kernel.zombies.borrow_mut().push(5);
+        assert_eq!(old.reap(), Reap::Fresh);
+        // Before `old` is forgotten, pid 5 is recycled by a new child that
+        // exits before it is registered. The dispatcher must not spin on it.
+        kernel.zombies.borrow_mut().push(5);
+        let stats = table.dispatch(&[5], peek(&kernel));
+        assert_eq!(stats.reaped, 0);
+        assert!(table.is_unclaimed(5));
+        let new = child(&kernel, 5);
+        table.register(5, &new);
+        assert!(new.reaped.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn forget_ignores_a_newer_child_with_the_same_pid() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        let old = child(&kernel, 7);
+        let new = child(&kernel, 7);
+        table.register(7, &old);
+        table.register(7, &new);
+        table.forget(7, Arc::as_ptr(&old));
+        assert_eq!(table.len(), 1);
+        table.forget(7, Arc::as_ptr(&new));
+        assert_eq!(table.len(), 0);
+    }
+}

@@ -1,0 +1,28 @@
+//! Synchronisation primitives, swapped for loom's models under `--cfg loom`.
+//!
+//! Every cross-thread handoff in brood (waiter registration vs. exit
+//! publication, orphan hand-off vs. reaping, registration vs. SIGCHLD
+//! dispatch) goes through these types, so the loom tests in `tests/loom.rs`
+//! explore the same code the library runs.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+
+/// Locks `mutex`, ignoring poisoning: brood's critical sections leave their
+/// data consistent at every point where user code could panic (there is none
+/// inside them), so a poisoned lock carries no broken invariant.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    #[cfg(not(loom))]
+    {
+        mutex
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+    #[cfg(loom)]
+    {
+        mutex.lock().unwrap()
+    }
+}
