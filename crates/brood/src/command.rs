@@ -315,7 +315,8 @@ impl Command {
     /// fails after the process was created, it is killed and reaped before
     /// the error is returned.
     pub fn spawn(&mut self) -> io::Result<Child> {
-        let strategy = reaper::prepare_spawn()?;
+        let ticket = reaper::prepare_spawn()?;
+        let strategy = ticket.strategy;
         let mut std_child = self.std.spawn()?;
         let pid = std_child.id();
         let mut guard = ReapOnFailure(Some(pid));
@@ -345,10 +346,9 @@ impl Command {
             group: self.new_group,
         };
         let shared = Arc::new(Shared::new(process, stop));
-        if strategy == Strategy::Signal {
-            reaper::track(&shared)?;
-        }
+        ticket.track(&shared);
         guard.0 = None;
+        drop(ticket);
         #[cfg(feature = "tracing")]
         crate::trace::spawn(pid, &self.std, strategy);
         Ok(Child::new(

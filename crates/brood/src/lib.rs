@@ -97,6 +97,7 @@ pub mod reaper;
 mod rusage;
 mod signal;
 mod stdio;
+mod subreaper;
 mod sync;
 mod sys;
 #[cfg(feature = "tracing")]
@@ -108,6 +109,7 @@ pub use command::Command;
 pub use rusage::ResourceUsage;
 pub use signal::Signal;
 pub use stdio::{ChildStderr, ChildStdin, ChildStdout};
+pub use subreaper::become_subreaper;
 pub use watch::watch_pid;
 
 /// `std`'s own types, re-exported so that `brood::` paths cover a whole

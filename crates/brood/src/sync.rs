@@ -6,10 +6,16 @@
 //! explore the same code the library runs.
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use std::sync::{
+    atomic::{AtomicBool, AtomicUsize},
+    Arc, Mutex, MutexGuard,
+};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use loom::sync::{
+    atomic::{AtomicBool, AtomicUsize},
+    Arc, Mutex, MutexGuard,
+};
 
 /// Locks `mutex`, ignoring poisoning: brood's critical sections leave their
 /// data consistent at every point where user code could panic (there is none

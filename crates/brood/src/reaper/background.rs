@@ -40,6 +40,16 @@ const SAFETY_NET_FIRST: Duration = Duration::from_secs(1);
 /// Longest delay between two safety-net scans.
 const SAFETY_NET_MAX: Duration = Duration::from_secs(60);
 
+/// Reaps an adopted orphan (subreaper mode) by pid.
+fn reap_adopted_orphan(pid: u32) -> bool {
+    let reaped = matches!(sys::wait4(pid, true), Ok(Some(_)));
+    #[cfg(feature = "tracing")]
+    if reaped {
+        crate::trace::orphan_reaped(pid);
+    }
+    reaped
+}
+
 impl Tracked for Shared {
     fn reap(&self) -> Reap {
         match self.reap_fresh() {
@@ -95,8 +105,8 @@ pub(super) struct Background {
     wake_write: OwnedFd,
     #[cfg(target_os = "linux")]
     epoll: sys::linux::Epoll,
-    /// SIGCHLD path: the children the dispatcher may reap.
-    table: Table<Shared>,
+    /// Every live brood child; see [`super::TABLE`].
+    table: &'static Table<Shared>,
     /// Set once the SIGCHLD handler is installed.
     sigchld: OnceLock<Result<(), (io::ErrorKind, String)>>,
     sigchld_active: AtomicBool,
@@ -158,7 +168,7 @@ impl Background {
             wake_write,
             #[cfg(target_os = "linux")]
             epoll,
-            table: Table::new(),
+            table: &super::TABLE,
             sigchld: OnceLock::new(),
             sigchld_active: AtomicBool::new(false),
             activity: AtomicBool::new(false),
@@ -186,22 +196,23 @@ impl Background {
     }
 
     /// Wakes the thread so it recomputes its timeout.
-    fn wake(&self) {
+    pub(super) fn wake(&self) {
         // A zero pid is a wake-up without news. A full pipe already wakes it.
         let _ = sys::write(self.wake_write.as_raw_fd(), &0i32.to_ne_bytes());
     }
 
-    pub(super) fn track(&self, shared: &Arc<Shared>) {
-        self.table.register(shared.pid(), shared);
+    /// Restarts the safety net's back-off: a child was registered.
+    pub(super) fn note_activity(&self) {
         self.activity.store(true, Ordering::Release);
     }
 
-    pub(super) fn forget(&self, shared: &Shared) {
-        self.table.forget(shared.pid(), shared as *const Shared);
-    }
-
-    pub(super) fn tracked(&self) -> usize {
-        self.table.len()
+    /// Subreaper mode: from now on, reap orphans re-parented to us.
+    pub(super) fn adopt_orphans(&self) -> io::Result<()> {
+        self.table.adopt_orphans();
+        self.ensure_sigchld()?;
+        // Orphans may have been adopted (and exited) already.
+        self.wake();
+        Ok(())
     }
 
     #[cfg(target_os = "linux")]
@@ -350,9 +361,12 @@ impl Background {
                 let _ = sys::drain_wake_pipe(self.wake_read.as_raw_fd(), &mut pids);
             }
             if self.sigchld_active.load(Ordering::Acquire) {
-                if !pids.is_empty() {
-                    last_news = Instant::now();
-                    self.table.dispatch(&pids, sys::peek_exited_child);
+                if woke {
+                    if !pids.is_empty() {
+                        last_news = Instant::now();
+                    }
+                    self.table
+                        .dispatch(&pids, sys::peek_exited_child, reap_adopted_orphan);
                 } else if net_armed && Instant::now() >= last_news + quiet {
                     let (reaped, _) = self.table.scan();
                     quiet = if reaped > 0 {

@@ -32,8 +32,13 @@ pub(crate) mod table;
 use crate::child::shared::Shared;
 use crate::sync::Arc;
 use std::io;
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
+
+/// Every live child brood spawned, on either path, by pid. The SIGCHLD
+/// dispatcher reaps from it; in subreaper mode it is how adopted orphans are
+/// told apart from our own children.
+static TABLE: LazyLock<table::Table<Shared>> = LazyLock::new(table::Table::new);
 
 /// How brood learns that children exited. Chosen once per process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -129,21 +134,49 @@ pub fn try_current() -> io::Result<Strategy> {
     choice().clone().map_err(|e| e.to_io())
 }
 
-/// The strategy for a spawn that is about to happen, with its machinery
-/// ready: on the SIGCHLD path the handler and the dispatcher thread must exist
-/// *before* the child does, or an early exit would go unnoticed.
-pub(crate) fn prepare_spawn() -> io::Result<Strategy> {
+/// A spawn in progress: holds the machinery that must exist *before* the
+/// child does (on the SIGCHLD path, the handler and the dispatcher thread, or
+/// an early exit would go unnoticed), and keeps subreaper mode from adopting
+/// the child before it is registered.
+pub(crate) struct SpawnTicket {
+    pub(crate) strategy: Strategy,
+}
+
+impl SpawnTicket {
+    /// Registers the spawned child so that the dispatcher knows it as ours.
+    pub(crate) fn track(&self, shared: &Arc<Shared>) {
+        TABLE.register(shared.pid(), shared);
+        if let Some(Ok(bg)) = background::try_get() {
+            bg.note_activity();
+        }
+    }
+}
+
+impl Drop for SpawnTicket {
+    fn drop(&mut self) {
+        if TABLE.spawn_finished() {
+            // Orphans were deferred while this spawn was in flight.
+            if let Ok(bg) = background::get() {
+                bg.wake();
+            }
+        }
+    }
+}
+
+/// Prepares a spawn; see [`SpawnTicket`].
+pub(crate) fn prepare_spawn() -> io::Result<SpawnTicket> {
     let strategy = try_current()?;
     if strategy == Strategy::Signal {
         background::get()?.ensure_sigchld()?;
     }
-    Ok(strategy)
+    TABLE.spawn_started();
+    Ok(SpawnTicket { strategy })
 }
 
-/// Starts tracking a freshly spawned SIGCHLD-path child.
-pub(crate) fn track(shared: &Arc<Shared>) -> io::Result<()> {
-    background::get()?.track(shared);
-    Ok(())
+/// `become_subreaper`'s part: adopt orphans from now on.
+#[cfg(target_os = "linux")]
+pub(crate) fn adopt_orphans() -> io::Result<()> {
+    background::get()?.adopt_orphans()
 }
 
 /// Makes sure somebody other than the owning task will reap `shared`: the
@@ -162,15 +195,9 @@ pub(crate) fn watch(shared: &Arc<Shared>) -> io::Result<()> {
     Ok(())
 }
 
-/// Drops a reaped child from the dispatcher's table (SIGCHLD path).
+/// Drops a reaped child from the table of live children.
 pub(crate) fn forget(shared: &Shared) {
-    #[cfg(target_os = "linux")]
-    if shared.process.pidfd().is_some() {
-        return;
-    }
-    if let Some(Ok(bg)) = background::try_get() {
-        bg.forget(shared);
-    }
+    TABLE.forget(shared.pid(), shared as *const Shared);
 }
 
 /// Sends the final SIGKILL of a graceful stop after `grace`, from the
@@ -249,13 +276,10 @@ impl std::future::Future for Sleep {
     }
 }
 
-/// The number of children the SIGCHLD dispatcher is tracking, for tests.
+/// The number of live children brood is tracking, for tests.
 #[doc(hidden)]
-pub fn tracked_by_dispatcher() -> usize {
-    match background::try_get() {
-        Some(Ok(bg)) => bg.tracked(),
-        _ => 0,
-    }
+pub fn tracked_children() -> usize {
+    TABLE.len()
 }
 
 #[cfg(all(test, not(loom)))]

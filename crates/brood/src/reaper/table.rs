@@ -31,10 +31,21 @@
 //! registration checks that set under the same lock and reaps at once if its
 //! pid is there. Whichever of the two takes the lock first, the exit is
 //! handled exactly once.
+//!
+//! # Adoption (subreaper mode)
+//!
+//! After `become_subreaper`, orphaned descendants are re-parented to us and
+//! their exits arrive here too. A zombie that is not in the table is reaped as
+//! an adopted orphan, but only while no spawn is in flight: a brood child
+//! between fork and registration must not be mistaken for an orphan. Spawns
+//! bracket themselves with [`Table::spawn_started`] and
+//! [`Table::spawn_finished`]; a zombie seen during a spawn is deferred until
+//! the last one finishes.
 
-use crate::sync::{lock, Arc, Mutex};
+use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex};
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::sync::atomic::Ordering;
 
 /// The outcome of asking a tracked child whether it exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +70,7 @@ pub(crate) struct DispatchStats {
     pub(crate) reaped: usize,
     pub(crate) peeks: usize,
     pub(crate) scanned: usize,
+    pub(crate) adopted: usize,
 }
 
 #[derive(Debug)]
@@ -67,10 +79,14 @@ struct Inner<T> {
     unclaimed: HashSet<u32>,
 }
 
-/// The pids brood spawned on the SIGCHLD path and has not reaped yet.
+/// The pids brood spawned and has not reaped yet.
 #[derive(Debug)]
 pub(crate) struct Table<T> {
     inner: Mutex<Inner<T>>,
+    /// Subreaper mode: reap unknown zombies as adopted orphans.
+    adopting: AtomicBool,
+    /// Spawns between fork and registration.
+    in_flight: AtomicUsize,
 }
 
 impl<T: Tracked> Table<T> {
@@ -80,7 +96,37 @@ impl<T: Tracked> Table<T> {
                 live: HashMap::new(),
                 unclaimed: HashSet::new(),
             }),
+            adopting: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// Turns on adoption of unknown zombies (subreaper mode).
+    pub(crate) fn adopt_orphans(&self) {
+        self.adopting.store(true, Ordering::SeqCst);
+    }
+
+    /// A spawn is about to fork.
+    pub(crate) fn spawn_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A spawn registered its child (or failed and reaped it). Returns `true`
+    /// if deferred orphans are waiting for a dispatch.
+    pub(crate) fn spawn_finished(&self) -> bool {
+        let last = self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1;
+        last && self.adopting.load(Ordering::SeqCst) && !lock(&self.inner).unclaimed.is_empty()
+    }
+
+    /// Whether an unknown zombie `pid` may be reaped as an adopted orphan:
+    /// adoption is on, no spawn is between fork and registration, and `pid`
+    /// is (still) not ours. Checked in that order: a spawn registers before
+    /// it leaves `in_flight`, so seeing zero in-flight spawns and then no
+    /// entry means no brood spawn created this pid.
+    fn may_adopt(&self, pid: u32) -> bool {
+        self.adopting.load(Ordering::SeqCst)
+            && self.in_flight.load(Ordering::SeqCst) == 0
+            && !lock(&self.inner).live.contains_key(&pid)
     }
 
     /// Adds a freshly spawned child. If the dispatcher already saw its zombie
@@ -121,15 +167,22 @@ impl<T: Tracked> Table<T> {
 
     /// Handles one wake-up of the dispatcher. `hinted` are the pids the
     /// signal handler reported; `peek` names some unreaped exited child.
+    ///
+    /// `reap_orphan` reaps an adopted orphan by pid (subreaper mode only);
+    /// it returns whether the pid was reaped.
     pub(crate) fn dispatch(
         &self,
         hinted: &[u32],
         mut peek: impl FnMut() -> io::Result<Option<u32>>,
+        mut reap_orphan: impl FnMut(u32) -> bool,
     ) -> DispatchStats {
         let mut stats = DispatchStats::default();
         for &pid in hinted {
-            if self.reap_pid(pid) == Some(Reap::Fresh) {
-                stats.reaped += 1;
+            match self.reap_pid(pid) {
+                Some(Reap::Fresh) => stats.reaped += 1,
+                None if self.may_adopt(pid) && reap_orphan(pid) => stats.adopted += 1,
+                None if self.may_adopt(pid) && reap_orphan(pid) => stats.adopted += 1,
+                _ => {}
             }
         }
         loop {
@@ -146,6 +199,7 @@ impl<T: Tracked> Table<T> {
             };
             match self.reap_pid(pid) {
                 Some(Reap::Fresh) => stats.reaped += 1,
+                None if self.may_adopt(pid) && reap_orphan(pid) => stats.adopted += 1,
                 // Not ours, or a stale entry whose pid the zombie recycled, or
                 // (only by a race) ours but not waitable: peeking again would
                 // name the same zombie, so fall back to a scan.
@@ -235,6 +289,62 @@ mod tests {
         move || Ok(kernel.zombies.borrow().first().copied())
     }
 
+    fn no_orphans(_pid: u32) -> bool {
+        panic!("adoption is off: no orphan may be reaped")
+    }
+
+    fn orphan_reaper(kernel: &Kernel) -> impl FnMut(u32) -> bool + '_ {
+        move |pid| {
+            let mut z = kernel.zombies.borrow_mut();
+            match z.iter().position(|&p| p == pid) {
+                Some(i) => {
+                    z.remove(i);
+                    true
+                }
+                None => false,
+            }
+        }
+    }
+
+    #[test]
+    fn subreaper_adopts_unknown_zombies_but_never_tracked_ones() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        table.adopt_orphans();
+        let ours = child(&kernel, 30);
+        table.register(30, &ours);
+        // 10 and 11 are orphans re-parented to us; 30 is ours.
+        kernel.zombies.borrow_mut().extend([10, 30, 11]);
+        let stats = table.dispatch(&[10], peek(&kernel), orphan_reaper(&kernel));
+        assert_eq!(stats.adopted, 2);
+        assert_eq!(stats.reaped, 1);
+        assert!(
+            ours.reaped.load(Ordering::SeqCst),
+            "our child reaped as ours"
+        );
+        assert!(kernel.zombies.borrow().is_empty());
+    }
+
+    #[test]
+    fn subreaper_defers_unknown_zombies_while_a_spawn_is_in_flight() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        table.adopt_orphans();
+        table.spawn_started();
+        // Pid 50 is a brood child that exited before its spawn registered it.
+        kernel.zombies.borrow_mut().push(50);
+        let stats = table.dispatch(&[50], peek(&kernel), orphan_reaper(&kernel));
+        assert_eq!(stats.adopted, 0);
+        assert_eq!(*kernel.zombies.borrow(), vec![50]);
+        let c = child(&kernel, 50);
+        table.register(50, &c);
+        assert!(!table.spawn_finished(), "nothing else deferred");
+        assert!(
+            c.reaped.load(Ordering::SeqCst),
+            "reaped as ours, not adopted"
+        );
+    }
+
     #[test]
     fn one_exit_costs_one_wait_and_one_peek() {
         let kernel = Kernel::default();
@@ -244,13 +354,14 @@ mod tests {
             table.register(c.pid, c);
         }
         kernel.zombies.borrow_mut().push(500);
-        let stats = table.dispatch(&[500], peek(&kernel));
+        let stats = table.dispatch(&[500], peek(&kernel), no_orphans);
         assert_eq!(
             stats,
             DispatchStats {
                 reaped: 1,
                 peeks: 1,
-                scanned: 0
+                scanned: 0,
+                adopted: 0
             }
         );
         assert_eq!(kernel.waits.load(Ordering::SeqCst), 1);
@@ -269,7 +380,7 @@ mod tests {
         }
         // Three exits, but only one SIGCHLD (for pid 3) got through.
         kernel.zombies.borrow_mut().extend([3, 7, 9]);
-        let stats = table.dispatch(&[3], peek(&kernel));
+        let stats = table.dispatch(&[3], peek(&kernel), no_orphans);
         assert_eq!(stats.reaped, 3);
         assert_eq!(stats.scanned, 0);
         let reaped: BTreeSet<_> = children
@@ -288,7 +399,7 @@ mod tests {
         table.register(20, &ours);
         // 10 is somebody else's child; it is older, so the peek names it.
         kernel.zombies.borrow_mut().extend([10, 20]);
-        let stats = table.dispatch(&[], peek(&kernel));
+        let stats = table.dispatch(&[], peek(&kernel), no_orphans);
         assert_eq!(stats.reaped, 1);
         assert_eq!(stats.scanned, 1);
         assert!(ours.reaped.load(Ordering::SeqCst));
@@ -306,7 +417,7 @@ mod tests {
         let table: Table<MockChild<'_>> = Table::new();
         kernel.zombies.borrow_mut().push(42);
         // SIGCHLD arrives before spawn() registered pid 42.
-        let stats = table.dispatch(&[42], peek(&kernel));
+        let stats = table.dispatch(&[42], peek(&kernel), no_orphans);
         assert_eq!(stats.reaped, 0);
         assert!(table.is_unclaimed(42));
         let c = child(&kernel, 42);
@@ -326,7 +437,7 @@ mod tests {
         // Before `old` is forgotten, pid 5 is recycled by a new child that
         // exits before it is registered. The dispatcher must not spin on it.
         kernel.zombies.borrow_mut().push(5);
-        let stats = table.dispatch(&[5], peek(&kernel));
+        let stats = table.dispatch(&[5], peek(&kernel), no_orphans);
         assert_eq!(stats.reaped, 0);
         assert!(table.is_unclaimed(5));
         let new = child(&kernel, 5);
