@@ -48,6 +48,9 @@ impl Pipe {
 
     fn registered(&mut self) -> io::Result<&AsyncFd<OwnedFd>> {
         if let State::Idle(_) = self.state {
+            // Checked before the descriptor is handed over, so that polling
+            // outside a runtime fails without closing the pipe.
+            sys::in_runtime()?;
             let State::Idle(fd) = std::mem::replace(&mut self.state, State::Closed) else {
                 unreachable!()
             };

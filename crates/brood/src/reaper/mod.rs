@@ -276,6 +276,13 @@ impl std::future::Future for Sleep {
     }
 }
 
+/// How many `wait4`/`waitid` calls brood has made in this process, for tests
+/// of the O(1)-per-exit claim.
+#[doc(hidden)]
+pub fn wait_calls() -> u64 {
+    crate::sys::WAIT_CALLS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The number of live children brood is tracking, for tests.
 #[doc(hidden)]
 pub fn tracked_children() -> usize {

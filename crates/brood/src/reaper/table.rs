@@ -130,17 +130,20 @@ impl<T: Tracked> Table<T> {
     }
 
     /// Adds a freshly spawned child. If the dispatcher already saw its zombie
-    /// (it exited before this call), reaps it now.
+    /// (it exited before this call), reaps it now. While a foreign zombie
+    /// hides others from the peek (`unclaimed` is not empty), it checks the
+    /// new child once anyway: its SIGCHLD may have merged with another and
+    /// its zombie cannot be seen behind the foreign one.
     pub(crate) fn register(&self, pid: u32, child: &Arc<T>) {
-        let seen_exited = {
+        let check_now = {
             let mut inner = lock(&self.inner);
             // A stale entry for a recycled pid (reaped, not yet forgotten) is
             // replaced; `forget` for it then finds a different Arc and leaves
             // the new entry alone.
             inner.live.insert(pid, child.clone());
-            inner.unclaimed.remove(&pid)
+            inner.unclaimed.remove(&pid) || !inner.unclaimed.is_empty()
         };
-        if seen_exited {
+        if check_now {
             let _ = child.reap();
         }
     }
@@ -181,8 +184,10 @@ impl<T: Tracked> Table<T> {
             match self.reap_pid(pid) {
                 Some(Reap::Fresh) => stats.reaped += 1,
                 None if self.may_adopt(pid) && reap_orphan(pid) => stats.adopted += 1,
-                None if self.may_adopt(pid) && reap_orphan(pid) => stats.adopted += 1,
-                _ => {}
+                // Exited before `spawn` registered it (or not ours): record
+                // it so that registration reaps it.
+                None => self.unclaim(pid),
+                Some(_) => {}
             }
         }
         loop {
@@ -200,22 +205,30 @@ impl<T: Tracked> Table<T> {
             match self.reap_pid(pid) {
                 Some(Reap::Fresh) => stats.reaped += 1,
                 None if self.may_adopt(pid) && reap_orphan(pid) => stats.adopted += 1,
-                // Not ours, or a stale entry whose pid the zombie recycled, or
-                // (only by a race) ours but not waitable: peeking again would
-                // name the same zombie, so fall back to a scan.
-                Some(Reap::Already | Reap::Running) | None => {
-                    // Recorded so that a registration racing with this
-                    // dispatch reaps it; a spurious entry only costs one
-                    // extra WNOHANG if the pid is registered later.
-                    lock(&self.inner).unclaimed.insert(pid);
-                    let (reaped, scanned) = self.scan();
-                    stats.reaped += reaped;
-                    stats.scanned += scanned;
+                // Not ours (yet), or a stale entry whose pid the zombie
+                // recycled, or (only by a race) ours but not waitable.
+                // Peeking again would name the same zombie, so stop here.
+                _ => {
+                    self.unclaim(pid);
+                    // With a spawn in flight the zombie is most likely that
+                    // spawn's child, which registration will reap: no scan.
+                    // Otherwise it is foreign and may hide ours: scan.
+                    if self.in_flight.load(Ordering::SeqCst) == 0 {
+                        let (reaped, scanned) = self.scan();
+                        stats.reaped += reaped;
+                        stats.scanned += scanned;
+                    }
                     break;
                 }
             }
         }
         stats
+    }
+
+    /// Records `pid` as an exited child nobody has claimed yet. A spurious
+    /// entry only costs one extra WNOHANG if the pid is registered later.
+    fn unclaim(&self, pid: u32) {
+        lock(&self.inner).unclaimed.insert(pid);
     }
 
     /// Asks every tracked child whether it exited: O(live children). Used
@@ -443,6 +456,44 @@ mod tests {
         let new = child(&kernel, 5);
         table.register(5, &new);
         assert!(new.reaped.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn early_exit_hidden_behind_a_foreign_zombie_is_reaped_at_registration() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        // Foreign zombie 10 is older; our child 60 exits before registration.
+        kernel.zombies.borrow_mut().extend([10, 60]);
+        let stats = table.dispatch(&[60], peek(&kernel), no_orphans);
+        assert_eq!(stats.reaped, 0);
+        let c = child(&kernel, 60);
+        table.register(60, &c);
+        assert!(c.reaped.load(Ordering::SeqCst));
+        // The same, with the SIGCHLD for 60 merged away (no hint).
+        kernel.zombies.borrow_mut().push(61);
+        table.dispatch(&[], peek(&kernel), no_orphans);
+        let c = child(&kernel, 61);
+        table.register(61, &c);
+        assert!(c.reaped.load(Ordering::SeqCst));
+        assert_eq!(*kernel.zombies.borrow(), vec![10]);
+    }
+
+    #[test]
+    fn unknown_zombie_during_a_spawn_does_not_trigger_a_scan() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        let others: Vec<_> = (100..200).map(|pid| child(&kernel, pid)).collect();
+        for c in &others {
+            table.register(c.pid, c);
+        }
+        table.spawn_started();
+        kernel.zombies.borrow_mut().push(77);
+        let stats = table.dispatch(&[77], peek(&kernel), no_orphans);
+        assert_eq!(stats.scanned, 0);
+        let c = child(&kernel, 77);
+        table.register(77, &c);
+        table.spawn_finished();
+        assert!(c.reaped.load(Ordering::SeqCst));
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub(crate) fn waitid_pidfd(
     let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
     let mut usage = zeroed_rusage();
     let flags = libc::WEXITED | if nohang { libc::WNOHANG } else { 0 };
+    super::count_wait_call();
     cvt_retry(|| {
         // SAFETY: `info` and `usage` are writable for the duration of the call;
         // the raw syscall takes (idtype, id, infop, options, rusage).

@@ -63,7 +63,9 @@ pub fn pid_exists(pid: u32) -> bool {
 
 /// Number of open descriptors of this process.
 pub fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// Polls `cond` until it holds or `limit` passes; returns whether it held.
@@ -98,4 +100,56 @@ pub fn eventually_blocking(limit: Duration, mut cond: impl FnMut() -> bool) -> b
 /// The strategy the suite was asked to test, from BROOD_REAPER.
 pub fn requested_reaper() -> Option<String> {
     std::env::var("BROOD_REAPER").ok()
+}
+
+/// The environment variable that makes a test binary act as a worker.
+pub const WORKER_VAR: &str = "BROOD_TEST_WORKER";
+
+/// Whether this process was started by [`run_worker`] for `test_name`.
+pub fn is_worker(test_name: &str) -> bool {
+    std::env::var(WORKER_VAR).as_deref() == Ok(test_name)
+}
+
+/// Re-runs this test binary with only `test_name`, as a worker process with
+/// `env` added (`None` removes the variable). For behaviour that is chosen or
+/// changed process-wide (the reaper strategy, signal dispositions, rlimits).
+pub fn run_worker(test_name: &str, env: &[(&str, Option<&str>)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env(WORKER_VAR, test_name);
+    for (key, value) in env {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    let out = cmd.output().expect("run the test binary as a worker");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 passed") || !out.status.success(),
+        "worker for {test_name} ran no test:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+/// Asserts a worker succeeded, showing its output otherwise.
+pub fn assert_worker_ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "worker failed: {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether SIGCHLD is caught by a handler in this process (/proc SigCgt).
+pub fn sigchld_caught() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .map(|m| u64::from_str_radix(m.trim(), 16).unwrap())
+        .unwrap();
+    mask & (1 << (libc::SIGCHLD - 1)) != 0
 }

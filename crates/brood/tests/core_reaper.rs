@@ -1,0 +1,435 @@
+//! Core behaviours of the exit watchers: strategy choice, O(1) SIGCHLD
+//! dispatch, no handler on the pidfd path, orphan reaping, kill_on_drop, and
+//! spawning outside a runtime.
+
+mod common;
+
+use brood::reaper::Strategy;
+use brood::Command;
+use common::*;
+use std::future::Future;
+use std::pin::Pin;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------
+// 1. Choosing the exit watcher
+
+#[test]
+fn strategy_follows_brood_reaper() {
+    let strategy = brood::reaper::current();
+    match requested_reaper().as_deref() {
+        Some("pidfd") => assert_eq!(strategy, Strategy::Pidfd),
+        Some("signal") => assert_eq!(strategy, Strategy::Signal),
+        _ => {}
+    }
+    // Chosen once: asking again gives the same answer.
+    assert_eq!(brood::reaper::current(), strategy);
+    assert_eq!(brood::reaper::try_current().unwrap(), strategy);
+}
+
+#[test]
+fn auto_probes_and_prefers_pidfd_here() {
+    if is_worker("auto_probes_and_prefers_pidfd_here") {
+        // This machine runs Linux with pidfd support.
+        assert_eq!(brood::reaper::current(), Strategy::Pidfd);
+        let status = futures_block_on(async { Command::new("true").status().await });
+        assert!(status.unwrap().success());
+        return;
+    }
+    for setting in [None, Some("auto"), Some("")] {
+        let out = run_worker(
+            "auto_probes_and_prefers_pidfd_here",
+            &[("BROOD_REAPER", setting)],
+        );
+        assert_worker_ok(&out);
+    }
+}
+
+#[test]
+fn invalid_brood_reaper_is_an_error_naming_the_variable() {
+    if is_worker("invalid_brood_reaper_is_an_error_naming_the_variable") {
+        let err = Command::new("true").spawn().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("BROOD_REAPER"), "{err}");
+        assert!(err.to_string().contains("sometimes"), "{err}");
+        // No process was created.
+        assert!(child_pids().is_empty());
+        let err = brood::reaper::try_current().unwrap_err();
+        assert!(err.to_string().contains("BROOD_REAPER"));
+        return;
+    }
+    let out = run_worker(
+        "invalid_brood_reaper_is_an_error_naming_the_variable",
+        &[("BROOD_REAPER", Some("sometimes"))],
+    );
+    assert_worker_ok(&out);
+}
+
+/// Drives a future on the current thread with a fresh runtime.
+fn futures_block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+// ---------------------------------------------------------------------------
+// 2. The SIGCHLD path does O(1) work per exit
+
+/// Counts how often the wrapped future is polled.
+struct CountPolls<F> {
+    inner: Pin<Box<F>>,
+    polls: Arc<AtomicUsize>,
+}
+
+impl<F: Future> Future for CountPolls<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.polls.fetch_add(1, Ordering::SeqCst);
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+#[test]
+fn sigchld_path_is_o1_per_exit_and_wakes_only_the_exited() {
+    const NAME: &str = "sigchld_path_is_o1_per_exit_and_wakes_only_the_exited";
+    if is_worker(NAME) {
+        futures_block_on(bounded(TEST_LIMIT, async {
+            assert_eq!(brood::reaper::current(), Strategy::Signal);
+            // 300 long-lived children, each awaited by a task that counts polls.
+            let mut sleepers = Vec::new();
+            let mut poll_counts = Vec::new();
+            for _ in 0..300 {
+                let mut child = Command::new("sleep")
+                    .arg("30")
+                    .kill_on_drop(true)
+                    .spawn()
+                    .unwrap();
+                let polls = Arc::new(AtomicUsize::new(0));
+                poll_counts.push(polls.clone());
+                sleepers.push(tokio::spawn(CountPolls {
+                    inner: Box::pin(async move { child.wait().await }),
+                    polls,
+                }));
+            }
+            // Let every sleeper task park once.
+            assert!(
+                eventually(Duration::from_secs(10), || poll_counts
+                    .iter()
+                    .all(|p| p.load(Ordering::SeqCst) >= 1))
+                .await
+            );
+            let before_polls: usize = poll_counts.iter().map(|p| p.load(Ordering::SeqCst)).sum();
+            let before_waits = brood::reaper::wait_calls();
+
+            // 100 short children that exit one after another.
+            for i in 0..100 {
+                let status = Command::new("sh")
+                    .args(["-c", &format!("exit {}", i % 7)])
+                    .status()
+                    .await
+                    .unwrap();
+                assert_eq!(status.code(), Some(i % 7));
+            }
+            let waits = brood::reaper::wait_calls() - before_waits;
+            let after_polls: usize = poll_counts.iter().map(|p| p.load(Ordering::SeqCst)).sum();
+
+            // A poll-every-pid design would make ~300 wait calls per exit
+            // (30,000 here). brood needs one wait4 plus one peek per wake-up.
+            assert!(waits <= 100 * 3, "{waits} wait calls for 100 exits");
+            assert_eq!(after_polls, before_polls, "sleeping waiters were woken");
+            for s in sleepers {
+                s.abort();
+            }
+        }));
+        return;
+    }
+    let out = run_worker(NAME, &[("BROOD_REAPER", Some("signal"))]);
+    assert_worker_ok(&out);
+}
+
+#[tokio::test]
+async fn never_reaps_a_child_brood_did_not_spawn() {
+    bounded(TEST_LIMIT, async {
+        // A std child that becomes a zombie and stays one until we wait.
+        let mut foreign = std::process::Command::new("sh")
+            .args(["-c", "exit 42"])
+            .spawn()
+            .unwrap();
+        let fpid = foreign.id();
+        assert!(
+            eventually(Duration::from_secs(10), || matches!(
+                stat_state_ppid(fpid),
+                Some(('Z', _))
+            ))
+            .await
+        );
+        // While it is in the way, brood children still get reaped.
+        for code in 0..20 {
+            let status = Command::new("sh")
+                .args(["-c", &format!("exit {code}")])
+                .status()
+                .await
+                .unwrap();
+            assert_eq!(status.code(), Some(code));
+        }
+        // The foreign zombie is still there for its owner.
+        assert_eq!(stat_state_ppid(fpid).map(|s| s.0), Some('Z'));
+        assert_eq!(foreign.wait().unwrap().code(), Some(42));
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// 3. The pidfd path installs no SIGCHLD handler
+
+#[test]
+fn pidfd_path_installs_no_sigchld_handler() {
+    const NAME: &str = "pidfd_path_installs_no_sigchld_handler";
+    if is_worker(NAME) {
+        assert!(!sigchld_caught());
+        futures_block_on(async {
+            // Awaited, dropped unreaped, and dropped with kill_on_drop.
+            Command::new("true").status().await.unwrap();
+            drop(Command::new("sleep").arg("0.05").spawn().unwrap());
+            drop(
+                Command::new("sleep")
+                    .arg("5")
+                    .kill_on_drop(true)
+                    .spawn()
+                    .unwrap(),
+            );
+            let handle = Command::new("true").spawn().unwrap().handle();
+            handle.wait().await.unwrap();
+        });
+        assert!(
+            !sigchld_caught(),
+            "the pidfd path installed a SIGCHLD handler"
+        );
+        assert!(eventually_blocking(Duration::from_secs(10), || child_pids(
+        )
+        .is_empty()));
+        return;
+    }
+    let out = run_worker(NAME, &[("BROOD_REAPER", Some("pidfd"))]);
+    assert_worker_ok(&out);
+}
+
+#[test]
+fn signal_path_installs_its_handler() {
+    const NAME: &str = "signal_path_installs_its_handler";
+    if is_worker(NAME) {
+        assert!(!sigchld_caught());
+        futures_block_on(async { Command::new("true").status().await.unwrap() });
+        assert!(sigchld_caught());
+        return;
+    }
+    let out = run_worker(NAME, &[("BROOD_REAPER", Some("signal"))]);
+    assert_worker_ok(&out);
+}
+
+// ---------------------------------------------------------------------------
+// 4. A dropped child is reaped in bounded time
+
+/// Watches `pid` until it is gone; returns how long it spent as a zombie.
+fn zombie_lifetime(pid: u32, limit: Duration) -> Duration {
+    let start = Instant::now();
+    let mut became_zombie = None;
+    loop {
+        match stat_state_ppid(pid) {
+            None => {
+                return became_zombie.map_or(Duration::ZERO, |t: Instant| t.elapsed());
+            }
+            Some(('Z', _)) if became_zombie.is_none() => became_zombie = Some(Instant::now()),
+            _ => {}
+        }
+        assert!(
+            start.elapsed() < limit,
+            "pid {pid} still exists after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_child_is_reaped_within_100ms_of_exiting() {
+    bounded(TEST_LIMIT, async {
+        for _ in 0..5 {
+            let mut child = Command::new("cat").stdin(Stdio::piped()).spawn().unwrap();
+            let pid = child.id().unwrap();
+            let stdin = child.stdin.take().unwrap();
+            drop(child);
+            // cat exits when its input closes.
+            drop(stdin);
+            let lifetime =
+                tokio::task::spawn_blocking(move || zombie_lifetime(pid, Duration::from_secs(10)))
+                    .await
+                    .unwrap();
+            assert!(
+                lifetime <= Duration::from_millis(100),
+                "zombie for {lifetime:?}"
+            );
+        }
+    })
+    .await;
+}
+
+#[test]
+fn dropped_child_is_reaped_after_its_runtime_shut_down() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (pid, stdin) = rt.block_on(async {
+        let mut child = Command::new("cat").stdin(Stdio::piped()).spawn().unwrap();
+        // Poll the exit watcher so it registers with this runtime (unlike
+        // wait, wait_timeout leaves stdin open).
+        assert!(child.try_wait().unwrap().is_none());
+        assert!(child
+            .wait_timeout(Duration::from_millis(1))
+            .await
+            .unwrap()
+            .is_none());
+        (
+            child.id().unwrap(),
+            child.stdin.take().unwrap().into_owned_fd().unwrap(),
+        )
+    });
+    drop(rt);
+    // The Child was dropped inside the runtime; the runtime is gone; now the
+    // child exits.
+    drop(stdin);
+    let lifetime = zombie_lifetime(pid, Duration::from_secs(10));
+    assert!(
+        lifetime <= Duration::from_millis(100),
+        "zombie for {lifetime:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 5. kill_on_drop
+
+#[tokio::test]
+async fn kill_on_drop_kills_and_reaps() {
+    bounded(TEST_LIMIT, async {
+        let child = Command::new("sleep")
+            .arg("30")
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let pid = child.id().unwrap();
+        drop(child);
+        assert!(
+            eventually(Duration::from_secs(5), || !pid_exists(pid)).await,
+            "pid {pid} survived: {:?}",
+            stat_state_ppid(pid)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn no_kill_on_drop_leaves_the_child_running_then_reaps_it() {
+    bounded(TEST_LIMIT, async {
+        let mut child = Command::new("cat").stdin(Stdio::piped()).spawn().unwrap();
+        let pid = child.id().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        drop(child);
+        // Still running: dropping a Child does not kill it.
+        assert_eq!(stat_state_ppid(pid).map(|s| s.0 != 'Z'), Some(true));
+        drop(stdin);
+        assert!(eventually(Duration::from_secs(5), || !pid_exists(pid)).await);
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// 6. spawn never panics, inside or outside a runtime
+
+#[test]
+fn spawn_outside_a_runtime_then_drive_inside_one() {
+    let mut child = Command::new("sh")
+        .args(["-c", "echo out; exit 3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn without a runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(bounded(TEST_LIMIT, async {
+        use tokio::io::AsyncReadExt;
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .await
+            .unwrap();
+        assert_eq!(out, "out\n");
+        assert_eq!(child.wait().await.unwrap().code(), Some(3));
+    }));
+}
+
+#[test]
+fn wait_outside_tokio_uses_the_background_reaper() {
+    let mut child = Command::new("sh").args(["-c", "exit 9"]).spawn().unwrap();
+    // A minimal executor that is not Tokio.
+    let status = block_on_thread(child.wait()).unwrap();
+    assert_eq!(status.code(), Some(9));
+}
+
+/// A tiny single-future executor: parks the thread until woken.
+fn block_on_thread<F: Future>(f: F) -> F::Output {
+    use std::task::{Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    let deadline = Instant::now() + TEST_LIMIT;
+    loop {
+        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+        assert!(Instant::now() < deadline, "future did not complete");
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn pipes_polled_outside_a_runtime_fail_without_panicking() {
+    use tokio::io::AsyncReadExt;
+    let mut child = Command::new("echo")
+        .arg("x")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = Vec::new();
+    let err = block_on_thread(stdout.read_to_end(&mut buf)).unwrap_err();
+    assert!(err.to_string().contains("Tokio runtime"), "{err}");
+    assert!(block_on_thread(child.wait()).unwrap().success());
+}
+
+#[tokio::test]
+async fn spawn_errors_are_errors() {
+    bounded(TEST_LIMIT, async {
+        let err = Command::new("/nonexistent/program").spawn().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        let err = Command::new("true")
+            .current_dir("/nonexistent/dir")
+            .spawn()
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        assert!(zombie_children().is_empty());
+    })
+    .await;
+}
