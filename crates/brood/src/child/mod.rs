@@ -39,6 +39,8 @@ pub struct Child {
     shared: Arc<Shared>,
     kill_on_drop: bool,
     max_output: Option<usize>,
+    /// Set once this `Child` has returned the exit to its user.
+    exit_seen: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Child {
@@ -122,16 +124,28 @@ impl Child {
             shared,
             kill_on_drop,
             max_output,
+            exit_seen: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    /// The child's pid, or `None` once it has been reaped (the number may then
-    /// belong to another process).
+    /// The child's pid while it runs; `None` once this `Child` has returned
+    /// its exit status (from `wait`, `try_wait` and the like), as in tokio.
+    ///
+    /// brood may reap an exited child in the background before you ask, and
+    /// from then on the number may belong to another process: signal the
+    /// child with [`Child::signal`], never by this number.
     pub fn id(&self) -> Option<u32> {
-        match self.shared.cell.get() {
-            Some(_) => None,
-            None => Some(self.shared.pid()),
+        if self.exit_seen.load(std::sync::atomic::Ordering::Acquire) {
+            None
+        } else {
+            Some(self.shared.pid())
         }
+    }
+
+    fn saw(&self, exit: Exit) -> Exit {
+        self.exit_seen
+            .store(true, std::sync::atomic::Ordering::Release);
+        exit
     }
 
     /// Waits for the child to exit and returns its status.
@@ -145,13 +159,17 @@ impl Child {
     }
 
     async fn wait_exit(&self) -> Exit {
-        wait_exit(&self.shared, true).await
+        let exit = wait_exit(&self.shared, true).await;
+        self.saw(exit)
     }
 
     /// Returns the status if the child has exited, reaping it; `Ok(None)` if
     /// it still runs. Never blocks.
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
-        self.shared.try_reap().map(|exit| exit.status()).transpose()
+        self.shared
+            .try_reap()
+            .map(|exit| self.saw(exit).status())
+            .transpose()
     }
 
     /// Sends SIGKILL without waiting. Succeeds without sending anything if the

@@ -1,0 +1,742 @@
+//! What brood offers beyond tokio::process: signals, graceful and group
+//! stops, timeouts, resource usage, shared handles, output caps, pipe
+//! capacity, watching any pid, and subreaper mode.
+
+mod common;
+
+use brood::{Command, OutputLimitExceeded, Signal};
+use common::*;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Gone, or a zombie waiting for somebody else (init) to reap it.
+fn is_dead(pid: u32) -> bool {
+    stat_state_ppid(pid).is_none_or(|(state, _)| state == 'Z')
+}
+
+/// Reads one line from the child's stdout (a pid or a readiness mark).
+async fn read_line(child: &mut brood::Child) -> String {
+    let stdout = child.stdout.as_mut().expect("stdout piped");
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    reader.read_line(&mut line).await.unwrap();
+    line.trim().to_string()
+}
+
+/// A shell that prints the pid of a background grandchild, then waits.
+/// `trap` decides how the shell itself treats SIGTERM.
+fn tree(trap: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &format!("{trap} sleep 30 & echo $!; wait")])
+        .stdout(Stdio::piped())
+        .process_group(0);
+    cmd
+}
+
+const IGNORE_TERM: &str = "trap '' TERM;";
+
+// ---------------------------------------------------------------------------
+// Signal
+
+#[test]
+fn signal_constants_round_trip() {
+    for (sig, raw) in [
+        (Signal::TERM, libc::SIGTERM),
+        (Signal::KILL, libc::SIGKILL),
+        (Signal::INT, libc::SIGINT),
+        (Signal::HUP, libc::SIGHUP),
+        (Signal::QUIT, libc::SIGQUIT),
+        (Signal::USR1, libc::SIGUSR1),
+        (Signal::USR2, libc::SIGUSR2),
+        (Signal::STOP, libc::SIGSTOP),
+        (Signal::CONT, libc::SIGCONT),
+    ] {
+        assert_eq!(sig.as_raw(), raw);
+        assert_eq!(Signal::from_raw(raw), sig);
+    }
+    assert_eq!(format!("{:?}", Signal::USR1), "SIGUSR1");
+    assert_eq!(format!("{:?}", Signal::from_raw(60)), "Signal(60)");
+}
+
+#[tokio::test]
+async fn signal_reaches_the_child() {
+    bounded(TEST_LIMIT, async {
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "trap 'exit 10' USR1; echo ready; while :; do sleep 0.01; done",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert_eq!(read_line(&mut child).await, "ready");
+        child.signal(Signal::USR1).unwrap();
+        assert_eq!(child.wait().await.unwrap().code(), Some(10));
+        // Reaped: a further signal sends nothing and succeeds.
+        child.signal(Signal::KILL).unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stop_and_continue() {
+    bounded(TEST_LIMIT, async {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id().unwrap();
+        child.signal(Signal::STOP).unwrap();
+        assert!(
+            eventually(Duration::from_secs(5), || stat_state_ppid(pid).map(|s| s.0)
+                == Some('T'))
+            .await
+        );
+        // A stopped child is not an exited one.
+        assert!(child.try_wait().unwrap().is_none());
+        child.signal(Signal::CONT).unwrap();
+        assert!(
+            eventually(Duration::from_secs(5), || stat_state_ppid(pid).map(|s| s.0)
+                == Some('S'))
+            .await
+        );
+        child.kill().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn signal_group_needs_a_group_leader() {
+    bounded(TEST_LIMIT, async {
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let err = child.signal_group(Signal::TERM).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(child.try_wait().unwrap().is_none(), "nothing was sent");
+        child.kill().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn signal_group_reaches_grandchildren() {
+    bounded(TEST_LIMIT, async {
+        let mut child = tree("").spawn().unwrap();
+        let grandchild: u32 = read_line(&mut child).await.parse().unwrap();
+        assert!(!is_dead(grandchild));
+        child.signal_group(Signal::KILL).unwrap();
+        assert_eq!(child.wait().await.unwrap().signal(), Some(libc::SIGKILL));
+        assert!(eventually(Duration::from_secs(5), || is_dead(grandchild)).await);
+        // The handle reaches the group too, and is fine once all are gone.
+        child.handle().signal_group(Signal::TERM).unwrap();
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Graceful and whole-group stops
+
+#[tokio::test]
+async fn terminate_cooperative_child_exits_on_term() {
+    bounded(TEST_LIMIT, async {
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "trap 'exit 3' TERM; echo ready; while :; do sleep 0.01; done",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert_eq!(read_line(&mut child).await, "ready");
+        let start = Instant::now();
+        let status = child.terminate(Duration::from_secs(20)).await.unwrap();
+        assert_eq!(status.code(), Some(3));
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "waited out the grace"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn terminate_uncooperative_child_is_killed_after_grace() {
+    bounded(TEST_LIMIT, async {
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "trap '' TERM; echo ready; while :; do sleep 0.01; done",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert_eq!(read_line(&mut child).await, "ready");
+        let grace = Duration::from_millis(300);
+        let start = Instant::now();
+        let status = child.terminate(grace).await.unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        assert!(start.elapsed() >= grace);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn terminate_stops_the_whole_group() {
+    bounded(TEST_LIMIT, async {
+        // The shell exits on TERM; its background sleep ignores nothing but
+        // is in the group, so it gets TERM too.
+        let mut child = tree("").spawn().unwrap();
+        let grandchild: u32 = read_line(&mut child).await.parse().unwrap();
+        let status = child.terminate(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        assert!(eventually(Duration::from_secs(5), || is_dead(grandchild)).await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn group_stragglers_that_ignore_term_get_kill_after_grace() {
+    bounded(TEST_LIMIT, async {
+        // The grandchild ignores TERM (and says so only once it does); the
+        // leader does not.
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "sh -c 'trap \"\" TERM; echo $$; exec sleep 30' & wait",
+            ])
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let grandchild: u32 = read_line(&mut child).await.parse().unwrap();
+        let grace = Duration::from_millis(300);
+        let status = child.terminate(grace).await.unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        assert!(
+            !is_dead(grandchild),
+            "straggler gets the whole grace period"
+        );
+        assert!(eventually(Duration::from_secs(5), || is_dead(grandchild)).await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn kill_on_drop_stops_the_group_at_once_by_default() {
+    bounded(TEST_LIMIT, async {
+        let mut child = tree(IGNORE_TERM).kill_on_drop(true).spawn().unwrap();
+        let grandchild: u32 = read_line(&mut child).await.parse().unwrap();
+        let pid = child.id().unwrap();
+        drop(child);
+        assert!(
+            eventually(Duration::from_secs(5), || is_dead(grandchild)
+                && !pid_exists(pid))
+            .await
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn kill_on_drop_with_grace_runs_in_the_background_and_reaps() {
+    bounded(TEST_LIMIT, async {
+        let grace = Duration::from_secs(1);
+        // The grandchild keeps the default TERM action; the leader ignores
+        // TERM (set after the grandchild started, so it is not inherited).
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "sleep 30 & trap '' TERM; echo $!; while :; do sleep 0.01; done",
+            ])
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .grace(grace)
+            .spawn()
+            .unwrap();
+        let grandchild: u32 = read_line(&mut child).await.parse().unwrap();
+        let pid = child.id().unwrap();
+        let dropped = Instant::now();
+        drop(child);
+        // TERM was sent to the group: the grandchild (default TERM action)
+        // dies, the leader ignores it and lives until the grace ends.
+        assert!(eventually(Duration::from_secs(5), || is_dead(grandchild)).await);
+        assert!(
+            pid_exists(pid) && dropped.elapsed() < grace,
+            "leader died before the grace ended"
+        );
+        assert!(
+            eventually(Duration::from_secs(5), || !pid_exists(pid)).await,
+            "leader not reaped"
+        );
+        assert!(dropped.elapsed() >= grace);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn kill_on_drop_with_grace_lets_a_cooperative_child_exit() {
+    bounded(TEST_LIMIT, async {
+        let handle;
+        {
+            let mut child = Command::new("sh")
+                .args([
+                    "-c",
+                    "trap 'exit 0' TERM; echo ready; while :; do sleep 0.01; done",
+                ])
+                .stdout(Stdio::piped())
+                .kill_on_drop(true)
+                .grace(Duration::from_secs(30))
+                .spawn()
+                .unwrap();
+            assert_eq!(read_line(&mut child).await, "ready");
+            handle = child.handle();
+        }
+        let status = handle.wait().await.unwrap();
+        assert_eq!(status.code(), Some(0), "exited by itself on TERM");
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Timeouts
+
+#[tokio::test]
+async fn status_timeout_stops_the_tree_and_reports_timed_out() {
+    bounded(TEST_LIMIT, async {
+        let dir = std::env::temp_dir().join(format!("brood-timeout-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pidfile = dir.join("grandchild");
+        let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
+        let start = Instant::now();
+        let err = Command::new("sh")
+            .args(["-c", &script])
+            .process_group(0)
+            .timeout(Duration::from_millis(300))
+            .status()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        let grandchild: u32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(eventually(Duration::from_secs(5), || is_dead(grandchild)).await);
+        std::fs::remove_dir_all(&dir).unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn output_timeout_with_grace() {
+    bounded(TEST_LIMIT, async {
+        let err = Command::new("sh")
+            .args([
+                "-c",
+                "trap '' TERM; echo partial; while :; do sleep 0.01; done",
+            ])
+            .timeout(Duration::from_millis(200))
+            .grace(Duration::from_millis(200))
+            .output()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(eventually(Duration::from_secs(5), || zombie_children().is_empty()).await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn timeout_not_reached_returns_normally() {
+    bounded(TEST_LIMIT, async {
+        let out = Command::new("echo")
+            .arg("quick")
+            .timeout(Duration::from_secs(30))
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, b"quick\n");
+        let status = Command::new("true")
+            .timeout(Duration::from_secs(30))
+            .status()
+            .await;
+        assert!(status.unwrap().success());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn wait_timeout_leaves_the_child_running() {
+    bounded(TEST_LIMIT, async {
+        let mut child = Command::new("sh")
+            .args(["-c", "read x; exit 6"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        assert_eq!(
+            child
+                .wait_timeout(Duration::from_millis(100))
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        assert!(child.id().is_some(), "still running");
+        assert!(child.stdin.is_some(), "stdin left open");
+        drop(child.stdin.take());
+        let status = child.wait_timeout(Duration::from_secs(30)).await.unwrap();
+        assert_eq!(status.unwrap().code(), Some(6));
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Resource usage
+
+#[tokio::test]
+async fn wait_with_rusage_reports_this_child_alone() {
+    bounded(TEST_LIMIT, async {
+        let mut child = Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"])
+            .spawn()
+            .unwrap();
+        assert_eq!(child.resource_usage(), None);
+        let (status, usage) = child.wait_with_rusage().await.unwrap();
+        assert!(status.success());
+        assert!(usage.user_time() > Duration::from_millis(10), "{usage:?}");
+        assert!(usage.user_time() < Duration::from_secs(60));
+        assert!(usage.max_rss() > 100 * 1024, "max_rss in bytes: {usage:?}");
+        assert!(usage.minor_faults() > 0);
+        assert!(usage.voluntary_context_switches() + usage.involuntary_context_switches() > 0);
+        let _ = (usage.system_time(), usage.major_faults());
+        assert_eq!(child.resource_usage(), Some(usage));
+        // A quick child uses (much) less.
+        let mut quick = Command::new("true").spawn().unwrap();
+        let (_, small) = quick.wait_with_rusage().await.unwrap();
+        assert!(small.user_time() < usage.user_time());
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Shared handles
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_handle_waiters_all_get_the_status() {
+    bounded(TEST_LIMIT, async {
+        let mut child = Command::new("sh")
+            .args(["-c", "read x; exit 12"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let handle = child.handle();
+        let waiters: Vec<_> = (0..16)
+            .map(|_| {
+                let h = handle.clone();
+                tokio::spawn(async move { h.wait().await.unwrap() })
+            })
+            .collect();
+        assert!(handle.status().is_none());
+        drop(child.stdin.take());
+        // The Child itself is awaited too, concurrently.
+        assert_eq!(child.wait().await.unwrap().code(), Some(12));
+        for w in waiters {
+            assert_eq!(w.await.unwrap().code(), Some(12));
+        }
+        assert_eq!(handle.status().unwrap().unwrap().code(), Some(12));
+        assert_eq!(handle.id(), child.handle().id());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn handle_wait_without_the_child_ever_awaited() {
+    bounded(TEST_LIMIT, async {
+        let child = Command::new("sh").args(["-c", "exit 4"]).spawn().unwrap();
+        let handle = child.handle();
+        assert_eq!(handle.wait().await.unwrap().code(), Some(4));
+        // The Child sees the same status.
+        let mut child = child;
+        assert_eq!(child.wait().await.unwrap().code(), Some(4));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn handle_wait_after_the_child_was_dropped() {
+    bounded(TEST_LIMIT, async {
+        let mut child = Command::new("sh")
+            .args(["-c", "read x; exit 8"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let handle = child.handle();
+        drop(child); // no kill_on_drop: keeps running
+        let waiter = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.wait().await.unwrap() }
+        });
+        drop(stdin);
+        assert_eq!(waiter.await.unwrap().code(), Some(8));
+        handle.signal(Signal::TERM).unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn handle_wait_is_cancel_safe() {
+    bounded(TEST_LIMIT, async {
+        let mut child = Command::new("sh")
+            .args(["-c", "read x; exit 2"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let handle = child.handle();
+        for _ in 0..5 {
+            assert!(
+                tokio::time::timeout(Duration::from_millis(10), handle.wait())
+                    .await
+                    .is_err()
+            );
+        }
+        drop(child.stdin.take());
+        assert_eq!(handle.wait().await.unwrap().code(), Some(2));
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// watch_pid
+
+#[tokio::test]
+async fn watch_pid_sees_a_process_that_is_not_our_child() {
+    bounded(TEST_LIMIT, async {
+        // The grandchild is the shell's child, not ours.
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 0.3 & echo $!; wait"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let grandchild: u32 = read_line(&mut child).await.parse().unwrap();
+        let exited = brood::watch_pid(grandchild).unwrap();
+        let start = Instant::now();
+        exited.await.unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        assert!(is_dead(grandchild));
+        child.wait().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn watch_pid_of_a_missing_process_fails_at_once() {
+    bounded(TEST_LIMIT, async {
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id().unwrap();
+        child.wait().await.unwrap();
+        let err = match brood::watch_pid(pid) {
+            Err(e) => e,
+            // The pid was recycled at once; extremely unlikely, but not a bug.
+            Ok(_) => return,
+        };
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(
+            brood::watch_pid(0).err().unwrap().kind(),
+            std::io::ErrorKind::InvalidInput
+        );
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Output cap and pipe capacity
+
+#[tokio::test]
+async fn max_output_stops_the_child_and_keeps_what_fits() {
+    bounded(TEST_LIMIT, async {
+        let cap = 100_000;
+        let err = Command::new("sh")
+            .args(["-c", "yes out & yes err >&2; wait"])
+            .process_group(0)
+            .max_output(cap)
+            .output()
+            .await
+            .unwrap_err();
+        let over = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<OutputLimitExceeded>())
+            .expect("OutputLimitExceeded inside");
+        assert_eq!(over.limit(), cap);
+        assert_eq!(over.stdout().len() + over.stderr().len(), cap);
+        assert!(over.stdout().chunks(4).all(|c| c == &b"out\n"[..c.len()]));
+        assert!(err.to_string().contains("exceeded"));
+        assert!(eventually(Duration::from_secs(5), || zombie_children().is_empty()).await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn max_output_at_or_under_the_cap_is_fine() {
+    bounded(TEST_LIMIT, async {
+        let out = Command::new("head")
+            .args(["-c", "5000", "/dev/zero"])
+            .max_output(5000)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.stdout.len(), 5000);
+        let child = Command::new("head")
+            .args(["-c", "5001", "/dev/zero"])
+            .stdout(Stdio::piped())
+            .max_output(5000)
+            .spawn()
+            .unwrap();
+        let err = child.wait_with_output().await.unwrap_err();
+        let over = err
+            .into_inner()
+            .unwrap()
+            .downcast::<OutputLimitExceeded>()
+            .unwrap();
+        assert_eq!(over.into_parts().0.len(), 5000);
+    })
+    .await;
+}
+
+#[test]
+fn max_output_keeps_memory_bounded() {
+    const NAME: &str = "max_output_keeps_memory_bounded";
+    if is_worker(NAME) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let hwm_before = vm_hwm_kib();
+        rt.block_on(bounded(TEST_LIMIT, async {
+            let err = Command::new("head")
+                .args(["-c", "400000000", "/dev/zero"])
+                .max_output(1 << 20)
+                .output()
+                .await
+                .unwrap_err();
+            assert!(err.get_ref().unwrap().is::<OutputLimitExceeded>());
+        }));
+        let grown = vm_hwm_kib() - hwm_before;
+        assert!(
+            grown < 32 * 1024,
+            "peak RSS grew by {grown} KiB for a 1 MiB cap"
+        );
+        return;
+    }
+    assert_worker_ok(&run_worker(NAME, &[]));
+}
+
+fn vm_hwm_kib() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn pipe_size(fd: i32) -> i32 {
+    // SAFETY: F_GETPIPE_SZ on a descriptor we own reads an integer.
+    unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) }
+}
+
+#[tokio::test]
+async fn pipe_capacity_is_set_and_clamped() {
+    use std::os::fd::AsRawFd;
+    bounded(TEST_LIMIT, async {
+        let mut child = Command::new("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .pipe_capacity(256 * 1024)
+            .spawn()
+            .unwrap();
+        assert_eq!(
+            pipe_size(child.stdin.as_ref().unwrap().as_raw_fd()),
+            256 * 1024
+        );
+        assert_eq!(
+            pipe_size(child.stdout.as_ref().unwrap().as_raw_fd()),
+            256 * 1024
+        );
+        assert_eq!(
+            pipe_size(child.stderr.as_ref().unwrap().as_raw_fd()),
+            256 * 1024
+        );
+        child.kill().await.unwrap();
+
+        let max: i32 = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut child = Command::new("true")
+            .stdout(Stdio::piped())
+            .pipe_capacity(1 << 30)
+            .spawn()
+            .expect("an oversized request is clamped, not an error");
+        assert_eq!(pipe_size(child.stdout.as_ref().unwrap().as_raw_fd()), max);
+        child.wait().await.unwrap();
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Subreaper
+
+#[test]
+fn subreaper_reaps_adopted_orphans_and_never_steals_our_children() {
+    const NAME: &str = "subreaper_reaps_adopted_orphans_and_never_steals_our_children";
+    if is_worker(NAME) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(bounded(TEST_LIMIT, async {
+            // A brood child from before subreaper mode, still running.
+            let mut early = Command::new("sh")
+                .args(["-c", "read x; exit 21"])
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap();
+            brood::become_subreaper().unwrap();
+            assert!(sigchld_caught(), "subreaper mode listens for SIGCHLD");
+            // A shell that daemonises a grandchild and exits at once: the
+            // grandchild is re-parented to us.
+            let mut child = Command::new("sh")
+                .args(["-c", "sleep 0.3 & echo $!"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let orphan: u32 = read_line(&mut child).await.parse().unwrap();
+            assert!(child.wait().await.unwrap().success());
+            assert!(
+                eventually(Duration::from_secs(5), || stat_state_ppid(orphan)
+                    .is_some_and(|s| s.1 == std::process::id()))
+                .await
+                    || !pid_exists(orphan),
+                "orphan was not re-parented to us"
+            );
+            // Many brood children come and go meanwhile; none is stolen.
+            for code in 0..30 {
+                let status = Command::new("sh")
+                    .args(["-c", &format!("exit {code}")])
+                    .status()
+                    .await
+                    .unwrap();
+                assert_eq!(status.code(), Some(code));
+            }
+            // The orphan exits and is reaped by brood: no zombie child.
+            assert!(eventually(Duration::from_secs(5), || !pid_exists(orphan)).await);
+            drop(early.stdin.take());
+            assert_eq!(early.wait().await.unwrap().code(), Some(21));
+            assert!(eventually(Duration::from_secs(5), || zombie_children().is_empty()).await);
+        }));
+        return;
+    }
+    assert_worker_ok(&run_worker(NAME, &[]));
+}
