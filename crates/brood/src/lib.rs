@@ -93,6 +93,8 @@
 
 mod child;
 mod command;
+#[cfg(all(test, brood_loom))]
+mod loom_models;
 pub mod reaper;
 mod rusage;
 mod signal;

@@ -5,29 +5,32 @@
 //! dispatch) goes through these types, so the loom tests in `tests/loom.rs`
 //! explore the same code the library runs.
 
-#[cfg(not(loom))]
+// Reference counting is not a handoff worth modelling; `Arc` stays std's.
+pub(crate) use std::sync::Arc;
+
+#[cfg(not(brood_loom))]
 pub(crate) use std::sync::{
     atomic::{AtomicBool, AtomicUsize},
-    Arc, Mutex, MutexGuard,
+    Mutex, MutexGuard,
 };
 
-#[cfg(loom)]
+#[cfg(brood_loom)]
 pub(crate) use loom::sync::{
     atomic::{AtomicBool, AtomicUsize},
-    Arc, Mutex, MutexGuard,
+    Mutex, MutexGuard,
 };
 
 /// Locks `mutex`, ignoring poisoning: brood's critical sections leave their
 /// data consistent at every point where user code could panic (there is none
 /// inside them), so a poisoned lock carries no broken invariant.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    #[cfg(not(loom))]
+    #[cfg(not(brood_loom))]
     {
         mutex
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-    #[cfg(loom)]
+    #[cfg(brood_loom)]
     {
         mutex.lock().unwrap()
     }

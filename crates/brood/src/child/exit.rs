@@ -172,13 +172,13 @@ impl ExitCell {
     }
 
     /// Number of parked tasks, for tests.
-    #[cfg(test)]
+    #[cfg(all(test, not(brood_loom)))]
     pub(crate) fn parked(&self) -> usize {
         lock(&self.state).waiters.len()
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(brood_loom)))]
 mod tests {
     use super::*;
     use std::cell::Cell;

@@ -59,13 +59,13 @@ impl Waiters {
     }
 
     /// How many tasks are parked.
-    #[cfg(test)]
+    #[cfg(all(test, not(brood_loom)))]
     pub(crate) fn len(&self) -> usize {
         self.slots.iter().filter(|s| s.is_some()).count()
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(brood_loom)))]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -27,7 +27,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 #[cfg(target_os = "linux")]
-use std::collections::HashMap;
+use super::watchlist::Watchlist;
 #[cfg(target_os = "linux")]
 use std::os::fd::RawFd;
 
@@ -93,9 +93,6 @@ impl Ord for Timer {
 
 #[derive(Default)]
 struct Inner {
-    /// Pidfd path: children the thread reaps, by pidfd number.
-    #[cfg(target_os = "linux")]
-    watched: HashMap<RawFd, Arc<Shared>>,
     timers: BinaryHeap<Reverse<Timer>>,
     next_seq: u64,
 }
@@ -113,6 +110,9 @@ pub(super) struct Background {
     /// Set by `track`: restart the safety net's back-off.
     activity: AtomicBool,
     thread: OnceLock<Result<(), (io::ErrorKind, String)>>,
+    /// Pidfd path: children the thread reaps, by pidfd number.
+    #[cfg(target_os = "linux")]
+    watched: Watchlist<Shared>,
     inner: Mutex<Inner>,
 }
 
@@ -173,6 +173,8 @@ impl Background {
             sigchld_active: AtomicBool::new(false),
             activity: AtomicBool::new(false),
             thread: OnceLock::new(),
+            #[cfg(target_os = "linux")]
+            watched: Watchlist::new(),
             inner: Mutex::new(Inner::default()),
         })
     }
@@ -221,16 +223,9 @@ impl Background {
             Some(fd) => fd.as_raw_fd(),
             None => return Ok(()),
         };
-        let mut inner = lock(&self.inner);
-        inner.watched.insert(fd, shared.clone());
-        // Added under the lock so the thread never sees an event for an fd
-        // it cannot find. If the child already exited, epoll reports the
-        // edge at once.
-        if let Err(e) = self.epoll.add(fd, fd as u64) {
-            inner.watched.remove(&fd);
-            return Err(e);
-        }
-        Ok(())
+        // If the child already exited, epoll reports the edge at once.
+        self.watched
+            .push(fd as u64, shared.clone(), || self.epoll.add(fd, fd as u64))
     }
 
     pub(super) fn kill_after(&self, shared: &Arc<Shared>, grace: Duration) {
@@ -288,16 +283,14 @@ impl Background {
     }
 
     #[cfg(target_os = "linux")]
-    fn on_pidfd_ready(&self, fd: RawFd) {
-        let shared = match lock(&self.inner).watched.get(&fd) {
-            Some(s) => s.clone(),
-            None => return,
+    fn on_pidfd_ready(&self, token: u64) {
+        let Some(shared) = self.watched.get(token) else {
+            return;
         };
         if shared.try_reap().is_some() {
-            let mut inner = lock(&self.inner);
-            let _ = self.epoll.delete(fd);
-            inner.watched.remove(&fd);
-            drop(inner);
+            self.watched.remove(token, || {
+                let _ = self.epoll.delete(token as RawFd);
+            });
             #[cfg(feature = "tracing")]
             crate::trace::orphan_reaped(shared.pid());
         }
@@ -348,7 +341,7 @@ impl Background {
                     if token == WAKE_TOKEN {
                         woke = true;
                     } else {
-                        self.on_pidfd_ready(token as RawFd);
+                        self.on_pidfd_ready(token);
                     }
                 }
                 woke

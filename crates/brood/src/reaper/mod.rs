@@ -28,6 +28,7 @@
 
 mod background;
 pub(crate) mod table;
+pub(crate) mod watchlist;
 
 use crate::child::shared::Shared;
 use crate::sync::Arc;
@@ -289,7 +290,7 @@ pub fn tracked_children() -> usize {
     TABLE.len()
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(brood_loom)))]
 mod tests {
     use super::*;
 

@@ -247,13 +247,13 @@ impl<T: Tracked> Table<T> {
     }
 
     /// Whether `pid` is recorded as an unclaimed zombie.
-    #[cfg(test)]
+    #[cfg(all(test, not(brood_loom)))]
     pub(crate) fn is_unclaimed(&self, pid: u32) -> bool {
         lock(&self.inner).unclaimed.contains(&pid)
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(brood_loom)))]
 mod tests {
     use super::*;
     use std::cell::RefCell;

@@ -1,0 +1,303 @@
+//! loom models of brood's cross-thread handoffs.
+//!
+//! Run with `scripts/loom` (`RUSTFLAGS="--cfg brood_loom" cargo test -p brood
+//! --lib --release loom_models`). Each model runs the library's own code,
+//! with loom's `Mutex`, `Arc` and atomics swapped in by `crate::sync`, under
+//! every interleaving loom can find; the OS is replaced by small mocks.
+
+use crate::child::exit::{ExitCell, Wait};
+use crate::reaper::table::{Reap, Table, Tracked};
+use crate::rusage::ResourceUsage;
+use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex};
+use loom::thread;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+
+/// A mock process: `exited` is the kernel's state, `reaps` counts how often
+/// a wait collected it (must end up exactly 1).
+struct MockProcess {
+    exited: AtomicBool,
+    reaps: AtomicUsize,
+}
+
+impl MockProcess {
+    fn new() -> Self {
+        MockProcess {
+            exited: AtomicBool::new(false),
+            reaps: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Wait for MockProcess {
+    fn try_wait(&self) -> io::Result<Option<(ExitStatus, ResourceUsage)>> {
+        if self.exited.load(Ordering::SeqCst) {
+            self.reaps.fetch_add(1, Ordering::SeqCst);
+            Ok(Some((ExitStatus::from_raw(0), ResourceUsage::default())))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// A waker that sets a loom flag, built by hand so it needs no std Arc.
+fn flag_waker(flag: &'static AtomicBool) -> Waker {
+    fn clone(p: *const ()) -> RawWaker {
+        RawWaker::new(p, &VTABLE)
+    }
+    fn wake(p: *const ()) {
+        // SAFETY: `p` is the `&'static AtomicBool` given to `flag_waker`.
+        unsafe { &*(p as *const AtomicBool) }.store(true, Ordering::SeqCst);
+    }
+    fn drop(_: *const ()) {}
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, drop);
+    // SAFETY: the vtable functions uphold the RawWaker contract for a
+    // pointer to a 'static AtomicBool.
+    unsafe {
+        Waker::from_raw(RawWaker::new(
+            flag as *const AtomicBool as *const (),
+            &VTABLE,
+        ))
+    }
+}
+
+fn leak<T>(value: T) -> &'static T {
+    Box::leak(Box::new(value))
+}
+
+/// Drop vs exit: the task that drops its `Child` tries one last reap while
+/// the background reaper reacts to the exit. Exactly one of them collects
+/// the status, and both see the same exit.
+#[test]
+fn loom_models_drop_vs_exit_reaps_exactly_once() {
+    loom::model(|| {
+        let cell = Arc::new(ExitCell::default());
+        let process = Arc::new(MockProcess::new());
+        let exiter = {
+            let (cell, process) = (cell.clone(), process.clone());
+            thread::spawn(move || {
+                process.exited.store(true, Ordering::SeqCst);
+                // The background reaper, woken by the exit.
+                cell.try_reap(&*process)
+            })
+        };
+        // The dropping task.
+        let from_drop = cell.try_reap(&*process);
+        let from_reaper = exiter.join().unwrap();
+        assert!(from_reaper.is_some(), "the reaper runs after the exit");
+        if let Some(exit) = from_drop {
+            assert_eq!(Some(exit), from_reaper);
+        }
+        assert_eq!(process.reaps.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// Shared-handle waiters vs publication: a waiter that parks concurrently
+/// with the reap is either handed the exit or woken, never lost.
+#[test]
+fn loom_models_waiter_is_never_lost() {
+    loom::model(|| {
+        let cell = Arc::new(ExitCell::default());
+        let process = Arc::new(MockProcess::new());
+        let woken = leak(AtomicBool::new(false));
+        let waker = flag_waker(woken);
+        let reaper = {
+            let (cell, process) = (cell.clone(), process.clone());
+            thread::spawn(move || {
+                process.exited.store(true, Ordering::SeqCst);
+                cell.try_reap(&*process).expect("exited");
+            })
+        };
+        let mut key = None;
+        let mut cx = Context::from_waker(&waker);
+        let first = cell.poll(&mut cx, &mut key);
+        reaper.join().unwrap();
+        match first {
+            Poll::Ready(_) => {}
+            Poll::Pending => {
+                assert!(woken.load(Ordering::SeqCst), "parked waiter was not woken");
+                assert!(cell.poll(&mut cx, &mut key).is_ready());
+            }
+        }
+    });
+}
+
+/// A cancelled waiter racing with publication leaves no slot behind and
+/// does not disturb another waiter.
+#[test]
+fn loom_models_cancel_vs_publish() {
+    loom::model(|| {
+        let cell = Arc::new(ExitCell::default());
+        let process = Arc::new(MockProcess::new());
+        let a_woken = leak(AtomicBool::new(false));
+        let b_woken = leak(AtomicBool::new(false));
+        let (wa, wb) = (flag_waker(a_woken), flag_waker(b_woken));
+        let (mut ka, mut kb) = (None, None);
+        assert!(cell
+            .poll(&mut Context::from_waker(&wa), &mut ka)
+            .is_pending());
+        assert!(cell
+            .poll(&mut Context::from_waker(&wb), &mut kb)
+            .is_pending());
+        let canceller = {
+            let cell = cell.clone();
+            thread::spawn(move || {
+                let mut ka = ka;
+                cell.cancel(&mut ka);
+            })
+        };
+        process.exited.store(true, Ordering::SeqCst);
+        cell.try_reap(&*process).unwrap();
+        canceller.join().unwrap();
+        assert!(b_woken.load(Ordering::SeqCst));
+        assert!(cell.poll(&mut Context::from_waker(&wb), &mut kb).is_ready());
+    });
+}
+
+/// A mock tracked child for the dispatcher's table.
+struct MockChild {
+    process: MockProcess,
+    cell: ExitCell,
+    fresh: AtomicUsize,
+}
+
+impl Tracked for MockChild {
+    fn reap(&self) -> Reap {
+        match self.cell.try_reap_fresh(&self.process) {
+            Some((_, true)) => {
+                self.fresh.fetch_add(1, Ordering::SeqCst);
+                Reap::Fresh
+            }
+            Some((_, false)) => Reap::Already,
+            None => Reap::Running,
+        }
+    }
+}
+
+/// Registration vs signal delivery: the child exits (and its SIGCHLD is
+/// dispatched) while `spawn` is still registering it. Whoever comes second
+/// reaps it; it is reaped exactly once.
+#[test]
+fn loom_models_register_vs_dispatch() {
+    loom::model(|| {
+        let table = Arc::new(Table::<MockChild>::new());
+        let child = Arc::new(MockChild {
+            process: MockProcess::new(),
+            cell: ExitCell::default(),
+            fresh: AtomicUsize::new(0),
+        });
+        // The kernel's zombie list, as the dispatcher's peek sees it.
+        let zombies = Arc::new(Mutex::new(Vec::<u32>::new()));
+        child.process.exited.store(true, Ordering::SeqCst);
+        lock(&zombies).push(7);
+        table.spawn_started();
+
+        let dispatcher = {
+            let (table, zombies, child) = (table.clone(), zombies.clone(), child.clone());
+            thread::spawn(move || {
+                // SIGCHLD for pid 7 arrives.
+                table.dispatch(
+                    &[7],
+                    || {
+                        // A reaped child is no longer a zombie.
+                        let reaped = child.process.reaps.load(Ordering::SeqCst) > 0;
+                        Ok(if reaped {
+                            None
+                        } else {
+                            lock(&zombies).first().copied()
+                        })
+                    },
+                    |_| panic!("not in subreaper mode"),
+                );
+            })
+        };
+        // spawn() registers the child.
+        table.register(7, &child);
+        table.spawn_finished();
+        dispatcher.join().unwrap();
+        assert_eq!(
+            child.process.reaps.load(Ordering::SeqCst),
+            1,
+            "reaped exactly once"
+        );
+        assert_eq!(child.fresh.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// Orphan push vs drain: a dropping task hands a running child to the
+/// background reaper while the child exits and the reaper drains readiness
+/// events. A mock epoll queues an event when an armed item's process exits,
+/// or at arming time if it has exited already (as epoll does for a readable
+/// pidfd). The kernel does both under the pidfd's wait-queue lock, which the
+/// mock models with one mutex. The child is reaped exactly once and the
+/// list ends empty.
+#[test]
+fn loom_models_orphan_push_vs_drain() {
+    use crate::reaper::watchlist::Watchlist;
+
+    /// (armed, pending events), under the "wait-queue lock".
+    struct MockEpoll {
+        state: Mutex<(bool, Vec<u64>)>,
+    }
+
+    loom::model(|| {
+        let list = Arc::new(Watchlist::<MockChild>::new());
+        let epoll = Arc::new(MockEpoll {
+            state: Mutex::new((false, Vec::new())),
+        });
+        let child = Arc::new(MockChild {
+            process: MockProcess::new(),
+            cell: ExitCell::default(),
+            fresh: AtomicUsize::new(0),
+        });
+        const TOKEN: u64 = 3;
+
+        // The kernel: the child exits; an armed pidfd turns readable.
+        let exit = {
+            let (epoll, child) = (epoll.clone(), child.clone());
+            thread::spawn(move || {
+                let mut state = lock(&epoll.state);
+                child.process.exited.store(true, Ordering::SeqCst);
+                if state.0 {
+                    state.1.push(TOKEN);
+                }
+            })
+        };
+        // The reaper thread drains whatever events exist now.
+        let drain = |list: &Watchlist<MockChild>, epoll: &MockEpoll| {
+            let events: Vec<u64> = std::mem::take(&mut lock(&epoll.state).1);
+            for token in events {
+                if let Some(item) = list.get(token) {
+                    if item.reap() != Reap::Running {
+                        list.remove(token, || lock(&epoll.state).0 = false);
+                    }
+                }
+            }
+        };
+        let reaper = {
+            let (list, epoll) = (list.clone(), epoll.clone());
+            thread::spawn(move || drain(&list, &epoll))
+        };
+        // The dropping task: one last try, then hand over.
+        if child.reap() == Reap::Running {
+            list.push(TOKEN, child.clone(), || {
+                let mut state = lock(&epoll.state);
+                state.0 = true;
+                if child.process.exited.load(Ordering::SeqCst) {
+                    state.1.push(TOKEN);
+                }
+                Ok(())
+            })
+            .unwrap();
+        }
+        exit.join().unwrap();
+        reaper.join().unwrap();
+        // The reaper thread keeps running in real life: drain what is left.
+        drain(&list, &epoll);
+        assert_eq!(child.process.reaps.load(Ordering::SeqCst), 1);
+        assert_eq!(list.len(), 0, "reaped child left in the watch list");
+    });
+}
