@@ -361,6 +361,7 @@ impl Drop for Child {
         if self.shared.cell.get().is_some() {
             return;
         }
+        self.shared.mark_orphaned();
         if self.kill_on_drop {
             let _ = self.shared.begin_stop();
         }

@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     pub(crate) stop: StopPolicy,
     /// Set once the background reaper (pidfd path) watches this child.
     background: AtomicBool,
+    /// Set when the `Child` was dropped before the exit was collected.
+    orphaned: AtomicBool,
 }
 
 impl Shared {
@@ -128,6 +130,7 @@ impl Shared {
             cell: ExitCell::default(),
             stop,
             background: AtomicBool::new(false),
+            orphaned: AtomicBool::new(false),
         }
     }
 
@@ -146,10 +149,21 @@ impl Shared {
         let (exit, fresh) = self.cell.try_reap_fresh(&self.process)?;
         if fresh {
             #[cfg(feature = "tracing")]
-            crate::trace::exit(self.pid(), &exit);
+            {
+                crate::trace::exit(self.pid(), &exit);
+                if self.orphaned.load(Ordering::Acquire) {
+                    crate::trace::orphan_reaped(self.pid());
+                }
+            }
             reaper::forget(self);
         }
         Some((exit, fresh))
+    }
+
+    /// Records that the owning `Child` is gone: whoever reaps it now reaps
+    /// an orphan.
+    pub(crate) fn mark_orphaned(&self) {
+        self.orphaned.store(true, Ordering::Release);
     }
 
     /// Marks the child as watched by the background reaper; returns `true`

@@ -291,8 +291,6 @@ impl Background {
             self.watched.remove(token, || {
                 let _ = self.epoll.delete(token as RawFd);
             });
-            #[cfg(feature = "tracing")]
-            crate::trace::orphan_reaped(shared.pid());
         }
         // Otherwise a tracer holds the exit; edge-triggered epoll reports
         // the next change, so there is no spinning here.
