@@ -116,6 +116,7 @@ pub(crate) struct Shared {
     pub(crate) cell: ExitCell,
     pub(crate) stop: StopPolicy,
     /// Set once the background reaper (pidfd path) watches this child.
+    #[cfg(target_os = "linux")]
     background: AtomicBool,
     /// Set when the `Child` was dropped before the exit was collected.
     orphaned: AtomicBool,
@@ -129,6 +130,7 @@ impl Shared {
             process,
             cell: ExitCell::default(),
             stop,
+            #[cfg(target_os = "linux")]
             background: AtomicBool::new(false),
             orphaned: AtomicBool::new(false),
         }
@@ -168,6 +170,7 @@ impl Shared {
 
     /// Marks the child as watched by the background reaper; returns `true`
     /// the first time only.
+    #[cfg(target_os = "linux")]
     pub(crate) fn claim_background(&self) -> bool {
         !self.background.swap(true, Ordering::AcqRel)
     }

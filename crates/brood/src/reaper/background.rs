@@ -209,6 +209,7 @@ impl Background {
     }
 
     /// Subreaper mode: from now on, reap orphans re-parented to us.
+    #[cfg(target_os = "linux")]
     pub(super) fn adopt_orphans(&self) -> io::Result<()> {
         self.table.adopt_orphans();
         self.ensure_sigchld()?;

@@ -102,6 +102,7 @@ impl<T: Tracked> Table<T> {
     }
 
     /// Turns on adoption of unknown zombies (subreaper mode).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn adopt_orphans(&self) {
         self.adopting.store(true, Ordering::SeqCst);
     }
