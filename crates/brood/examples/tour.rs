@@ -44,7 +44,10 @@ async fn main() -> std::io::Result<()> {
     let mut words = String::new();
     wc.stdout.take().unwrap().read_to_string(&mut words).await?;
     wc.wait().await?;
-    println!("2. wc -w counted {} words after stdin.shutdown()", words.trim());
+    println!(
+        "2. wc -w counted {} words after stdin.shutdown()",
+        words.trim()
+    );
 
     // 3. kill_on_drop: the child dies with its handle, and is reaped.
     let sleeper = Command::new("sleep").arg("60").kill_on_drop(true).spawn()?;

@@ -50,7 +50,9 @@ impl Recorder {
         self.0.lock().unwrap().clone()
     }
     fn has(&self, prefix: &str, needle: &str) -> bool {
-        self.lines().iter().any(|l| l.starts_with(prefix) && l.contains(needle))
+        self.lines()
+            .iter()
+            .any(|l| l.starts_with(prefix) && l.contains(needle))
     }
 }
 
@@ -61,24 +63,37 @@ fn spawn_exit_signal_and_orphan_events() {
     tracing::subscriber::set_global_default(recorder.clone()).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(bounded(TEST_LIMIT, async {
-        let mut child = brood::Command::new("sh").args(["-c", "exit 3"]).spawn().unwrap();
+        let mut child = brood::Command::new("sh")
+            .args(["-c", "exit 3"])
+            .spawn()
+            .unwrap();
         let pid = child.id().unwrap().to_string();
         child.wait().await.unwrap();
         assert!(recorder.has("spawned", &pid), "{:?}", recorder.lines());
-        assert!(recorder.has("exited", "exit status: 3"), "{:?}", recorder.lines());
+        assert!(
+            recorder.has("exited", "exit status: 3"),
+            "{:?}",
+            recorder.lines()
+        );
         assert!(recorder.has("exited", "max_rss="), "{:?}", recorder.lines());
 
         let mut sleeper = brood::Command::new("sleep").arg("30").spawn().unwrap();
         sleeper.signal(brood::Signal::TERM).unwrap();
         sleeper.wait().await.unwrap();
-        assert!(recorder.has("signal sent", "SIGTERM"), "{:?}", recorder.lines());
+        assert!(
+            recorder.has("signal sent", "SIGTERM"),
+            "{:?}",
+            recorder.lines()
+        );
 
         // Dropped unreaped: the background reaper reports the orphan.
         let orphan = brood::Command::new("sleep").arg("0.05").spawn().unwrap();
         let opid = orphan.id().unwrap().to_string();
         drop(orphan);
         assert!(
-            eventually(Duration::from_secs(5), || recorder.has("orphan reaped", &opid)).await,
+            eventually(Duration::from_secs(5), || recorder
+                .has("orphan reaped", &opid))
+            .await,
             "{:?}",
             recorder.lines()
         );
