@@ -248,7 +248,7 @@ mod tests {
         let counters: Vec<_> = (0..3)
             .map(|_| Arc::new(CountingWaker(AtomicUsize::new(0))))
             .collect();
-        let mut keys = vec![None; 3];
+        let mut keys = [None; 3];
         for (c, key) in counters.iter().zip(keys.iter_mut()) {
             let waker = Waker::from(c.clone());
             let mut cx = Context::from_waker(&waker);

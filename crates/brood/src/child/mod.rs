@@ -340,7 +340,8 @@ impl Child {
     /// let child = brood::Command::new("sleep").arg("1").spawn()?;
     /// let handle = child.handle();
     /// drop(child); // no kill_on_drop: the child keeps running
-    /// let (a, b) = tokio::join!(handle.wait(), handle.clone().wait());
+    /// let other = handle.clone();
+    /// let (a, b) = tokio::join!(handle.wait(), other.wait());
     /// assert_eq!(a?.code(), b?.code());
     /// # Ok(()) }
     /// ```

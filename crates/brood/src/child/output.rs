@@ -147,9 +147,7 @@ pub(super) async fn collect(child: &mut Child, limit: Option<usize>) -> io::Resu
         }
     })
     .await;
-    if let Err(e) = drained {
-        return Err(e);
-    }
+    drained?;
     if exceeded {
         drop(out.pipe.take());
         drop(err.pipe.take());

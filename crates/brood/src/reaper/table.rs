@@ -291,6 +291,8 @@ mod tests {
         }
     }
 
+    // The mock kernel is single-threaded (RefCell); Arc is what Table stores.
+    #[allow(clippy::arc_with_non_send_sync)]
     fn child(kernel: &Kernel, pid: u32) -> Arc<MockChild<'_>> {
         Arc::new(MockChild {
             pid,
