@@ -334,7 +334,7 @@ impl Command {
         let stderr = std_child.stderr.take().map(OwnedFd::from);
         if let Some(bytes) = self.pipe_capacity {
             for fd in [&stdin, &stdout, &stderr].into_iter().flatten() {
-                set_pipe_capacity(fd, bytes)?;
+                crate::stdio::set_pipe_capacity(fd.as_fd(), bytes)?;
             }
         }
         let stdin = stdin.map(ChildStdin::from_owned_fd).transpose()?;
@@ -390,27 +390,5 @@ impl Command {
         let child = self.spawn();
         let timeout = self.timeout;
         async move { child?.collect_output(timeout).await }
-    }
-}
-
-fn set_pipe_capacity(fd: &OwnedFd, bytes: usize) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        // Clamped even when privileged (root may exceed the limit): the limit
-        // is the administrator's statement of what one pipe may pin.
-        static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-        let max = *MAX.get_or_init(|| {
-            std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(1 << 20)
-        });
-        let requested = bytes.min(max).min(i32::MAX as usize) as i32;
-        sys::linux::set_pipe_size(fd.as_fd(), requested).map(drop)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (fd.as_fd(), bytes);
-        Ok(())
     }
 }

@@ -120,6 +120,14 @@ impl Pipe {
         }
     }
 
+    /// Enlarges the pipe (best effort) when a reader finds it full, so that
+    /// large outputs take fewer wake-ups and reads.
+    pub(crate) fn grow(&self, bytes: usize) {
+        if self.raw().is_some() {
+            let _ = set_pipe_capacity(self.borrow(), bytes);
+        }
+    }
+
     /// Closes the descriptor (deregistering it), so the reader sees EOF.
     pub(crate) fn close(&mut self) {
         self.state = State::Closed;
@@ -142,6 +150,30 @@ impl Pipe {
             State::Registered(fd) => fd.get_ref().as_fd(),
             State::Closed => panic!("brood: this pipe was shut down; it has no descriptor"),
         }
+    }
+}
+
+/// Sets a pipe's capacity (`F_SETPIPE_SZ`), clamped to
+/// `/proc/sys/fs/pipe-max-size` even when privileged (root may exceed it): the
+/// limit is the administrator's statement of what one pipe may pin. A no-op
+/// off Linux.
+pub(crate) fn set_pipe_capacity(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let max = *MAX.get_or_init(|| {
+            std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(1 << 20)
+        });
+        let requested = bytes.min(max).min(i32::MAX as usize) as i32;
+        sys::linux::set_pipe_size(fd, requested).map(drop)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (fd, bytes);
+        Ok(())
     }
 }
 

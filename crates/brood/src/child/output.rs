@@ -67,10 +67,17 @@ impl Error for OutputLimitExceeded {}
 /// The smallest read worth a system call once output turns out to be large.
 const MIN_CHUNK: usize = 64 * 1024;
 
+/// A read this large means the pipe was full (the kernel's default pipe
+/// holds 64 KiB): the output is big, so the pipe is enlarged once.
+const FULL_PIPE: usize = 64 * 1024;
+/// What a pipe is enlarged to (clamped to the system's pipe-max-size).
+const BIG_PIPE: usize = 1 << 20;
+
 /// One pipe being drained into a buffer.
 struct Sink {
     pipe: Option<Pipe>,
     buf: Vec<u8>,
+    grown: bool,
 }
 
 impl Sink {
@@ -78,6 +85,7 @@ impl Sink {
         Sink {
             pipe,
             buf: Vec::new(),
+            grown: false,
         }
     }
 
@@ -111,6 +119,10 @@ impl Sink {
             if n == 0 {
                 self.pipe = None;
                 return Poll::Ready(Ok(()));
+            }
+            if n >= FULL_PIPE && !self.grown {
+                self.grown = true;
+                pipe.grow(BIG_PIPE);
             }
             if n > *room {
                 // More than the cap allows arrived; the caller sees it.
