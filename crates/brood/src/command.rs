@@ -288,6 +288,15 @@ impl Command {
     /// (`F_SETPIPE_SZ`), clamped to `/proc/sys/fs/pipe-max-size`. Larger
     /// pipes mean fewer wake-ups when a child writes a lot. Default: the
     /// kernel's (64 KiB). A no-op on systems other than Linux.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let out = brood::Command::new("cat").arg("big.log")
+    ///     .pipe_capacity(1 << 20)
+    ///     .output()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn pipe_capacity(&mut self, bytes: usize) -> &mut Command {
         self.pipe_capacity = Some(bytes);
         self

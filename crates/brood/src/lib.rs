@@ -50,6 +50,14 @@
 //! single SIGCHLD handler tells a background thread which child exited, and
 //! only that child's waiters are woken.
 //!
+//! # Tracing
+//!
+//! With the `tracing` feature, brood emits `tracing` events under the target
+//! `brood`: `spawned` (pid, program, strategy), `exited` (status, user and
+//! system time, peak RSS), `signal sent` (signal, whether to the group) and
+//! `orphan reaped` (a child whose `Child` was dropped, or an adopted orphan in
+//! subreaper mode).
+//!
 //! # Caveats
 //!
 //! - **Dropping a `Child` does not kill it** unless

@@ -258,20 +258,11 @@ impl Shared {
     /// Sends `signal` to the child alone. After the child is reaped this sends
     /// nothing and succeeds: its pid may already belong to someone else.
     pub(crate) fn signal(&self, signal: Signal) -> io::Result<()> {
-        let sent = self
-            .cell
-            .while_running(|| self.process.kill(signal.as_raw()));
         #[cfg(feature = "tracing")]
-        if sent.is_some() {
+        if self.cell.get().is_none() {
             crate::trace::signal(self.pid(), signal, false);
         }
-        match sent {
-            None => Ok(()),
-            // A zombie still accepts signals, so ESRCH means the child was
-            // reaped behind our back; there is nobody left to signal.
-            Some(Err(e)) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
-            Some(other) => other,
-        }
+        signal_unless_reaped(&self.cell, &self.process, signal)
     }
 
     /// Whether the child leads its own process group.
@@ -339,8 +330,92 @@ impl Shared {
     }
 }
 
+/// Sends `signal` through `process` unless `cell` says the child was reaped,
+/// holding the cell's lock meanwhile so the child cannot be reaped (and its
+/// pid recycled) in between. Sending nothing after the reap is success.
+fn signal_unless_reaped(cell: &ExitCell, process: impl Kill, signal: Signal) -> io::Result<()> {
+    match cell.while_running(|| process.kill(signal.as_raw())) {
+        None => Ok(()),
+        // A zombie still accepts signals, so ESRCH means the child was
+        // reaped behind our back; there is nobody left to signal.
+        Some(Err(e)) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        Some(other) => other,
+    }
+}
+
 impl Kill for Shared {
     fn kill(&self, signal: i32) -> io::Result<()> {
         self.signal(Signal::from_raw(signal))
+    }
+}
+
+#[cfg(all(test, not(brood_loom)))]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::os::unix::process::ExitStatusExt;
+
+    /// Records signals; exits when it receives `dies_on`.
+    struct MockProcess {
+        sent: RefCell<Vec<i32>>,
+        exited: RefCell<bool>,
+        dies_on: i32,
+        errno: Option<i32>,
+    }
+
+    impl MockProcess {
+        fn new(dies_on: i32) -> Self {
+            MockProcess {
+                sent: RefCell::new(Vec::new()),
+                exited: RefCell::new(false),
+                dies_on,
+                errno: None,
+            }
+        }
+    }
+
+    impl Kill for MockProcess {
+        fn kill(&self, signal: i32) -> io::Result<()> {
+            if let Some(errno) = self.errno {
+                return Err(io::Error::from_raw_os_error(errno));
+            }
+            self.sent.borrow_mut().push(signal);
+            if signal == self.dies_on {
+                *self.exited.borrow_mut() = true;
+            }
+            Ok(())
+        }
+    }
+
+    impl Wait for MockProcess {
+        fn try_wait(&self) -> io::Result<Option<(ExitStatus, ResourceUsage)>> {
+            Ok(self
+                .exited
+                .borrow()
+                .then(|| (ExitStatus::from_raw(9), ResourceUsage::default())))
+        }
+    }
+
+    #[test]
+    fn signals_reach_a_running_child_and_never_a_reaped_one() {
+        let cell = ExitCell::default();
+        let p = MockProcess::new(libc::SIGKILL);
+        signal_unless_reaped(&cell, &p, Signal::USR1).unwrap();
+        signal_unless_reaped(&cell, &p, Signal::KILL).unwrap();
+        assert!(cell.try_reap(&p).is_some());
+        // Reaped: the pid may be someone else's now. Nothing is sent.
+        signal_unless_reaped(&cell, &p, Signal::TERM).unwrap();
+        assert_eq!(*p.sent.borrow(), vec![libc::SIGUSR1, libc::SIGKILL]);
+    }
+
+    #[test]
+    fn esrch_means_gone_and_other_errors_surface() {
+        let cell = ExitCell::default();
+        let mut p = MockProcess::new(0);
+        p.errno = Some(libc::ESRCH);
+        signal_unless_reaped(&cell, &p, Signal::TERM).unwrap();
+        p.errno = Some(libc::EINVAL);
+        let err = signal_unless_reaped(&cell, &p, Signal::from_raw(999)).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
     }
 }
