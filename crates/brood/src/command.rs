@@ -332,7 +332,7 @@ impl Command {
 
         let process = match strategy {
             #[cfg(target_os = "linux")]
-            Strategy::Pidfd => Process::with_pidfd(pid, sys::linux::pidfd_open(pid)?),
+            Strategy::Pidfd => Process::with_pidfd(pid),
             #[cfg(not(target_os = "linux"))]
             Strategy::Pidfd => unreachable!("pidfd is never chosen off Linux"),
             Strategy::Signal => Process::by_pid(pid),

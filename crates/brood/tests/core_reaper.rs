@@ -433,3 +433,43 @@ async fn spawn_errors_are_errors() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------
+// Descriptor exhaustion on the pidfd path
+
+#[test]
+fn wait_works_when_no_descriptor_is_left_for_a_pidfd() {
+    const NAME: &str = "wait_works_when_no_descriptor_is_left_for_a_pidfd";
+    if is_worker(NAME) {
+        futures_block_on(bounded(TEST_LIMIT, async {
+            // Start the background reaper while descriptors are plentiful.
+            let handle = Command::new("true").spawn().unwrap().handle();
+            handle.wait().await.unwrap();
+            let mut child = Command::new("sh")
+                .args(["-c", "sleep 0.2; exit 5"])
+                .spawn()
+                .unwrap();
+            let orphan = Command::new("sh")
+                .args(["-c", "sleep 0.2"])
+                .spawn()
+                .unwrap();
+            let orphan_pid = orphan.id().unwrap();
+            // Use up every descriptor.
+            let mut hog = Vec::new();
+            while let Ok(f) = std::fs::File::open("/dev/null") {
+                hog.push(f);
+            }
+            assert!(hog.len() > 10);
+            // Neither the owner's wait nor the orphan hand-off can open a
+            // pidfd; both fall back and still see the exit.
+            drop(orphan);
+            let status = child.wait().await.unwrap();
+            assert_eq!(status.code(), Some(5));
+            let gone = eventually(Duration::from_secs(10), || !pid_exists(orphan_pid)).await;
+            drop(hog);
+            assert!(gone, "orphan not reaped while descriptors ran out");
+        }));
+        return;
+    }
+    assert_worker_ok(&run_worker(NAME, &[("BROOD_REAPER", Some("pidfd"))]));
+}

@@ -35,6 +35,13 @@ use std::os::fd::RawFd;
 #[cfg(target_os = "linux")]
 const WAKE_TOKEN: u64 = u64::MAX;
 
+/// First delay before retrying to watch a child whose pidfd could not be
+/// opened or armed (descriptors ran out); doubles up to [`RETRY_MAX`].
+#[cfg(target_os = "linux")]
+pub(super) const RETRY_FIRST: Duration = Duration::from_millis(10);
+#[cfg(target_os = "linux")]
+const RETRY_MAX: Duration = Duration::from_secs(1);
+
 /// First delay of the SIGCHLD path's safety net (see [`Background::run`]).
 const SAFETY_NET_FIRST: Duration = Duration::from_secs(1);
 /// Longest delay between two safety-net scans.
@@ -66,6 +73,9 @@ enum Action {
     Kill(Arc<Shared>),
     /// Completes a [`Sleep`](super::Sleep).
     Wake(Arc<super::SleepState>),
+    /// Tries again to watch (or reap) a child whose pidfd was unavailable.
+    #[cfg(target_os = "linux")]
+    Retry(Arc<Shared>, Duration),
 }
 
 struct Timer {
@@ -219,14 +229,25 @@ impl Background {
     }
 
     #[cfg(target_os = "linux")]
-    pub(super) fn watch_pidfd(&self, shared: &Arc<Shared>) -> io::Result<()> {
-        let fd = match shared.process.pidfd() {
-            Some(fd) => fd.as_raw_fd(),
-            None => return Ok(()),
-        };
-        // If the child already exited, epoll reports the edge at once.
-        self.watched
-            .push(fd as u64, shared.clone(), || self.epoll.add(fd, fd as u64))
+    /// Watches a child's pidfd from now on. If the pidfd cannot be opened or
+    /// armed (descriptors ran out), falls back to polling the child on a
+    /// timer, `retry` from now and doubling, until it can.
+    pub(super) fn watch_pidfd(&self, shared: &Arc<Shared>, retry: Duration) {
+        // Opens the pidfd, or finds the child already exited.
+        if shared.try_reap().is_some() {
+            return;
+        }
+        if let Some(fd) = shared.process.pidfd().map(|fd| fd.as_raw_fd()) {
+            // If the child exits meanwhile, epoll reports the edge at once.
+            let armed = self
+                .watched
+                .push(fd as u64, shared.clone(), || self.epoll.add(fd, fd as u64));
+            if armed.is_ok() {
+                return;
+            }
+        }
+        let next = (retry * 2).min(RETRY_MAX);
+        self.add_timer(Instant::now() + retry, Action::Retry(shared.clone(), next));
     }
 
     pub(super) fn kill_after(&self, shared: &Arc<Shared>, grace: Duration) {
@@ -278,6 +299,8 @@ impl Background {
                     let _ = shared.send_stop(crate::Signal::KILL);
                 }
                 Some(Action::Wake(state)) => state.fire(),
+                #[cfg(target_os = "linux")]
+                Some(Action::Retry(shared, retry)) => self.watch_pidfd(&shared, retry),
                 None => {}
             }
         }

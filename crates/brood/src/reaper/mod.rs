@@ -185,9 +185,9 @@ pub(crate) fn adopt_orphans() -> io::Result<()> {
 /// SIGCHLD path.
 pub(crate) fn watch(shared: &Arc<Shared>) -> io::Result<()> {
     #[cfg(target_os = "linux")]
-    if shared.process.pidfd().is_some() {
+    if shared.process.uses_pidfd() {
         if shared.claim_background() {
-            background::get()?.watch_pidfd(shared)?;
+            background::get()?.watch_pidfd(shared, background::RETRY_FIRST);
         }
         return Ok(());
     }
