@@ -740,3 +740,26 @@ fn subreaper_reaps_adopted_orphans_and_never_steals_our_children() {
     }
     assert_worker_ok(&run_worker(NAME, &[]));
 }
+
+#[tokio::test]
+async fn abandoned_timeouts_do_not_accumulate() {
+    bounded(TEST_LIMIT, async {
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        for _ in 0..3000 {
+            // Each call arms an hour-long timer, then is dropped unfinished.
+            let wait = child.wait_timeout(Duration::from_secs(3600));
+            let _ = tokio::time::timeout(Duration::from_micros(1), wait).await;
+        }
+        let pending = brood::reaper::pending_timers();
+        assert!(
+            pending < 1000,
+            "{pending} timer entries kept for 3000 abandoned waits"
+        );
+        child.kill().await.unwrap();
+    })
+    .await;
+}

@@ -14,6 +14,7 @@
 //! pidfd path reaps it itself. The thread is started on first need, so a
 //! program that always awaits its children on the pidfd path never has it.
 
+use super::sleep::SleepState;
 use super::table::{Reap, Table, Tracked};
 use crate::child::shared::Shared;
 use crate::sync::{lock, Arc, Mutex};
@@ -72,7 +73,7 @@ enum Action {
     /// The final SIGKILL of a graceful stop.
     Kill(Arc<Shared>),
     /// Completes a [`Sleep`](super::Sleep).
-    Wake(Arc<super::SleepState>),
+    Wake(Arc<SleepState>),
     /// Tries again to watch (or reap) a child whose pidfd was unavailable.
     #[cfg(target_os = "linux")]
     Retry(Arc<Shared>, Duration),
@@ -127,6 +128,15 @@ pub(super) struct Background {
 }
 
 static BACKGROUND: OnceLock<Result<Background, (io::ErrorKind, String)>> = OnceLock::new();
+
+/// Sleeps cancelled since the last sweep of the timer heap (an estimate:
+/// the sweep recounts nothing, it just removes what is cancelled).
+static CANCELLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Notes that a `Sleep` was dropped before its deadline.
+pub(super) fn timer_cancelled() {
+    CANCELLED.fetch_add(1, Ordering::Relaxed);
+}
 
 fn to_io(e: &(io::ErrorKind, String)) -> io::Error {
     io::Error::new(e.0, e.1.clone())
@@ -250,17 +260,31 @@ impl Background {
         self.add_timer(Instant::now() + retry, Action::Retry(shared.clone(), next));
     }
 
+    /// Timer entries in the heap, live or cancelled, for tests.
+    pub(super) fn pending_timers(&self) -> usize {
+        lock(&self.inner).timers.len()
+    }
+
     pub(super) fn kill_after(&self, shared: &Arc<Shared>, grace: Duration) {
         self.add_timer(Instant::now() + grace, Action::Kill(shared.clone()));
     }
 
-    pub(super) fn wake_at(&self, deadline: Instant, state: &Arc<super::SleepState>) {
+    pub(super) fn wake_at(&self, deadline: Instant, state: &Arc<SleepState>) {
         self.add_timer(deadline, Action::Wake(state.clone()));
     }
 
     fn add_timer(&self, deadline: Instant, action: Action) {
         let earliest = {
             let mut inner = lock(&self.inner);
+            // Sleeps dropped before their deadline leave garbage entries;
+            // sweep them once they are the majority, so a program that
+            // starts and abandons many long timeouts does not grow the heap.
+            if CANCELLED.load(Ordering::Relaxed) > inner.timers.len() / 2 + 64 {
+                CANCELLED.store(0, Ordering::Relaxed);
+                inner
+                    .timers
+                    .retain(|Reverse(t)| !matches!(&t.action, Action::Wake(s) if s.is_cancelled()));
+            }
             let seq = inner.next_seq;
             inner.next_seq += 1;
             let earliest = inner

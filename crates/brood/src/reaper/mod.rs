@@ -27,6 +27,7 @@
 //! ```
 
 mod background;
+mod sleep;
 pub(crate) mod table;
 pub(crate) mod watchlist;
 
@@ -35,6 +36,8 @@ use crate::sync::Arc;
 use std::io;
 use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
+
+pub(crate) use sleep::Sleep;
 
 /// Every live child brood spawned, on either path, by pid. The SIGCHLD
 /// dispatcher reaps from it; in subreaper mode it is how adopted orphans are
@@ -208,80 +211,20 @@ pub(crate) fn kill_after(shared: &Arc<Shared>, grace: Duration) -> io::Result<()
     Ok(())
 }
 
-/// Shared state of a [`Sleep`]: fired flag and the waker to call.
-#[derive(Debug, Default)]
-pub(crate) struct SleepState {
-    fired: std::sync::atomic::AtomicBool,
-    waker: std::sync::Mutex<Option<std::task::Waker>>,
-}
-
-impl SleepState {
-    fn fire(&self) {
-        self.fired.store(true, std::sync::atomic::Ordering::Release);
-        let waker = self.waker.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
-
-/// A timer served by the background thread, so brood's timeouts work in any
-/// runtime (or none), whether or not Tokio's time driver is enabled.
-#[derive(Debug)]
-pub(crate) struct Sleep {
-    deadline: std::time::Instant,
-    state: Option<std::sync::Arc<SleepState>>,
-}
-
-impl Sleep {
-    pub(crate) fn new(duration: Duration) -> Self {
-        Sleep {
-            deadline: std::time::Instant::now() + duration,
-            state: None,
-        }
-    }
-}
-
-impl std::future::Future for Sleep {
-    type Output = ();
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        use std::sync::atomic::Ordering;
-        use std::task::Poll;
-        if std::time::Instant::now() >= self.deadline {
-            return Poll::Ready(());
-        }
-        match &self.state {
-            Some(state) => {
-                *state.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
-                if state.fired.load(Ordering::Acquire) {
-                    return Poll::Ready(());
-                }
-            }
-            None => {
-                let state = std::sync::Arc::new(SleepState::default());
-                *state.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
-                match background::get() {
-                    Ok(bg) => bg.wake_at(self.deadline, &state),
-                    // Without the thread nothing can wake us: fire at once so
-                    // callers fall through to their stop path rather than hang.
-                    Err(_) => return Poll::Ready(()),
-                }
-                self.state = Some(state);
-            }
-        }
-        Poll::Pending
-    }
-}
-
 /// How many `wait4`/`waitid` calls brood has made in this process, for tests
 /// of the O(1)-per-exit claim.
 #[doc(hidden)]
 pub fn wait_calls() -> u64 {
     crate::sys::WAIT_CALLS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Entries in the background thread's timer heap, for tests.
+#[doc(hidden)]
+pub fn pending_timers() -> usize {
+    match background::try_get() {
+        Some(Ok(bg)) => bg.pending_timers(),
+        _ => 0,
+    }
 }
 
 /// The number of live children brood is tracking, for tests.
