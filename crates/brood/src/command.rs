@@ -217,6 +217,9 @@ impl Command {
     /// forked copy of a multi-threaded process and may only do what is
     /// async-signal-safe. Using it also makes std fall back from
     /// `posix_spawn` to fork+exec, which is slower.
+    // The one `unsafe` outside `sys`: the public API itself is unsafe, as in
+    // std and tokio, and only forwards the caller's promise.
+    #[allow(unsafe_code)]
     pub unsafe fn pre_exec<F>(&mut self, f: F) -> &mut Command
     where
         F: FnMut() -> io::Result<()> + Send + Sync + 'static,

@@ -95,6 +95,7 @@
 //!   time driver; their resolution is a millisecond.
 
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![cfg(unix)]

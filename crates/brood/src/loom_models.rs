@@ -4,6 +4,7 @@
 //! --lib --release loom_models`). Each model runs the library's own code,
 //! with loom's `Mutex`, `Arc` and atomics swapped in by `crate::sync`, under
 //! every interleaving loom can find; the OS is replaced by small mocks.
+#![allow(unsafe_code)]
 
 use crate::child::exit::{ExitCell, Wait};
 use crate::reaper::table::{Reap, Table, Tracked};

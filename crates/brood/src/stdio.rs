@@ -54,9 +54,7 @@ impl Pipe {
             let State::Idle(fd) = std::mem::replace(&mut self.state, State::Closed) else {
                 unreachable!()
             };
-            // SAFETY: the AsyncFd takes ownership of the OwnedFd, so the
-            // descriptor stays open exactly as long as the registration.
-            let registered = unsafe { sys::register(fd, self.interest) }?;
+            let registered = sys::register_owned(fd, self.interest)?;
             self.state = State::Registered(registered);
         }
         match &self.state {

@@ -51,8 +51,7 @@ mod imp {
     }
 
     async fn wait_readable(pidfd: OwnedFd) -> io::Result<()> {
-        // SAFETY: the AsyncFd owns the pidfd for the registration's life.
-        let fd: AsyncFd<OwnedFd> = unsafe { sys::register(pidfd, Interest::READABLE) }?;
+        let fd: AsyncFd<OwnedFd> = sys::register_owned(pidfd, Interest::READABLE)?;
         // A pidfd turns readable once when the process exits and stays so.
         let _guard = fd.readable().await?;
         Ok(())

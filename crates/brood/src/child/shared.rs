@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 #[cfg(target_os = "linux")]
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::BorrowedFd;
 
 /// The OS side of one child: its pid and, on the pidfd path, its pidfd.
 ///
@@ -32,7 +32,7 @@ pub(crate) struct Process {
     pid: u32,
     /// `Some` on the pidfd path; the cell fills on first use.
     #[cfg(target_os = "linux")]
-    pidfd: Option<std::sync::OnceLock<OwnedFd>>,
+    pidfd: Option<std::sync::OnceLock<sys::linux::Pidfd>>,
 }
 
 impl Process {
@@ -72,8 +72,8 @@ impl Process {
 
     /// The pidfd, if it has been opened.
     #[cfg(target_os = "linux")]
-    pub(crate) fn pidfd(&self) -> Option<BorrowedFd<'_>> {
-        self.pidfd.as_ref()?.get().map(|fd| fd.as_fd())
+    pub(crate) fn pidfd(&self) -> Option<&sys::linux::Pidfd> {
+        self.pidfd.as_ref()?.get()
     }
 
     /// The pidfd, opening it if needed. `Ok(None)`: not the pidfd path.
@@ -86,7 +86,7 @@ impl Process {
             return Ok(None);
         };
         if cell.get().is_none() {
-            let fd = sys::linux::pidfd_open(self.pid).map_err(|e| {
+            let fd = sys::linux::Pidfd::open(self.pid).map_err(|e| {
                 // No such process although unreaped by us: reaped elsewhere.
                 if e.raw_os_error() == Some(libc::ESRCH) {
                     io::Error::from_raw_os_error(libc::ECHILD)
@@ -146,19 +146,6 @@ impl Kill for Process {
     }
 }
 
-/// A pidfd as tokio's reactor sees it: the descriptor is owned by `Process`,
-/// which outlives the registration (see the field order of `Shared`).
-#[cfg(target_os = "linux")]
-#[derive(Debug)]
-pub(crate) struct PidfdRef(RawFd);
-
-#[cfg(target_os = "linux")]
-impl AsRawFd for PidfdRef {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0
-    }
-}
-
 /// How brood stops a child on the user's behalf (kill_on_drop, timeouts,
 /// output caps).
 #[derive(Clone, Copy, Debug, Default)]
@@ -173,11 +160,6 @@ pub(crate) struct StopPolicy {
 /// Everything about one child that outlives the `Child` value.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// Registration of the pidfd with the tokio reactor of the first task that
-    /// awaited the child. Declared before `process` so that it deregisters
-    /// before the pidfd closes.
-    #[cfg(target_os = "linux")]
-    inline: std::sync::OnceLock<tokio::io::unix::AsyncFd<PidfdRef>>,
     pub(crate) process: Process,
     pub(crate) cell: ExitCell,
     pub(crate) stop: StopPolicy,
@@ -191,8 +173,6 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(process: Process, stop: StopPolicy) -> Self {
         Shared {
-            #[cfg(target_os = "linux")]
-            inline: std::sync::OnceLock::new(),
             process,
             cell: ExitCell::default(),
             stop,
@@ -288,7 +268,7 @@ impl Shared {
         if !self.process.uses_pidfd() {
             return None;
         }
-        let registration = match self.inline.get() {
+        let registration = match self.process.pidfd().and_then(|p| p.registered_already()) {
             Some(r) => r,
             None => {
                 // First poll: one reap attempt, which also opens the pidfd.
@@ -296,20 +276,8 @@ impl Shared {
                 if let Some(exit) = self.try_reap() {
                     return Some(Poll::Ready(exit));
                 }
-                // No pidfd (descriptors ran out): fall back.
-                let pidfd = self.process.pidfd()?;
-                // SAFETY: the pidfd is owned by `self.process`, which is
-                // dropped after `self.inline` (field order), so it stays open
-                // for the registration's whole life.
-                let fd = unsafe {
-                    sys::register(PidfdRef(pidfd.as_raw_fd()), tokio::io::Interest::READABLE)
-                }
-                .ok()?;
-                // Only the owning Child drives this (it needs `&mut Child`),
-                // so a lost race here is impossible; if it happened, the
-                // extra registration is simply dropped.
-                let _ = self.inline.set(fd);
-                self.inline.get()?
+                // No pidfd (descriptors ran out) or no runtime: fall back.
+                self.process.pidfd()?.registered().ok()?
             }
         };
         loop {

@@ -247,7 +247,7 @@ impl Background {
         if shared.try_reap().is_some() {
             return;
         }
-        if let Some(fd) = shared.process.pidfd().map(|fd| fd.as_raw_fd()) {
+        if let Some(fd) = shared.process.pidfd().map(|fd| fd.as_fd().as_raw_fd()) {
             // If the child exits meanwhile, epoll reports the edge at once.
             let armed = self
                 .watched

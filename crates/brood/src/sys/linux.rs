@@ -6,6 +6,66 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::process::ExitStatus;
 
+/// A pidfd, and its registration with a Tokio reactor once it is awaited.
+///
+/// The registration refers to the descriptor by number, so it must never
+/// outlive it: `reactor` is declared before `fd` and therefore dropped (and
+/// deregistered) first. That is the invariant the `unsafe` below relies on,
+/// and it is local to this type.
+#[derive(Debug)]
+pub(crate) struct Pidfd {
+    reactor: std::sync::OnceLock<tokio::io::unix::AsyncFd<FdNumber>>,
+    fd: OwnedFd,
+}
+
+/// A descriptor number, for a registration whose descriptor is owned
+/// elsewhere (see [`Pidfd`]).
+#[derive(Debug)]
+pub(crate) struct FdNumber(RawFd);
+
+impl AsRawFd for FdNumber {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+impl Pidfd {
+    /// `pidfd_open(pid)`.
+    pub(crate) fn open(pid: u32) -> io::Result<Self> {
+        Ok(Pidfd {
+            reactor: std::sync::OnceLock::new(),
+            fd: pidfd_open(pid)?,
+        })
+    }
+
+    pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.fd)
+    }
+
+    /// The registration, if [`Pidfd::registered`] made one.
+    pub(crate) fn registered_already(&self) -> Option<&tokio::io::unix::AsyncFd<FdNumber>> {
+        self.reactor.get()
+    }
+
+    /// The registration with the reactor of the runtime this is first called
+    /// in. Fails outside a runtime (or with IO disabled).
+    pub(crate) fn registered(&self) -> io::Result<&tokio::io::unix::AsyncFd<FdNumber>> {
+        if let Some(r) = self.reactor.get() {
+            return Ok(r);
+        }
+        // SAFETY: `self.fd` outlives the registration, which is dropped first
+        // (field order) and never handed out by value.
+        let registration = unsafe {
+            super::register(FdNumber(self.fd.as_raw_fd()), tokio::io::Interest::READABLE)
+        }?;
+        // A concurrent caller may have won; the loser's registration drops.
+        let _ = self.reactor.set(registration);
+        self.reactor
+            .get()
+            .ok_or_else(|| io::Error::other("pidfd registration vanished"))
+    }
+}
+
 /// `pidfd_open(2)`: a close-on-exec descriptor that refers to process `pid`.
 pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes two integers and returns a new descriptor.

@@ -456,6 +456,18 @@ pub(crate) fn in_runtime() -> io::Result<()> {
         })
 }
 
+/// Registers an owned descriptor with the current Tokio runtime's reactor;
+/// the `AsyncFd` owns it from then on. Fails (rather than panicking) when
+/// there is no runtime or its IO driver is disabled.
+pub(crate) fn register_owned(
+    fd: OwnedFd,
+    interest: tokio::io::Interest,
+) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: the AsyncFd takes ownership of the OwnedFd, so the descriptor
+    // stays open, and the same, exactly as long as the registration.
+    unsafe { register(fd, interest) }
+}
+
 /// Registers `inner`'s descriptor with the current Tokio runtime's reactor.
 ///
 /// Fails (rather than panicking) when there is no runtime or its IO driver is
@@ -465,7 +477,7 @@ pub(crate) fn in_runtime() -> io::Result<()> {
 ///
 /// `inner.as_raw_fd()` must stay a valid, open descriptor, and the same one,
 /// until the returned `AsyncFd` is dropped or converted with `into_inner`.
-pub(crate) unsafe fn register<T: AsRawFd>(
+unsafe fn register<T: AsRawFd>(
     inner: T,
     interest: tokio::io::Interest,
 ) -> io::Result<tokio::io::unix::AsyncFd<T>> {
