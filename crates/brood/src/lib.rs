@@ -69,6 +69,12 @@
 //! - **Runtime shutdown.** Children whose `Child` is dropped at shutdown
 //!   follow the rule above: kill_on_drop ones are stopped, the rest keep
 //!   running and are reaped by the background thread if the process lives on.
+//! - **Grace periods need a living process.** With [`Command::grace`], a
+//!   kill_on_drop stop sends SIGTERM at once and leaves the final SIGKILL to
+//!   the background thread; if the whole program exits before the grace
+//!   period ends, that SIGKILL is never sent. A program that must not exit
+//!   before its children are gone awaits [`Child::terminate`] instead, which
+//!   for a process group resolves only once the group is empty.
 //! - **Foreign reaping.** If other code in the process reaps a brood child
 //!   (`waitpid(-1)`, or `waitpid` on its pid), or sets SIGCHLD to `SIG_IGN`
 //!   so the kernel reaps children itself, the status is lost: `wait` returns

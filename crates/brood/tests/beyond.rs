@@ -189,9 +189,10 @@ async fn terminate_stops_the_whole_group() {
         // is in the group, so it gets TERM too.
         let mut child = tree("").spawn().unwrap();
         let grandchild: u32 = read_line(&mut child).await.parse().unwrap();
-        let status = child.terminate(Duration::from_secs(5)).await.unwrap();
+        let status = child.terminate(Duration::from_secs(1)).await.unwrap();
         assert_eq!(status.signal(), Some(libc::SIGTERM));
-        assert!(eventually(Duration::from_secs(5), || is_dead(grandchild)).await);
+        // terminate resolves only once the whole group is gone.
+        assert!(is_dead(grandchild));
     })
     .await;
 }
@@ -449,6 +450,7 @@ async fn many_handle_waiters_all_get_the_status() {
             assert_eq!(w.await.unwrap().code(), Some(12));
         }
         assert_eq!(handle.status().unwrap().unwrap().code(), Some(12));
+        assert!(handle.resource_usage().is_some());
         assert_eq!(handle.id(), child.handle().id());
     })
     .await;
@@ -735,6 +737,30 @@ fn subreaper_reaps_adopted_orphans_and_never_steals_our_children() {
             drop(early.stdin.take());
             assert_eq!(early.wait().await.unwrap().code(), Some(21));
             assert!(eventually(Duration::from_secs(5), || zombie_children().is_empty()).await);
+        }));
+        return;
+    }
+    assert_worker_ok(&run_worker(NAME, &[]));
+}
+
+#[test]
+fn terminate_returns_as_soon_as_the_group_is_gone_in_a_subreaper() {
+    const NAME: &str = "terminate_returns_as_soon_as_the_group_is_gone_in_a_subreaper";
+    if is_worker(NAME) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(bounded(TEST_LIMIT, async {
+            // As a subreaper, brood reaps the orphaned grandchild itself, so
+            // the group is seen empty as soon as it is.
+            brood::become_subreaper().unwrap();
+            let mut child = tree("").spawn().unwrap();
+            let grandchild: u32 = read_line(&mut child).await.parse().unwrap();
+            let start = Instant::now();
+            child.terminate(Duration::from_secs(20)).await.unwrap();
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "waited out the grace"
+            );
+            assert!(!pid_exists(grandchild) || is_dead(grandchild));
         }));
         return;
     }

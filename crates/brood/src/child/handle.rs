@@ -69,6 +69,12 @@ impl ChildHandle {
         wait_exit(&self.shared, false).await.status()
     }
 
+    /// The child's resource usage, once it has been reaped (for example
+    /// after `Child::wait_with_output`, which consumes the `Child`).
+    pub fn resource_usage(&self) -> Option<crate::ResourceUsage> {
+        self.shared.cell.get().and_then(|exit| exit.usage())
+    }
+
     /// The status if the child has been reaped already; never blocks and never
     /// reaps.
     pub fn status(&self) -> Option<io::Result<ExitStatus>> {

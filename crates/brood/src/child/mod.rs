@@ -22,7 +22,7 @@ use std::io;
 use std::pin::{pin, Pin};
 use std::process::{ExitStatus, Output};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A child process spawned by [`Command::spawn`](crate::Command::spawn).
 ///
@@ -272,8 +272,13 @@ impl Child {
     /// whole group if the child leads one), up to `grace` for it to exit, then
     /// SIGKILL.
     ///
-    /// For a group, members other than the leader also get SIGKILL once
-    /// `grace` has passed, even if the leader exited earlier.
+    /// For a group (spawned with `process_group(0)`), this resolves only once
+    /// the whole group is gone: members that outlive the leader get the rest
+    /// of `grace`, then SIGKILL. There is no event for "group empty", so it
+    /// is observed by probing the group (`killpg(pgid, 0)`) at growing
+    /// intervals. Members that died but were not reaped (zombies of an init
+    /// that does not reap) still count as members; in a
+    /// [subreaper](crate::become_subreaper) process brood reaps them itself.
     ///
     /// ```no_run
     /// # async fn demo() -> std::io::Result<()> {
@@ -284,18 +289,42 @@ impl Child {
     /// ```
     pub async fn terminate(&mut self, grace: Duration) -> io::Result<ExitStatus> {
         self.stdin.take();
-        if self.shared.cell.get().is_none() {
+        let deadline = Instant::now() + grace;
+        let group = self.shared.stop.group;
+        if self.shared.cell.get().is_none() || group {
             self.shared.send_stop(Signal::TERM)?;
-            if self.shared.stop.group {
-                // Stragglers in the group get their SIGKILL when grace ends.
+            if group {
+                // A backstop in case this future is dropped before the end:
+                // stragglers still get their SIGKILL when grace ends.
                 crate::reaper::kill_after(&self.shared, grace)?;
             }
         }
-        if let Some(exit) = within(grace, self.wait_exit()).await {
-            return exit.status();
+        let status = match within(grace, self.wait_exit()).await {
+            Some(exit) => exit.status(),
+            None => {
+                self.shared.send_stop(Signal::KILL)?;
+                return self.wait_exit().await.status();
+            }
+        };
+        if group {
+            self.wait_group_gone(deadline).await?;
         }
-        self.shared.send_stop(Signal::KILL)?;
-        self.wait_exit().await.status()
+        status
+    }
+
+    /// Waits until the child's process group has no members, or until
+    /// `deadline`, when the group gets SIGKILL.
+    async fn wait_group_gone(&self, deadline: Instant) -> io::Result<()> {
+        let mut pause = Duration::from_millis(1);
+        while self.shared.group_has_members()? {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return self.shared.send_stop(Signal::KILL);
+            }
+            Sleep::new(pause.min(left)).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+        Ok(())
     }
 
     /// Waits up to `timeout` for the child to exit. `Ok(None)` means it still

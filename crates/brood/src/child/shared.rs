@@ -349,6 +349,16 @@ impl Shared {
         }
     }
 
+    /// Whether the child's process group (it leads one) still has members,
+    /// zombies included: `killpg(pgid, 0)`.
+    pub(crate) fn group_has_members(&self) -> io::Result<bool> {
+        match sys::killpg(self.pid(), 0) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Sends a stop signal as the stop policy says: to the group if the child
     /// leads one, else to the child.
     pub(crate) fn send_stop(&self, signal: Signal) -> io::Result<()> {

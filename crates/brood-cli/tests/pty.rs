@@ -1,0 +1,120 @@
+//! The progress line appears when stderr is a terminal and not otherwise.
+//! The terminal comes from `script` (util-linux); the tests are skipped,
+//! saying so, where it is missing.
+
+mod common;
+
+use common::{bin, brood, LIMIT};
+use std::process::{Command, Stdio};
+
+fn have_script() -> bool {
+    Command::new("sh")
+        .args(["-c", "command -v script"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs `brood ARGS` under `script`, which gives it a pseudo-terminal, and
+/// returns everything written to that terminal.
+fn on_tty(args: &str) -> (Option<i32>, String) {
+    let cmd = format!("{} {args}", bin().display());
+    let out = assert_cmd::Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .timeout(LIMIT)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+const JOBS: &str = "run -j 2 -- sh -c 'sleep 0.3; echo job $0' ::: a b c d";
+
+#[test]
+fn progress_line_on_a_terminal() {
+    if !have_script() {
+        eprintln!("skipped: `script` (util-linux) is not installed");
+        return;
+    }
+    let (code, screen) = on_tty(JOBS);
+    assert_eq!(code, Some(0), "{screen}");
+    // Redrawn in place: carriage return and erase-line, then the counts.
+    assert!(screen.contains("\r\x1b[2K["), "{screen:?}");
+    assert!(
+        screen.contains(" done,") && screen.contains(" running,") && screen.contains("ETA"),
+        "{screen:?}"
+    );
+    assert!(screen.contains("/4 done"), "{screen:?}");
+    // Job output and the summary are still there, and the last thing on
+    // screen is not a stale progress line.
+    assert!(
+        screen.contains("job a") && screen.contains("job d"),
+        "{screen:?}"
+    );
+    assert!(screen.contains("brood: 4 jobs in"), "{screen:?}");
+    let after_summary = screen.rsplit("brood: 4 jobs in").next().unwrap();
+    assert!(!after_summary.contains(" running,"), "{screen:?}");
+}
+
+#[test]
+fn no_progress_line_when_piped() {
+    let out = brood()
+        .args([
+            "run",
+            "-j",
+            "2",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.3; echo job $0",
+            ":::",
+            "a",
+            "b",
+            "c",
+            "d",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains('\x1b') && !err.contains('\r'), "{err:?}");
+    assert!(!err.contains(" running,"), "{err:?}");
+    assert!(err.contains("brood: 4 jobs in"), "{err}");
+}
+
+#[test]
+fn demo_on_a_terminal() {
+    if !have_script() {
+        eprintln!("skipped: `script` (util-linux) is not installed");
+        return;
+    }
+    let t0 = std::time::Instant::now();
+    let (code, screen) = on_tty("");
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+    assert!(screen.contains("\r\x1b[2K["), "{screen:?}");
+    assert!(screen.contains("job 3 timed out"), "{screen}");
+    assert!(
+        screen.contains("14 jobs in") && screen.contains(" timed out)"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn demo_without_arguments_and_by_name() {
+    for args in [&[][..], &["demo"][..]] {
+        let out = brood().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(
+            err.contains("job 3 timed out after 1.00s; its process group was stopped"),
+            "{err}"
+        );
+        assert!(err.contains("brood: 14 jobs in"), "{err}");
+        assert!(err.contains("slowest:"), "{err}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("tree\tstarting two sleeps"), "{stdout}");
+    }
+}
