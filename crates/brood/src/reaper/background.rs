@@ -115,19 +115,29 @@ pub(super) struct Background {
     epoll: sys::linux::Epoll,
     /// Every live brood child; see [`super::TABLE`].
     table: &'static Table<Shared>,
-    /// Set once the SIGCHLD handler is installed.
-    sigchld: OnceLock<Result<(), (io::ErrorKind, String)>>,
+    /// Serialises installing the SIGCHLD handler; `sigchld_active` says it
+    /// is done. A failed attempt is not remembered: the next spawn retries.
+    sigchld_install: std::sync::Mutex<()>,
     sigchld_active: AtomicBool,
     /// Set by `track`: restart the safety net's back-off.
     activity: AtomicBool,
-    thread: OnceLock<Result<(), (io::ErrorKind, String)>>,
+    /// When the thread's current sleep ends (see [`nanos_since_base`]);
+    /// `u64::MAX` while it sleeps without a deadline.
+    sleeping_until: std::sync::atomic::AtomicU64,
+    /// Serialises starting the thread; `thread_running` says it is done.
+    /// A failed start (EAGAIN under RLIMIT_NPROC) is retried by the next use.
+    thread_start: std::sync::Mutex<()>,
+    thread_running: AtomicBool,
     /// Pidfd path: children the thread reaps, by pidfd number.
     #[cfg(target_os = "linux")]
     watched: Watchlist<Shared>,
     inner: Mutex<Inner>,
 }
 
-static BACKGROUND: OnceLock<Result<Background, (io::ErrorKind, String)>> = OnceLock::new();
+static BACKGROUND: OnceLock<Background> = OnceLock::new();
+/// Serialises creating `BACKGROUND`. A failed creation (say EMFILE for the
+/// wake pipe) is not remembered: the next use tries again.
+static CREATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Sleeps cancelled since the last sweep of the timer heap (an estimate:
 /// the sweep recounts nothing, it just removes what is cancelled).
@@ -138,49 +148,54 @@ pub(super) fn timer_cancelled() {
     CANCELLED.fetch_add(1, Ordering::Relaxed);
 }
 
-fn to_io(e: &(io::ErrorKind, String)) -> io::Error {
-    io::Error::new(e.0, e.1.clone())
+/// `t` as nanoseconds since a fixed process-wide instant, for atomics.
+fn nanos_since_base(t: Instant) -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    t.saturating_duration_since(base)
+        .as_nanos()
+        .min(u64::MAX as u128 - 1) as u64
 }
 
-fn from_io(context: &str, e: io::Error) -> (io::ErrorKind, String) {
-    (e.kind(), format!("brood: {context}: {e}"))
+fn context(what: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("brood: {what}: {e}"))
 }
 
 /// The background reaper, if it was ever created.
-pub(super) fn try_get() -> Option<Result<&'static Background, io::Error>> {
-    BACKGROUND.get().map(|r| r.as_ref().map_err(to_io))
+pub(super) fn try_get() -> Option<&'static Background> {
+    BACKGROUND.get()
 }
 
 /// The background reaper, creating and starting it on first use.
 pub(super) fn get() -> io::Result<&'static Background> {
-    let bg = BACKGROUND
-        .get_or_init(Background::new)
-        .as_ref()
-        .map_err(to_io)?;
-    bg.thread
-        .get_or_init(|| {
-            std::thread::Builder::new()
-                .name("brood-reaper".into())
-                .spawn(move || bg.run())
-                .map(drop)
-                .map_err(|e| from_io("cannot start the reaper thread", e))
-        })
-        .as_ref()
-        .map_err(to_io)?;
+    let bg = match BACKGROUND.get() {
+        Some(bg) => bg,
+        None => {
+            let _creating = CREATE.lock().unwrap_or_else(|p| p.into_inner());
+            match BACKGROUND.get() {
+                Some(bg) => bg,
+                None => {
+                    let _ = BACKGROUND.set(Background::new()?);
+                    BACKGROUND.get().expect("just set")
+                }
+            }
+        }
+    };
+    bg.ensure_thread()?;
     Ok(bg)
 }
 
 impl Background {
-    fn new() -> Result<Self, (io::ErrorKind, String)> {
+    fn new() -> io::Result<Self> {
         let (wake_read, wake_write) =
-            sys::nonblocking_pipe().map_err(|e| from_io("cannot create the wake pipe", e))?;
+            sys::nonblocking_pipe().map_err(|e| context("cannot create the wake pipe", e))?;
         #[cfg(target_os = "linux")]
         let epoll = {
             let epoll =
-                sys::linux::Epoll::new().map_err(|e| from_io("cannot create an epoll set", e))?;
+                sys::linux::Epoll::new().map_err(|e| context("cannot create an epoll set", e))?;
             epoll
                 .add(wake_read.as_raw_fd(), WAKE_TOKEN)
-                .map_err(|e| from_io("cannot watch the wake pipe", e))?;
+                .map_err(|e| context("cannot watch the wake pipe", e))?;
             epoll
         };
         Ok(Background {
@@ -189,32 +204,54 @@ impl Background {
             #[cfg(target_os = "linux")]
             epoll,
             table: &super::TABLE,
-            sigchld: OnceLock::new(),
+            sigchld_install: std::sync::Mutex::new(()),
             sigchld_active: AtomicBool::new(false),
             activity: AtomicBool::new(false),
-            thread: OnceLock::new(),
+            sleeping_until: std::sync::atomic::AtomicU64::new(u64::MAX),
+            thread_start: std::sync::Mutex::new(()),
+            thread_running: AtomicBool::new(false),
             #[cfg(target_os = "linux")]
             watched: Watchlist::new(),
             inner: Mutex::new(Inner::default()),
         })
     }
 
-    /// Installs the SIGCHLD handler on first call.
+    /// Starts the thread unless it runs.
+    fn ensure_thread(&'static self) -> io::Result<()> {
+        if self.thread_running.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _starting = self.thread_start.lock().unwrap_or_else(|p| p.into_inner());
+        if self.thread_running.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        std::thread::Builder::new()
+            .name("brood-reaper".into())
+            .spawn(move || self.run())
+            .map_err(|e| context("cannot start the reaper thread", e))?;
+        self.thread_running.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Installs the SIGCHLD handler unless it is installed.
     pub(super) fn ensure_sigchld(&self) -> io::Result<()> {
-        self.sigchld
-            .get_or_init(|| {
-                let fd = self
-                    .wake_write
-                    .try_clone()
-                    .map_err(|e| from_io("cannot duplicate the wake pipe", e))?;
-                sys::sigchld::install(fd)
-                    .map_err(|e| from_io("cannot install the SIGCHLD handler", e))?;
-                self.sigchld_active.store(true, Ordering::Release);
-                Ok(())
-            })
-            .as_ref()
-            .map(drop)
-            .map_err(to_io)
+        if self.sigchld_active.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _installing = self
+            .sigchld_install
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if self.sigchld_active.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let fd = self
+            .wake_write
+            .try_clone()
+            .map_err(|e| context("cannot duplicate the wake pipe", e))?;
+        sys::sigchld::install(fd).map_err(|e| context("cannot install the SIGCHLD handler", e))?;
+        self.sigchld_active.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Wakes the thread so it recomputes its timeout.
@@ -224,8 +261,19 @@ impl Background {
     }
 
     /// Restarts the safety net's back-off: a child was registered.
+    ///
+    /// If the thread sleeps with no deadline (or a far one), it is woken so
+    /// that the safety net covers the new child within a second; otherwise
+    /// it picks the note up when it next wakes. So this costs a wake-up at
+    /// most about once a second, not once per spawn.
     pub(super) fn note_activity(&self) {
         self.activity.store(true, Ordering::Release);
+        if self.sigchld_active.load(Ordering::Acquire)
+            && self.sleeping_until.load(Ordering::Acquire)
+                > nanos_since_base(Instant::now() + SAFETY_NET_FIRST)
+        {
+            self.wake();
+        }
     }
 
     /// Subreaper mode: from now on, reap orphans re-parented to us.
@@ -369,6 +417,10 @@ impl Background {
                 let left = (last_news + quiet).saturating_duration_since(Instant::now());
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
+            self.sleeping_until.store(
+                timeout.map_or(u64::MAX, |t| nanos_since_base(Instant::now() + t)),
+                Ordering::Release,
+            );
             let timeout_ms = timeout.map_or(-1, |t| {
                 // Round up so a timer is never fired early.
                 t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32

@@ -61,6 +61,8 @@ pub const ENV_VAR: &str = "BROOD_REAPER";
 struct ConfigError {
     kind: io::ErrorKind,
     message: String,
+    /// The probe failed for lack of resources, not for lack of support.
+    transient: bool,
 }
 
 impl ConfigError {
@@ -85,18 +87,40 @@ fn pidfd_support() -> io::Result<()> {
     }
 }
 
+/// Whether a failed probe says nothing about support: the process was out of
+/// descriptors or memory at the time.
+fn out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM)
+    )
+}
+
 fn choose(setting: Option<&str>) -> Result<Strategy, ConfigError> {
+    let probe_failed = |e: io::Error, message: String| ConfigError {
+        kind: if out_of_resources(&e) {
+            e.kind()
+        } else {
+            io::ErrorKind::Unsupported
+        },
+        message,
+        transient: out_of_resources(&e),
+    };
     match setting {
-        None | Some("") | Some("auto") => Ok(match pidfd_support() {
-            Ok(()) => Strategy::Pidfd,
-            Err(_) => Strategy::Signal,
-        }),
+        None | Some("") | Some("auto") => match pidfd_support() {
+            Ok(()) => Ok(Strategy::Pidfd),
+            Err(e) if out_of_resources(&e) => Err(probe_failed(
+                e,
+                "brood: cannot choose an exit watcher now: out of descriptors".into(),
+            )),
+            Err(_) => Ok(Strategy::Signal),
+        },
         Some("pidfd") => match pidfd_support() {
             Ok(()) => Ok(Strategy::Pidfd),
-            Err(e) => Err(ConfigError {
-                kind: io::ErrorKind::Unsupported,
-                message: format!("{ENV_VAR}=pidfd, but pidfds cannot be used here: {e}"),
-            }),
+            Err(e) => {
+                let message = format!("{ENV_VAR}=pidfd, but pidfds cannot be used here: {e}");
+                Err(probe_failed(e, message))
+            }
         },
         Some("signal") => Ok(Strategy::Signal),
         Some(other) => Err(ConfigError {
@@ -104,19 +128,31 @@ fn choose(setting: Option<&str>) -> Result<Strategy, ConfigError> {
             message: format!(
                 "invalid {ENV_VAR} value {other:?}: expected \"auto\", \"pidfd\" or \"signal\""
             ),
+            transient: false,
         }),
     }
 }
 
-fn choice() -> &'static Result<Strategy, ConfigError> {
-    CHOICE.get_or_init(|| match std::env::var(ENV_VAR) {
+fn choice() -> Result<Strategy, ConfigError> {
+    if let Some(cached) = CHOICE.get() {
+        return cached.clone();
+    }
+    let decided = match std::env::var(ENV_VAR) {
         Ok(value) => choose(Some(&value)),
         Err(std::env::VarError::NotPresent) => choose(None),
         Err(std::env::VarError::NotUnicode(value)) => Err(ConfigError {
             kind: io::ErrorKind::InvalidInput,
             message: format!("invalid {ENV_VAR} value {value:?}: not UTF-8"),
+            transient: false,
         }),
-    })
+    };
+    match decided {
+        // The probe could not tell (no descriptor free for it): decide later.
+        Err(ConfigError {
+            transient: true, ..
+        }) => decided,
+        _ => CHOICE.get_or_init(|| decided).clone(),
+    }
 }
 
 /// The strategy this process uses, deciding it on first call.
@@ -135,7 +171,7 @@ pub fn current() -> Strategy {
 
 /// The strategy this process uses, or why the configured one is unusable.
 pub fn try_current() -> io::Result<Strategy> {
-    choice().clone().map_err(|e| e.to_io())
+    choice().map_err(|e| e.to_io())
 }
 
 /// A spawn in progress: holds the machinery that must exist *before* the
@@ -150,7 +186,7 @@ impl SpawnTicket {
     /// Registers the spawned child so that the dispatcher knows it as ours.
     pub(crate) fn track(&self, shared: &Arc<Shared>) {
         TABLE.register(shared.pid(), shared);
-        if let Some(Ok(bg)) = background::try_get() {
+        if let Some(bg) = background::try_get() {
             bg.note_activity();
         }
     }
@@ -170,6 +206,7 @@ impl Drop for SpawnTicket {
 /// Prepares a spawn; see [`SpawnTicket`].
 pub(crate) fn prepare_spawn() -> io::Result<SpawnTicket> {
     let strategy = try_current()?;
+    retry_deferred();
     if strategy == Strategy::Signal {
         background::get()?.ensure_sigchld()?;
     }
@@ -190,13 +227,53 @@ pub(crate) fn watch(shared: &Arc<Shared>) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     if shared.process.uses_pidfd() {
         if shared.claim_background() {
-            background::get()?.watch_pidfd(shared, background::RETRY_FIRST);
+            match background::get() {
+                Ok(bg) => {
+                    bg.watch_pidfd(shared, background::RETRY_FIRST);
+                    retry_deferred();
+                }
+                // No thread can be started now (EMFILE, EAGAIN): keep the
+                // child and hand it over on the next use of brood.
+                Err(_) => defer(shared),
+            }
         }
         return Ok(());
     }
     // SIGCHLD path: tracked since spawn.
     let _ = shared;
     Ok(())
+}
+
+/// Children that needed the background reaper while it could not be started.
+static DEFERRED: std::sync::Mutex<Vec<Arc<Shared>>> = std::sync::Mutex::new(Vec::new());
+static HAVE_DEFERRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(target_os = "linux")]
+fn defer(shared: &Arc<Shared>) {
+    DEFERRED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(shared.clone());
+    HAVE_DEFERRED.store(true, std::sync::atomic::Ordering::Release);
+}
+
+/// Hands deferred children to the background reaper if it can run now.
+/// Costs one atomic load when there are none.
+fn retry_deferred() {
+    if !HAVE_DEFERRED.load(std::sync::atomic::Ordering::Acquire) {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    if let Ok(bg) = background::get() {
+        let waiting = {
+            let mut deferred = DEFERRED.lock().unwrap_or_else(|p| p.into_inner());
+            HAVE_DEFERRED.store(false, std::sync::atomic::Ordering::Release);
+            std::mem::take(&mut *deferred)
+        };
+        for shared in waiting {
+            bg.watch_pidfd(&shared, background::RETRY_FIRST);
+        }
+    }
 }
 
 /// Drops a reaped child from the table of live children.
@@ -221,10 +298,7 @@ pub fn wait_calls() -> u64 {
 /// Entries in the background thread's timer heap, for tests.
 #[doc(hidden)]
 pub fn pending_timers() -> usize {
-    match background::try_get() {
-        Some(Ok(bg)) => bg.pending_timers(),
-        _ => 0,
-    }
+    background::try_get().map_or(0, |bg| bg.pending_timers())
 }
 
 /// The number of live children brood is tracking, for tests.
