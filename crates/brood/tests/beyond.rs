@@ -37,6 +37,24 @@ fn tree(trap: &str) -> Command {
 
 const IGNORE_TERM: &str = "trap '' TERM;";
 
+/// A shell that runs `trap`, prints `ready` and loops until a signal ends it.
+fn looping_shell(trap: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        &format!("{trap} echo ready; while :; do sleep 0.01; done"),
+    ])
+    .stdout(Stdio::piped());
+    cmd
+}
+
+/// Spawns `cmd` and waits until it printed `ready` (its trap is in place).
+async fn spawn_ready(cmd: &mut Command) -> brood::Child {
+    let mut child = cmd.spawn().unwrap();
+    assert_eq!(read_line(&mut child).await, "ready");
+    child
+}
+
 // ---------------------------------------------------------------------------
 // Signal
 
@@ -63,15 +81,7 @@ fn signal_constants_round_trip() {
 #[tokio::test]
 async fn signal_reaches_the_child() {
     bounded(TEST_LIMIT, async {
-        let mut child = Command::new("sh")
-            .args([
-                "-c",
-                "trap 'exit 10' USR1; echo ready; while :; do sleep 0.01; done",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        assert_eq!(read_line(&mut child).await, "ready");
+        let mut child = spawn_ready(&mut looping_shell("trap 'exit 10' USR1;")).await;
         child.signal(Signal::USR1).unwrap();
         assert_eq!(child.wait().await.unwrap().code(), Some(10));
         // Reaped: a further signal sends nothing and succeeds.
@@ -141,15 +151,7 @@ async fn signal_group_reaches_grandchildren() {
 #[tokio::test]
 async fn terminate_cooperative_child_exits_on_term() {
     bounded(TEST_LIMIT, async {
-        let mut child = Command::new("sh")
-            .args([
-                "-c",
-                "trap 'exit 3' TERM; echo ready; while :; do sleep 0.01; done",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        assert_eq!(read_line(&mut child).await, "ready");
+        let mut child = spawn_ready(&mut looping_shell("trap 'exit 3' TERM;")).await;
         let start = Instant::now();
         let status = child.terminate(Duration::from_secs(20)).await.unwrap();
         assert_eq!(status.code(), Some(3));
@@ -164,15 +166,7 @@ async fn terminate_cooperative_child_exits_on_term() {
 #[tokio::test]
 async fn terminate_uncooperative_child_is_killed_after_grace() {
     bounded(TEST_LIMIT, async {
-        let mut child = Command::new("sh")
-            .args([
-                "-c",
-                "trap '' TERM; echo ready; while :; do sleep 0.01; done",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        assert_eq!(read_line(&mut child).await, "ready");
+        let mut child = spawn_ready(&mut looping_shell("trap '' TERM;")).await;
         let grace = Duration::from_millis(300);
         let start = Instant::now();
         let status = child.terminate(grace).await.unwrap();
@@ -282,17 +276,12 @@ async fn kill_on_drop_with_grace_lets_a_cooperative_child_exit() {
     bounded(TEST_LIMIT, async {
         let handle;
         {
-            let mut child = Command::new("sh")
-                .args([
-                    "-c",
-                    "trap 'exit 0' TERM; echo ready; while :; do sleep 0.01; done",
-                ])
-                .stdout(Stdio::piped())
-                .kill_on_drop(true)
-                .grace(Duration::from_secs(30))
-                .spawn()
-                .unwrap();
-            assert_eq!(read_line(&mut child).await, "ready");
+            let child = spawn_ready(
+                looping_shell("trap 'exit 0' TERM;")
+                    .kill_on_drop(true)
+                    .grace(Duration::from_secs(30)),
+            )
+            .await;
             handle = child.handle();
         }
         let status = handle.wait().await.unwrap();
