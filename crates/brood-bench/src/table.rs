@@ -245,7 +245,7 @@ fn render_targets(s: &mut String, run: &Run) {
                 });
                 push("wait4 + waitid calls/child ≤ 2", &|l| {
                     r.median(l, "waitpid_per_child")
-                        .map(|x| verdict(format!("{x:.2}/child"), x <= 2.0))
+                        .map(|x| verdict(format!("{x:.3}/child"), x <= 2.0))
                 });
             }
         }
