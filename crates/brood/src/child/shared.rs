@@ -168,6 +168,9 @@ pub(crate) struct Shared {
     background: AtomicBool,
     /// Set when the `Child` was dropped before the exit was collected.
     orphaned: AtomicBool,
+    /// When `spawn` returned; see `poll_inline`.
+    #[cfg(target_os = "linux")]
+    spawned_at: std::time::Instant,
 }
 
 impl Shared {
@@ -179,6 +182,8 @@ impl Shared {
             #[cfg(target_os = "linux")]
             background: AtomicBool::new(false),
             orphaned: AtomicBool::new(false),
+            #[cfg(target_os = "linux")]
+            spawned_at: std::time::Instant::now(),
         }
     }
 
@@ -271,10 +276,23 @@ impl Shared {
         let registration = match self.process.pidfd().and_then(|p| p.registered_already()) {
             Some(r) => r,
             None => {
-                // First poll: one reap attempt, which also opens the pidfd.
-                // A child that already exited costs no epoll registration.
-                if let Some(exit) = self.try_reap() {
-                    return Some(Poll::Ready(exit));
+                // First poll. A young child (the usual case: awaited right
+                // after spawn) is still running: just open its pidfd. An
+                // older one gets a reap attempt first, which costs no epoll
+                // registration if it already exited, and which also proves
+                // the lazily opened pidfd is our child (a foreign reaper and
+                // a recycled pid take far longer than YOUNG).
+                const YOUNG: Duration = Duration::from_millis(10);
+                let opened = (self.spawned_at.elapsed() < YOUNG)
+                    .then(|| {
+                        self.cell
+                            .while_running(|| self.process.open_pidfd().is_ok())
+                    })
+                    .flatten();
+                if opened != Some(true) {
+                    if let Some(exit) = self.try_reap() {
+                        return Some(Poll::Ready(exit));
+                    }
                 }
                 // No pidfd (descriptors ran out) or no runtime: fall back.
                 self.process.pidfd()?.registered().ok()?

@@ -260,6 +260,14 @@ impl Background {
         let _ = sys::write(self.wake_write.as_raw_fd(), &0i32.to_ne_bytes());
     }
 
+    /// Wakes the thread and makes it dispatch (look for exited children).
+    pub(super) fn wake_to_dispatch(&self) {
+        let _ = sys::write(
+            self.wake_write.as_raw_fd(),
+            &sys::DISPATCH_RECORD.to_ne_bytes(),
+        );
+    }
+
     /// Restarts the safety net's back-off: a child was registered.
     ///
     /// If the thread sleeps with no deadline (or a far one), it is woken so
@@ -282,7 +290,7 @@ impl Background {
         self.table.adopt_orphans();
         self.ensure_sigchld()?;
         // Orphans may have been adopted (and exited) already.
-        self.wake();
+        self.wake_to_dispatch();
         Ok(())
     }
 
@@ -408,7 +416,10 @@ impl Background {
         let mut last_news = Instant::now();
         loop {
             let mut timeout = self.fire_timers();
-            let net_armed = self.sigchld_active.load(Ordering::Acquire) && self.table.len() > 0;
+            // Armed whenever SIGCHLD is in use, even with no child tracked:
+            // the thread then wakes at growing intervals for nothing, which
+            // is cheaper than being woken by every spawn.
+            let net_armed = self.sigchld_active.load(Ordering::Acquire);
             if self.activity.swap(false, Ordering::AcqRel) {
                 quiet = SAFETY_NET_FIRST;
                 last_news = Instant::now();
@@ -448,17 +459,16 @@ impl Background {
             let woke = sys::poll_readable(self.wake_read.as_raw_fd(), timeout_ms).unwrap_or(false);
 
             pids.clear();
-            if woke {
-                let _ = sys::drain_wake_pipe(self.wake_read.as_raw_fd(), &mut pids);
-            }
+            let dispatch =
+                woke && sys::drain_wake_pipe(self.wake_read.as_raw_fd(), &mut pids).unwrap_or(true);
             if self.sigchld_active.load(Ordering::Acquire) {
-                if woke {
+                if dispatch {
                     if !pids.is_empty() {
                         last_news = Instant::now();
                     }
                     self.table
                         .dispatch(&pids, sys::peek_exited_child, reap_adopted_orphan);
-                } else if net_armed && Instant::now() >= last_news + quiet {
+                } else if net_armed && !woke && Instant::now() >= last_news + quiet {
                     let (reaped, _) = self.table.scan();
                     quiet = if reaped > 0 {
                         SAFETY_NET_FIRST

@@ -197,7 +197,7 @@ impl Drop for SpawnTicket {
         if TABLE.spawn_finished() {
             // Orphans were deferred while this spawn was in flight.
             if let Ok(bg) = background::get() {
-                bg.wake();
+                bg.wake_to_dispatch();
             }
         }
     }

@@ -361,36 +361,42 @@ pub(crate) mod sigchld {
     }
 }
 
-/// Reads pids written by the SIGCHLD handler from the non-blocking wake pipe.
-/// Returns how many bytes were read (`0` if the pipe was empty).
-pub(crate) fn drain_wake_pipe(fd: RawFd, pids: &mut Vec<u32>) -> io::Result<usize> {
+/// The record that asks the background thread to dispatch although no
+/// SIGCHLD named a pid (orphans deferred during a spawn, in subreaper mode).
+/// A record of `0` only makes it recompute its timeout.
+pub(crate) const DISPATCH_RECORD: i32 = -1;
+
+/// Reads the records written to the non-blocking wake pipe: pids from the
+/// SIGCHLD handler, [`DISPATCH_RECORD`], or `0`. Returns whether a dispatch
+/// is due (a pid or a dispatch record arrived).
+pub(crate) fn drain_wake_pipe(fd: RawFd, pids: &mut Vec<u32>) -> io::Result<bool> {
     let mut buf = [0u8; 512];
-    let mut total = 0;
+    let mut dispatch = false;
     loop {
         // SAFETY: `buf` is valid for writes of its length.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 {
             let e = io::Error::last_os_error();
             return match e.kind() {
-                io::ErrorKind::WouldBlock => Ok(total),
+                io::ErrorKind::WouldBlock => Ok(dispatch),
                 io::ErrorKind::Interrupted => continue,
                 _ => Err(e),
             };
         }
         let n = n as usize;
         if n == 0 {
-            return Ok(total);
+            return Ok(dispatch);
         }
-        total += n;
         // Writes of 4 bytes to a pipe are atomic, so records never straddle reads.
         for chunk in buf[..n].chunks_exact(4) {
             let pid = i32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
             if pid > 0 {
                 pids.push(pid as u32);
             }
+            dispatch |= pid != 0;
         }
         if n < buf.len() {
-            return Ok(total);
+            return Ok(dispatch);
         }
     }
 }
