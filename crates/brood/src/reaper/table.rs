@@ -206,9 +206,13 @@ impl<T: Tracked> Table<T> {
             match self.reap_pid(pid) {
                 Some(Reap::Fresh) => stats.reaped += 1,
                 None if self.may_adopt(pid) && reap_orphan(pid) => stats.adopted += 1,
+                // Ours but not waitable yet: a tracer (strace -f) holds the
+                // exit. It is reported again when released; asking every
+                // other child would not help, so no scan.
+                Some(Reap::Running) => break,
                 // Not ours (yet), or a stale entry whose pid the zombie
-                // recycled, or (only by a race) ours but not waitable.
-                // Peeking again would name the same zombie, so stop here.
+                // recycled. Peeking again would name the same zombie, so
+                // stop here.
                 _ => {
                     self.unclaim(pid);
                     // With a spawn in flight the zombie is most likely that
