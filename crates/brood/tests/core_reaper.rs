@@ -140,8 +140,10 @@ fn sigchld_path_is_o1_per_exit_and_wakes_only_the_exited() {
             let after_polls: usize = poll_counts.iter().map(|p| p.load(Ordering::SeqCst)).sum();
 
             // A poll-every-pid design would make ~300 wait calls per exit
-            // (30,000 here). brood needs one wait4 plus one peek per wake-up.
-            assert!(waits <= 100 * 3, "{waits} wait calls for 100 exits");
+            // (30,000 here). brood needs one wait4 plus one peek per wake-up,
+            // plus at most one safety-net scan of the 300 sleepers if the
+            // machine is slow enough for a quiet second to fall in the window.
+            assert!(waits <= 100 * 3 + 300, "{waits} wait calls for 100 exits");
             assert_eq!(after_polls, before_polls, "sleeping waiters were woken");
             for s in sleepers {
                 s.abort();
