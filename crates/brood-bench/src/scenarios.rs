@@ -38,8 +38,8 @@ impl Scenario {
         match self {
             Scenario::S1 => "sequential spawn + wait of /bin/true",
             Scenario::S2 => "burst of /bin/true, bounded in-flight",
-            Scenario::S3 => "many live children (sleep 2), spawned all then awaited",
-            Scenario::S4 => "output() capture of head -c 268435456 /dev/zero",
+            Scenario::S3 => "many live children (sleep_s each), spawned all then awaited",
+            Scenario::S4 => "output() capture of head -c bytes /dev/zero",
             Scenario::S5 => "exit-to-wake latency",
             Scenario::S6 => "staggered exits: the SIGCHLD path at scale",
         }
@@ -183,6 +183,11 @@ impl Scenario {
                     key: "waitpid_per_child",
                     label: "wait4+waitid/child",
                     decimals: 2,
+                },
+                Metric {
+                    key: "self_wait_calls_per_child",
+                    label: "wait calls/child, no tracer (brood's own count)",
+                    decimals: 3,
                 },
             ],
         }
@@ -464,6 +469,9 @@ pub struct Staggered {
     pub reap: Cost,
     /// Per child: wait resolved minus the child's exit deadline, ns.
     pub lags_ns: Vec<f64>,
+    /// `wait4`/`waitid` calls the library itself counted over the whole
+    /// run, where it can (brood: `brood::reaper::wait_calls`).
+    pub self_wait_calls: Option<u64>,
 }
 
 impl Staggered {
@@ -474,6 +482,9 @@ impl Staggered {
         r.set("cpu_us_per_child", self.total.cpu_us / n);
         r.set("reap_cpu_us_per_child", self.reap.cpu_us / n);
         r.set("reap_nvcsw_per_child", self.reap.nvcsw / n);
+        if let Some(calls) = self.self_wait_calls {
+            r.set("self_wait_calls_per_child", calls as f64 / n);
+        }
         let us: Vec<f64> = self.lags_ns.iter().map(|x| x / 1e3).collect();
         r.set(
             "lag_p50_us",

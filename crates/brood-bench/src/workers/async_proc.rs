@@ -173,6 +173,7 @@ async fn s6(ex: &LocalExecutor<'_>, params: &Params) -> io::Result<Report> {
         total: total.end(),
         reap: reap.end(),
         lags_ns,
+        self_wait_calls: None,
     }
     .report())
 }

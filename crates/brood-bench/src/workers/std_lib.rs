@@ -151,6 +151,7 @@ fn s6(params: &Params) -> io::Result<Report> {
         total: total.end(),
         reap: reap.end(),
         lags_ns,
+        self_wait_calls: None,
     }
     .report())
 }

@@ -6,7 +6,9 @@
 //! `#[tokio::main]`; concurrent waits are `tokio::spawn`ed tasks.
 
 macro_rules! tokio_style_worker {
-    ($Command:ty) => {
+    // `$wait_calls`: a `fn() -> Option<u64>` giving the wait-family system
+    // calls the library has made so far, if it counts them.
+    ($Command:ty, $wait_calls:expr) => {
         use ::std::collections::VecDeque;
         use ::std::io;
         use ::std::process::Stdio;
@@ -160,6 +162,8 @@ macro_rules! tokio_style_worker {
             let exe = self_exe()?;
             let gate = Gate::new()?;
             let mut tasks = Vec::with_capacity(n as usize);
+            let wait_calls: fn() -> Option<u64> = $wait_calls;
+            let calls_before = wait_calls();
             let total = Phase::start();
             for i in 0..n {
                 let offset = scenarios::stagger_offset_ns(params, i, n);
@@ -189,6 +193,9 @@ macro_rules! tokio_style_worker {
                 total: total.end(),
                 reap: reap.end(),
                 lags_ns,
+                self_wait_calls: wait_calls()
+                    .zip(calls_before)
+                    .map(|(after, before)| after - before),
             }
             .report())
         }

@@ -272,46 +272,37 @@ impl Shared {
         if !self.process.uses_pidfd() {
             return None;
         }
-        let registration = match self.process.pidfd().and_then(|p| p.registered_already()) {
-            Some(r) => r,
-            None => {
-                // First poll. A young child (the usual case: awaited right
-                // after spawn) is still running: just open its pidfd. An
-                // older one gets a reap attempt first, which costs no epoll
-                // registration if it already exited, and which also proves
-                // the lazily opened pidfd is our child (a foreign reaper and
-                // a recycled pid take far longer than YOUNG).
-                const YOUNG: Duration = Duration::from_millis(10);
-                let opened = (self.spawned_at.elapsed() < YOUNG)
-                    .then(|| {
-                        self.cell
-                            .while_running(|| self.process.open_pidfd().is_ok())
-                    })
-                    .flatten();
-                if opened != Some(true) {
-                    if let Some(exit) = self.try_reap() {
-                        return Some(Poll::Ready(exit));
-                    }
-                }
-                // No pidfd (descriptors ran out) or no runtime: fall back.
-                self.process.pidfd()?.registered().ok()?
-            }
-        };
-        loop {
-            match registration.poll_read_ready(cx) {
-                Poll::Pending => return Some(Poll::Pending),
-                // The runtime the pidfd was registered with is gone.
-                Poll::Ready(Err(_)) => return None,
-                Poll::Ready(Ok(mut guard)) => {
-                    if let Some(exit) = self.try_reap() {
-                        return Some(Poll::Ready(exit));
-                    }
-                    // Readable but not exited: a tracer (strace -f, gdb) holds
-                    // the exit. Clear readiness and wait for the next edge,
-                    // which the kernel sends when the exit reaches us.
-                    guard.clear_ready();
+        if let Some(exit) = self.cell.get() {
+            // Awaited again after the exit: nothing to register.
+            return Some(Poll::Ready(exit));
+        }
+        if !self.process.pidfd().is_some_and(|p| p.is_registered()) {
+            // First poll. A young child (the usual case: awaited right after
+            // spawn) is still running: just open its pidfd. An older one gets
+            // a reap attempt first, which costs no epoll registration if it
+            // already exited, and which also proves the lazily opened pidfd
+            // is our child (a foreign reaper and a recycled pid take far
+            // longer than YOUNG).
+            const YOUNG: Duration = Duration::from_millis(10);
+            let opened = (self.spawned_at.elapsed() < YOUNG)
+                .then(|| {
+                    self.cell
+                        .while_running(|| self.process.open_pidfd().is_ok())
+                })
+                .flatten();
+            if opened != Some(true) {
+                if let Some(exit) = self.try_reap() {
+                    return Some(Poll::Ready(exit));
                 }
             }
+        }
+        // No pidfd (descriptors ran out): fall back.
+        match self.process.pidfd()?.poll_exit(cx, || self.try_reap()) {
+            Poll::Pending => Some(Poll::Pending),
+            Poll::Ready(Ok(exit)) => Some(Poll::Ready(exit)),
+            // No runtime, or the one the pidfd was registered with is gone:
+            // fall back.
+            Poll::Ready(Err(_)) => None,
         }
     }
 

@@ -468,6 +468,11 @@ impl Background {
                     }
                     self.table
                         .dispatch(&pids, sys::peek_exited_child, reap_adopted_orphan);
+                } else if net_armed && !woke && self.activity.swap(false, Ordering::AcqRel) {
+                    // A child was registered while this thread slept: the
+                    // period was not quiet. Start a new one.
+                    quiet = SAFETY_NET_FIRST;
+                    last_news = Instant::now();
                 } else if net_armed && !woke && Instant::now() >= last_news + quiet {
                     let (reaped, _) = self.table.scan();
                     quiet = if reaped > 0 {

@@ -6,16 +6,27 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::process::ExitStatus;
 
-/// A pidfd, and its registration with a Tokio reactor once it is awaited.
+/// A pidfd, and its registration with a Tokio reactor while it is awaited.
 ///
 /// The registration refers to the descriptor by number, so it must never
 /// outlive it: `reactor` is declared before `fd` and therefore dropped (and
-/// deregistered) first. That is the invariant the `unsafe` below relies on,
-/// and it is local to this type.
+/// deregistered) first, and it is only ever replaced or dropped in place,
+/// never handed out by value. That is the invariant the `unsafe` below
+/// relies on, and it is local to this type.
 #[derive(Debug)]
 pub(crate) struct Pidfd {
-    reactor: std::sync::OnceLock<tokio::io::unix::AsyncFd<FdNumber>>,
+    reactor: std::sync::Mutex<Reactor>,
     fd: OwnedFd,
+}
+
+#[derive(Debug, Default)]
+struct Reactor {
+    registration: Option<tokio::io::unix::AsyncFd<FdNumber>>,
+    /// The pidfd was readable while the child could not be reaped: a tracer
+    /// (strace -f, gdb) holds the exit. From then on the registration is
+    /// kept across reap attempts, so that its readiness can be cleared and
+    /// the next edge (the tracer letting go) awaited.
+    traced: bool,
 }
 
 /// A descriptor number, for a registration whose descriptor is owned
@@ -33,7 +44,7 @@ impl Pidfd {
     /// `pidfd_open(pid)`.
     pub(crate) fn open(pid: u32) -> io::Result<Self> {
         Ok(Pidfd {
-            reactor: std::sync::OnceLock::new(),
+            reactor: std::sync::Mutex::default(),
             fd: pidfd_open(pid)?,
         })
     }
@@ -42,27 +53,78 @@ impl Pidfd {
         std::os::fd::AsFd::as_fd(&self.fd)
     }
 
-    /// The registration, if [`Pidfd::registered`] made one.
-    pub(crate) fn registered_already(&self) -> Option<&tokio::io::unix::AsyncFd<FdNumber>> {
-        self.reactor.get()
+    /// Whether a reactor registration exists (the child is awaited inline).
+    pub(crate) fn is_registered(&self) -> bool {
+        self.lock().registration.is_some()
     }
 
-    /// The registration with the reactor of the runtime this is first called
-    /// in. Fails outside a runtime (or with IO disabled).
-    pub(crate) fn registered(&self) -> io::Result<&tokio::io::unix::AsyncFd<FdNumber>> {
-        if let Some(r) = self.reactor.get() {
-            return Ok(r);
+    /// Waits, in the current Tokio runtime's reactor, until the pidfd is
+    /// readable and `reap` then returns the exit.
+    ///
+    /// The registration is dropped *before* `reap` runs: reaping makes the
+    /// pidfd fire once more, and a registration still in the reactor then
+    /// would wake the reactor's thread for nothing, once per child. Only
+    /// after a tracer was seen holding an exit is the registration kept.
+    ///
+    /// Fails outside a runtime (or with IO disabled, or once the runtime the
+    /// pidfd was registered with is gone): the caller falls back to the
+    /// background reaper.
+    pub(crate) fn poll_exit<R>(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        mut reap: impl FnMut() -> Option<R>,
+    ) -> std::task::Poll<io::Result<R>> {
+        use std::task::Poll;
+        let mut reactor = self.lock();
+        loop {
+            if reactor.registration.is_none() {
+                // SAFETY: the registration lives in `self.reactor`, which is
+                // dropped before `self.fd` (field order), and is never moved
+                // out of it.
+                let registration = unsafe {
+                    super::register(FdNumber(self.fd.as_raw_fd()), tokio::io::Interest::READABLE)
+                };
+                match registration {
+                    Ok(r) => reactor.registration = Some(r),
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            let Some(registration) = reactor.registration.as_ref() else {
+                continue;
+            };
+            let mut guard = match registration.poll_read_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(guard)) => guard,
+            };
+            if reactor.traced {
+                if let Some(exit) = reap() {
+                    return Poll::Ready(Ok(exit));
+                }
+                // Still held. Clearing is a no-op if a newer edge arrived
+                // since the readiness was observed, so none is lost.
+                guard.clear_ready();
+                continue;
+            }
+            drop(guard);
+            reactor.registration = None;
+            if let Some(exit) = reap() {
+                return Poll::Ready(Ok(exit));
+            }
+            // Readable but not waitable: a tracer holds the exit. Register
+            // again; the new registration reports the (still readable) pidfd
+            // at once, and the traced branch above then waits for the edge
+            // that comes when the exit reaches us.
+            reactor.traced = true;
         }
-        // SAFETY: `self.fd` outlives the registration, which is dropped first
-        // (field order) and never handed out by value.
-        let registration = unsafe {
-            super::register(FdNumber(self.fd.as_raw_fd()), tokio::io::Interest::READABLE)
-        }?;
-        // A concurrent caller may have won; the loser's registration drops.
-        let _ = self.reactor.set(registration);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Reactor> {
+        // The critical sections never panic half-way; a poisoned lock still
+        // holds a consistent registration.
         self.reactor
-            .get()
-            .ok_or_else(|| io::Error::other("pidfd registration vanished"))
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
