@@ -147,7 +147,7 @@ fn plan(mode: Mode) -> Vec<Case> {
             ));
             cases.push(Case::new(
                 Scenario::S4,
-                p().with("bytes", 67_108_864).with("captures", 3),
+                p().with("bytes", 134_217_728).with("captures", 3),
             ));
             cases.push(Case::new(Scenario::S5, p().with("runs", 300)));
             for n in [250, 1000] {

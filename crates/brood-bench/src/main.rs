@@ -30,7 +30,7 @@ usage: brood-bench [--quick | --smoke] [--only S1,S5,...] [--reps N] [--strace] 
 
   (default)        full run: 5 repetitions, S3 N=2000,10000, S6 N=500,1000,2000,4000
   --quick          3 repetitions at smaller sizes (about 2 minutes): S1 500, S2 1000,
-                   S3 N=1000 x sleep 1, S4 64 MiB, S5 300, S6 N=250,1000 over 1 s
+                   S3 N=1000 x sleep 1, S4 128 MiB, S5 300, S6 N=250,1000 over 1 s
   --smoke          every scenario once at a tiny size (seconds), for CI
   --only LIST      run only these scenarios (S1..S6)
   --reps N         repetitions per (library, case)

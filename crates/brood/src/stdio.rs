@@ -103,6 +103,38 @@ impl Pipe {
         }
     }
 
+    /// Reads into `buf` without waiting and without the reactor, for a
+    /// thread that waits on the descriptor itself (see
+    /// [`sys::poll_any_readable`]). `WouldBlock` when the pipe is empty.
+    pub(crate) fn read_now(&self, buf: &mut ReadBuf<'_>) -> io::Result<()> {
+        let fd = self.raw().ok_or_else(closed_error)?;
+        sys::read_buf(fd, buf).map(drop)
+    }
+
+    /// [`Pipe::read_now`] into `vec`'s spare capacity, up to `limit` bytes.
+    pub(crate) fn read_spare_now(&self, vec: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
+        let fd = self.raw().ok_or_else(closed_error)?;
+        sys::read_into_spare(fd, vec, limit)
+    }
+
+    /// Takes the descriptor out of the reactor (it stays non-blocking), for a
+    /// thread that waits on it itself: while registered, every write to the
+    /// pipe would also wake the reactor. The next async read registers it
+    /// again.
+    pub(crate) fn deregister(&mut self) {
+        if let State::Registered(_) = self.state {
+            let State::Registered(fd) = std::mem::replace(&mut self.state, State::Closed) else {
+                unreachable!()
+            };
+            self.state = State::Idle(fd.into_inner());
+        }
+    }
+
+    /// The descriptor, unless the pipe was closed.
+    pub(crate) fn raw_fd(&self) -> Option<RawFd> {
+        self.raw()
+    }
+
     fn poll_write_with(
         &mut self,
         cx: &mut Context<'_>,

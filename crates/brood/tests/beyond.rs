@@ -778,3 +778,78 @@ async fn abandoned_timeouts_do_not_accumulate() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------
+// Bulk capture on a multi-thread runtime: once the output proves large it is
+// drained on a blocking thread (see `child/output.rs`).
+
+/// Whether `data` is `line` repeated, the last copy possibly cut short.
+fn repeats(data: &[u8], line: &[u8]) -> bool {
+    data.chunks(line.len()).all(|c| c == &line[..c.len()])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_capture_keeps_both_streams_whole() {
+    bounded(TEST_LIMIT, async {
+        let out = Command::new("sh")
+            .args([
+                "-c",
+                "yes 0123456 | head -c 3000000; yes err | head -c 2000000 >&2; printf END >&2",
+            ])
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(out.stdout.len(), 3_000_000);
+        assert!(repeats(&out.stdout, b"0123456\n"));
+        assert_eq!(out.stderr.len(), 2_000_003);
+        assert!(repeats(&out.stderr[..2_000_000], b"err\n"));
+        assert_eq!(&out.stderr[2_000_000..], b"END");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_capture_over_the_cap_stops_the_child() {
+    bounded(TEST_LIMIT, async {
+        let cap = 5 << 20;
+        let err = Command::new("yes")
+            .arg("0123456")
+            .max_output(cap)
+            .output()
+            .await
+            .unwrap_err();
+        let over = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<OutputLimitExceeded>())
+            .expect("OutputLimitExceeded inside");
+        assert_eq!(over.stdout().len(), cap);
+        assert!(repeats(over.stdout(), b"0123456\n"));
+        assert!(eventually(Duration::from_secs(5), || zombie_children().is_empty()).await);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_bulk_capture_lets_go_of_the_pipes() {
+    bounded(TEST_LIMIT, async {
+        let child = Command::new("yes")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id().unwrap();
+        // `yes` never ends on its own: the capture is abandoned mid-way, by
+        // then running on a blocking thread.
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(300), child.wait_with_output()).await;
+        assert!(abandoned.is_err());
+        // The thread drops the read ends, `yes` dies of SIGPIPE, and the
+        // dropped child is reaped.
+        assert!(
+            eventually(Duration::from_secs(10), || !pid_exists(pid)).await,
+            "yes ({pid}) still alive: the capture thread kept reading"
+        );
+    })
+    .await;
+}

@@ -2,11 +2,14 @@
 
 use super::Child;
 use crate::stdio::Pipe;
+use crate::sys;
 use std::error::Error;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::process::Output;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use tokio::io::ReadBuf;
 
@@ -73,6 +76,73 @@ const FULL_PIPE: usize = 64 * 1024;
 /// What a pipe is enlarged to (clamped to the system's pipe-max-size).
 const BIG_PIPE: usize = 1 << 20;
 
+/// How often a draining thread checks whether its capture was abandoned
+/// while no output arrives.
+const CANCEL_CHECK_MS: i32 = 100;
+
+/// Where a [`Sink`]'s reads come from: the reactor (in a task), or the
+/// descriptor directly (on a thread that waits with `poll(2)` itself). Either
+/// way `Pending` means "the pipe is empty for now".
+trait Reads {
+    fn probe(&mut self, pipe: &mut Pipe, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>>;
+    fn spare(
+        &mut self,
+        pipe: &mut Pipe,
+        vec: &mut Vec<u8>,
+        limit: usize,
+    ) -> Poll<io::Result<usize>>;
+}
+
+/// Reads through the reactor, registering the task's waker.
+struct InTask<'a, 'b>(&'a mut Context<'b>);
+
+impl Reads for InTask<'_, '_> {
+    fn probe(&mut self, pipe: &mut Pipe, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        pipe.poll_read(self.0, buf)
+    }
+
+    fn spare(
+        &mut self,
+        pipe: &mut Pipe,
+        vec: &mut Vec<u8>,
+        limit: usize,
+    ) -> Poll<io::Result<usize>> {
+        pipe.poll_read_spare(self.0, vec, limit)
+    }
+}
+
+/// Reads the descriptor directly; an empty pipe is `Pending`.
+struct OnThread;
+
+impl Reads for OnThread {
+    fn probe(&mut self, pipe: &mut Pipe, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        pending_if_empty(pipe.read_now(buf))
+    }
+
+    fn spare(
+        &mut self,
+        pipe: &mut Pipe,
+        vec: &mut Vec<u8>,
+        limit: usize,
+    ) -> Poll<io::Result<usize>> {
+        pending_if_empty(pipe.read_spare_now(vec, limit))
+    }
+}
+
+fn pending_if_empty<T>(result: io::Result<T>) -> Poll<io::Result<T>> {
+    match result {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Poll::Pending
+        }
+        other => Poll::Ready(other),
+    }
+}
+
 /// One pipe being drained into a buffer.
 struct Sink {
     pipe: Option<Pipe>,
@@ -92,7 +162,7 @@ impl Sink {
     /// Reads until EOF or `Pending`. `room` is how many more bytes may be
     /// kept (`usize::MAX`: no cap); reading one byte past it is how the cap is
     /// detected. Returns `Ready(Ok(()))` at EOF.
-    fn poll_drain(&mut self, cx: &mut Context<'_>, room: &mut usize) -> Poll<io::Result<()>> {
+    fn drain(&mut self, reads: &mut impl Reads, room: &mut usize) -> Poll<io::Result<()>> {
         let Some(pipe) = self.pipe.as_mut() else {
             return Poll::Ready(Ok(()));
         };
@@ -105,7 +175,7 @@ impl Sink {
                 let mut probe = [0u8; 64];
                 let take = probe.len().min(allowed);
                 let mut rb = ReadBuf::new(&mut probe[..take]);
-                ready!(pipe.poll_read(cx, &mut rb))?;
+                ready!(reads.probe(pipe, &mut rb))?;
                 let got = rb.filled();
                 if !got.is_empty() {
                     let grow = self.buf.len().max(MIN_CHUNK).min(allowed);
@@ -114,7 +184,7 @@ impl Sink {
                 }
                 got.len()
             } else {
-                ready!(pipe.poll_read_spare(cx, &mut self.buf, allowed))?
+                ready!(reads.spare(pipe, &mut self.buf, allowed))?
             };
             if n == 0 {
                 self.pipe = None;
@@ -134,33 +204,140 @@ impl Sink {
     }
 }
 
-/// Collects stdout and stderr to EOF while waiting for the exit.
-pub(super) async fn collect(child: &mut Child, limit: Option<usize>) -> io::Result<Output> {
-    let mut out = Sink::new(child.stdout.take().map(|p| p.pipe));
-    let mut err = Sink::new(child.stderr.take().map(|p| p.pipe));
-    let cap = limit.unwrap_or(usize::MAX);
-    let mut room = cap;
-    let mut exceeded = false;
-    let drained = poll_fn(|cx| {
-        let a = out.poll_drain(cx, &mut room)?;
-        if over(&out, &err, cap) {
-            exceeded = true;
-            return Poll::Ready(Ok::<_, io::Error>(()));
+/// The two pipes of one capture and what may still be kept.
+struct Capture {
+    out: Sink,
+    err: Sink,
+    cap: usize,
+    room: usize,
+}
+
+/// How a drain pass ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Drained {
+    /// Both pipes reached EOF.
+    Eof,
+    /// The output passed the cap.
+    OverCap,
+    /// Both pipes are empty for now.
+    Empty,
+}
+
+impl Capture {
+    fn over(&self) -> bool {
+        self.out.buf.len() + self.err.buf.len() > self.cap
+    }
+
+    /// Reads both pipes until they are empty, at EOF, or over the cap.
+    fn drain(&mut self, reads: &mut impl Reads) -> io::Result<Drained> {
+        let a = self.out.drain(reads, &mut self.room);
+        if let Poll::Ready(Err(e)) = a {
+            return Err(e);
         }
-        let b = err.poll_drain(cx, &mut room)?;
-        if over(&out, &err, cap) {
-            exceeded = true;
-            return Poll::Ready(Ok(()));
+        if self.over() {
+            return Ok(Drained::OverCap);
         }
-        if a.is_ready() && b.is_ready() {
-            Poll::Ready(Ok(()))
+        let b = self.err.drain(reads, &mut self.room);
+        if let Poll::Ready(Err(e)) = b {
+            return Err(e);
+        }
+        if self.over() {
+            return Ok(Drained::OverCap);
+        }
+        Ok(if a.is_ready() && b.is_ready() {
+            Drained::Eof
         } else {
-            Poll::Pending
+            Drained::Empty
+        })
+    }
+
+    /// Whether the output has proved large (a read filled a whole pipe).
+    fn is_bulk(&self) -> bool {
+        self.out.grown || self.err.grown
+    }
+
+    /// Drains to EOF (or the cap) on the calling thread, waiting in
+    /// `poll(2)`. Gives up with `Interrupted` once `abandoned` is set.
+    fn drain_here(&mut self, abandoned: &AtomicBool) -> io::Result<Drained> {
+        loop {
+            match self.drain(&mut OnThread)? {
+                Drained::Empty => {}
+                done => return Ok(done),
+            }
+            if abandoned.load(Ordering::Acquire) {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let fds: Vec<_> = [&self.out, &self.err]
+                .iter()
+                .filter_map(|s| s.pipe.as_ref()?.raw_fd())
+                .collect();
+            sys::poll_any_readable(&fds, CANCEL_CHECK_MS)?;
         }
+    }
+}
+
+/// Sets a flag when dropped: tells a draining thread that nobody waits for
+/// its capture any more (the `output()` future was dropped).
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Whether a bulk capture should move to a blocking thread: on a
+/// multi-thread runtime the reactor runs on one thread and the capturing
+/// task on another, so every pipe edge costs two thread wake-ups; a thread
+/// blocked in `poll(2)` is woken by the kernel directly. On a current-thread
+/// runtime the task already wakes straight from `epoll_wait`.
+fn bulk_moves_to_a_thread() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
+/// Collects stdout and stderr to EOF while waiting for the exit.
+///
+/// Small outputs are read in this task. Once the output proves large (a read
+/// fills a whole pipe) on a multi-thread runtime, the rest is drained on a
+/// blocking thread, which is how a large capture keeps up with
+/// `std::process::Command::output`.
+pub(super) async fn collect(child: &mut Child, limit: Option<usize>) -> io::Result<Output> {
+    let cap = limit.unwrap_or(usize::MAX);
+    let mut capture = Capture {
+        out: Sink::new(child.stdout.take().map(|p| p.pipe)),
+        err: Sink::new(child.stderr.take().map(|p| p.pipe)),
+        cap,
+        room: cap,
+    };
+    let may_move = bulk_moves_to_a_thread();
+    let mut done = poll_fn(|cx| match capture.drain(&mut InTask(cx)) {
+        Ok(Drained::Empty) if may_move && capture.is_bulk() => Poll::Ready(Ok(Drained::Empty)),
+        Ok(Drained::Empty) => Poll::Pending,
+        other => Poll::Ready(other),
     })
-    .await;
-    drained?;
-    if exceeded {
+    .await?;
+    if done == Drained::Empty {
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let _abandon = AbandonOnDrop(abandoned.clone());
+        for pipe in [&mut capture.out.pipe, &mut capture.err.pipe]
+            .into_iter()
+            .flatten()
+        {
+            pipe.deregister();
+        }
+        let job = tokio::task::spawn_blocking(move || {
+            let result = capture.drain_here(&abandoned);
+            (capture, result)
+        });
+        let (moved_back, result) = job.await.map_err(io::Error::other)?;
+        capture = moved_back;
+        done = result?;
+    }
+    let Capture {
+        mut out, mut err, ..
+    } = capture;
+    if done == Drained::OverCap {
         drop(out.pipe.take());
         drop(err.pipe.take());
         child.stop().await?;
@@ -180,8 +357,4 @@ pub(super) async fn collect(child: &mut Child, limit: Option<usize>) -> io::Resu
         stdout: out.buf,
         stderr: err.buf,
     })
-}
-
-fn over(out: &Sink, err: &Sink, cap: usize) -> bool {
-    out.buf.len() + err.buf.len() > cap
 }

@@ -243,6 +243,25 @@ pub(crate) fn poll_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
     }
 }
 
+/// Waits until one of `fds` is readable (or hung up), for at most
+/// `timeout_ms`. An interrupted wait returns early; callers loop.
+pub(crate) fn poll_any_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<()> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `pfds` holds `pfds.len()` valid pollfd entries for the call.
+    match cvt(unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) }) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// The calling thread's `errno` location, so a signal handler can preserve it.
 fn errno_location() -> *mut libc::c_int {
     // SAFETY: these functions only return the address of the thread-local errno.
