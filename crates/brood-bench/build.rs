@@ -36,6 +36,21 @@ fn main() {
             .output()
             .ok()
     };
+    // A commit changes the stamp without touching the sources: watch the
+    // files git moves on commit too.
+    let text = |o: std::process::Output| String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"])
+        .filter(|o| o.status.success())
+        .map(text)
+    {
+        println!("cargo:rerun-if-changed={dir}/HEAD");
+        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"])
+            .filter(|o| o.status.success())
+            .map(text)
+        {
+            println!("cargo:rerun-if-changed={dir}/{branch}");
+        }
+    }
     let head = git(&["rev-parse", "--short", "HEAD"])
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
