@@ -87,7 +87,9 @@ impl Exit {
 
 #[derive(Debug, Default)]
 struct State {
-    exit: Option<Exit>,
+    /// Boxed: an exit (status and resource usage) is about 90 bytes that a
+    /// live child does not need; boxing keeps every live child smaller.
+    exit: Option<Box<Exit>>,
     waiters: Waiters,
 }
 
@@ -100,7 +102,7 @@ pub(crate) struct ExitCell {
 impl ExitCell {
     /// The exit, if it is known.
     pub(crate) fn get(&self) -> Option<Exit> {
-        lock(&self.state).exit
+        lock(&self.state).exit.as_deref().copied()
     }
 
     /// Returns the exit if known; otherwise parks the task in slot `key`.
@@ -109,7 +111,7 @@ impl ExitCell {
     /// same lock, so a wake-up cannot fall between the two.
     pub(crate) fn poll(&self, cx: &mut Context<'_>, key: &mut Option<usize>) -> Poll<Exit> {
         let mut state = lock(&self.state);
-        match state.exit {
+        match state.exit.as_deref().copied() {
             Some(exit) => {
                 state.waiters.remove(key);
                 Poll::Ready(exit)
@@ -142,15 +144,15 @@ impl ExitCell {
     /// one that reaped the child (`true`) or found it reaped already.
     pub(crate) fn try_reap_fresh(&self, process: impl Wait) -> Option<(Exit, bool)> {
         let mut state = lock(&self.state);
-        if let Some(exit) = state.exit {
-            return Some((exit, false));
+        if let Some(exit) = state.exit.as_deref() {
+            return Some((*exit, false));
         }
         let exit = match process.try_wait() {
             Ok(None) => return None,
             Ok(Some((status, usage))) => Exit::reaped(status, usage),
             Err(e) => Exit::failed(&e),
         };
-        state.exit = Some(exit);
+        state.exit = Some(Box::new(exit));
         let wakers = state.waiters.take_all();
         drop(state);
         for waker in wakers {
