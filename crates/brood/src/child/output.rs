@@ -111,11 +111,31 @@ impl Reads for InTask<'_, '_> {
     }
 }
 
-/// Reads the descriptor directly; an empty pipe is `Pending`.
-struct OnThread;
+/// Reads the descriptor directly; an empty pipe is `Pending`. Every read
+/// first checks whether the capture was abandoned, so even a writer that
+/// never lets the pipe run empty cannot keep the thread reading.
+struct OnThread<'a> {
+    abandoned: &'a AtomicBool,
+}
 
-impl Reads for OnThread {
+impl OnThread<'_> {
+    fn check(&self) -> io::Result<()> {
+        if self.abandoned.load(Ordering::Acquire) {
+            Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "the output capture was abandoned",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Reads for OnThread<'_> {
     fn probe(&mut self, pipe: &mut Pipe, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if let Err(e) = self.check() {
+            return Poll::Ready(Err(e));
+        }
         pending_if_empty(pipe.read_now(buf))
     }
 
@@ -125,6 +145,9 @@ impl Reads for OnThread {
         vec: &mut Vec<u8>,
         limit: usize,
     ) -> Poll<io::Result<usize>> {
+        if let Err(e) = self.check() {
+            return Poll::Ready(Err(e));
+        }
         pending_if_empty(pipe.read_spare_now(vec, limit))
     }
 }
@@ -259,14 +282,13 @@ impl Capture {
     /// Drains to EOF (or the cap) on the calling thread, waiting in
     /// `poll(2)`. Gives up with `Interrupted` once `abandoned` is set.
     fn drain_here(&mut self, abandoned: &AtomicBool) -> io::Result<Drained> {
+        let mut reads = OnThread { abandoned };
         loop {
-            match self.drain(&mut OnThread)? {
+            match self.drain(&mut reads)? {
                 Drained::Empty => {}
                 done => return Ok(done),
             }
-            if abandoned.load(Ordering::Acquire) {
-                return Err(io::ErrorKind::Interrupted.into());
-            }
+            reads.check()?;
             let fds: Vec<_> = [&self.out, &self.err]
                 .iter()
                 .filter_map(|s| s.pipe.as_ref()?.raw_fd())
