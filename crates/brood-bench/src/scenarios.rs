@@ -105,7 +105,7 @@ impl Scenario {
                 },
                 Metric {
                     key: "kib_per_child",
-                    label: "parent KiB/live child (ru_maxrss)",
+                    label: "parent KiB/live child (peak RSS)",
                     decimals: 2,
                 },
                 Metric {
@@ -411,7 +411,7 @@ impl LiveChildren {
         );
         r.set(
             "kib_per_child",
-            (self.after.maxrss_kib - self.rss_before_kib) / n,
+            (self.after.peak_rss_kib - self.rss_before_kib) / n,
         );
         r.set(
             "exact_kib_per_child",
@@ -422,7 +422,7 @@ impl LiveChildren {
             (self.exact_spawned_kib - self.exact_before_kib) / n,
         );
         r.set("rss_before_kib", self.rss_before_kib);
-        r.set("maxrss_kib", self.after.maxrss_kib);
+        r.set("peak_rss_kib", self.after.peak_rss_kib);
         r
     }
 }
@@ -440,10 +440,10 @@ pub fn capture_report(bytes: u64, captures: &[(f64, f64)], after: Usage) -> Repo
         "cpu_ms_per_capture",
         stats::median(&cpu).unwrap_or(f64::NAN),
     );
-    r.set("maxrss_kib", after.maxrss_kib);
+    r.set("peak_rss_kib", after.peak_rss_kib);
     r.set(
         "peak_rss_over_payload",
-        after.maxrss_kib * 1024.0 / bytes as f64,
+        after.peak_rss_kib * 1024.0 / bytes as f64,
     );
     r
 }

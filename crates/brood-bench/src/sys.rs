@@ -25,8 +25,13 @@ pub struct Usage {
     pub nvcsw: f64,
     /// Involuntary context switches.
     pub nivcsw: f64,
-    /// Peak resident set size of the process so far, KiB.
-    pub maxrss_kib: f64,
+    /// Peak resident set size of this process image so far, KiB: `VmHWM`
+    /// of /proc/self/status. Not `ru_maxrss`: the kernel seeds that, at
+    /// `execve`, with the high-water mark of the address space being
+    /// replaced, which for a child started with `vfork` (as `posix_spawn`
+    /// does) is the *parent's*, so a worker's `ru_maxrss` starts at the
+    /// driver's peak (about 5 MiB, more than S3's children add at N = 2000).
+    pub peak_rss_kib: f64,
 }
 
 pub fn usage() -> Usage {
@@ -40,7 +45,7 @@ pub fn usage() -> Usage {
         cpu_us: tv(ru.ru_utime) + tv(ru.ru_stime),
         nvcsw: ru.ru_nvcsw as f64,
         nivcsw: ru.ru_nivcsw as f64,
-        maxrss_kib: ru.ru_maxrss as f64,
+        peak_rss_kib: status_kib("VmHWM:").unwrap_or(ru.ru_maxrss as f64),
     }
 }
 
@@ -82,16 +87,20 @@ impl Phase {
 
 /// Current resident set size (`VmRSS` in /proc/self/status), KiB.
 pub fn vm_rss_kib() -> io::Result<f64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
+    status_kib("VmRSS:").ok_or_else(|| io::Error::other("no VmRSS line in /proc/self/status"))
+}
+
+/// A `kB` line of /proc/self/status.
+fn status_kib(key: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(key))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| io::Error::other("no VmRSS line in /proc/self/status"))
 }
 
 /// Exact resident set size, KiB: the `Rss:` line of /proc/self/smaps_rollup,
-/// which walks the page tables. `VmRSS` and `ru_maxrss` come from per-CPU
+/// which walks the page tables. `VmRSS` and `VmHWM` come from per-CPU
 /// counters that may lag by a few hundred KiB on recent kernels.
 pub fn exact_rss_kib() -> io::Result<f64> {
     let rollup = std::fs::read_to_string("/proc/self/smaps_rollup")?;

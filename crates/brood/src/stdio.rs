@@ -21,7 +21,9 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 enum State {
     /// Not yet registered with a reactor.
     Idle(OwnedFd),
-    Registered(AsyncFd<OwnedFd>),
+    /// Boxed: a registration is several words, and most children never
+    /// register their pipes, so `Child` stays small without it.
+    Registered(Box<AsyncFd<OwnedFd>>),
     /// Shut down (stdin) or converted away.
     Closed,
 }
@@ -55,7 +57,7 @@ impl Pipe {
                 unreachable!()
             };
             let registered = sys::register_owned(fd, self.interest)?;
-            self.state = State::Registered(registered);
+            self.state = State::Registered(Box::new(registered));
         }
         match &self.state {
             State::Registered(fd) => Ok(fd),
