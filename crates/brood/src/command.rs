@@ -396,6 +396,12 @@ impl Command {
     /// its status. Honours [`Command::timeout`] and [`Command::max_output`].
     ///
     /// The spawn happens when this is called, not when the future is polled.
+    ///
+    /// On a multi-thread Tokio runtime, once the output turns out to be large
+    /// (one read fills a whole pipe), the rest is read on a thread of Tokio's
+    /// blocking pool, which keeps a bulk capture as fast as
+    /// `std::process::Command::output`; see
+    /// [`Child::wait_with_output`](crate::Child::wait_with_output).
     pub fn output(&mut self) -> impl Future<Output = io::Result<Output>> {
         self.std.stdout(Stdio::piped());
         self.std.stderr(Stdio::piped());

@@ -187,6 +187,14 @@ impl Child {
     /// Waits for the exit while collecting stdout and stderr (whichever were
     /// piped). Closes stdin first. Honours
     /// [`Command::max_output`](crate::Command::max_output).
+    ///
+    /// Small outputs are read by the awaiting task. On a multi-thread
+    /// runtime, once a single read fills a whole pipe, both pipes leave the
+    /// reactor and the rest is drained with blocking `poll`/`read` on a
+    /// `spawn_blocking` thread: otherwise every chunk the child writes would
+    /// wake two threads (the reactor's and the task's). Dropping the future
+    /// mid-capture stops that thread and closes the pipes, as it would in
+    /// the task.
     pub async fn wait_with_output(mut self) -> io::Result<Output> {
         self.stdin.take();
         let limit = self.max_output;
