@@ -58,6 +58,11 @@
 //! `orphan reaped` (a child whose `Child` was dropped, or an adopted orphan in
 //! subreaper mode).
 //!
+//! `exited` is emitted before the exit is published, so it is recorded
+//! before any `wait` returns it. It is emitted while brood holds that
+//! child's internal lock: a subscriber must not call back into brood for the
+//! same child (say, `try_wait` on it) from inside the event.
+//!
 //! # Caveats
 //!
 //! - **Dropping a `Child` does not kill it** unless

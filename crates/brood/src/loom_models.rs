@@ -167,7 +167,7 @@ struct MockChild {
 
 impl Tracked for MockChild {
     fn reap(&self) -> Reap {
-        match self.cell.try_reap_fresh(&self.process) {
+        match self.cell.try_reap_fresh(&self.process, |_| {}) {
             Some((_, true)) => {
                 self.fresh.fetch_add(1, Ordering::SeqCst);
                 Reap::Fresh

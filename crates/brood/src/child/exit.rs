@@ -137,12 +137,21 @@ impl ExitCell {
     /// status, and the loser finds the winner's result here.
     #[cfg(test)]
     pub(crate) fn try_reap(&self, process: impl Wait) -> Option<Exit> {
-        self.try_reap_fresh(process).map(|(exit, _)| exit)
+        self.try_reap_fresh(process, |_| {}).map(|(exit, _)| exit)
     }
 
     /// Like [`ExitCell::try_reap`], also telling whether this call was the
     /// one that reaped the child (`true`) or found it reaped already.
-    pub(crate) fn try_reap_fresh(&self, process: impl Wait) -> Option<(Exit, bool)> {
+    ///
+    /// `report` runs once, in the call that reaped, under the cell's lock
+    /// and before the exit is published, so that what it records (the
+    /// `tracing` event) is in place before anyone can see the exit. It must
+    /// not call back into this cell.
+    pub(crate) fn try_reap_fresh(
+        &self,
+        process: impl Wait,
+        report: impl FnOnce(&Exit),
+    ) -> Option<(Exit, bool)> {
         let mut state = lock(&self.state);
         if let Some(exit) = state.exit.as_deref() {
             return Some((*exit, false));
@@ -152,6 +161,7 @@ impl ExitCell {
             Ok(Some((status, usage))) => Exit::reaped(status, usage),
             Err(e) => Exit::failed(&e),
         };
+        report(&exit);
         state.exit = Some(Box::new(exit));
         let wakers = state.waiters.take_all();
         drop(state);

@@ -198,15 +198,18 @@ impl Shared {
     /// Reaps the child if it has exited; the flag says whether this call was
     /// the one that reaped it.
     pub(crate) fn reap_fresh(&self) -> Option<(Exit, bool)> {
-        let (exit, fresh) = self.cell.try_reap_fresh(&self.process)?;
-        if fresh {
+        let (exit, fresh) = self.cell.try_reap_fresh(&self.process, |_exit| {
+            // Before publication, so the event precedes every observer of
+            // the exit. A subscriber runs under the cell's lock here.
             #[cfg(feature = "tracing")]
             {
-                crate::trace::exit(self.pid(), &exit);
+                crate::trace::exit(self.pid(), _exit);
                 if self.orphaned.load(Ordering::Acquire) {
                     crate::trace::orphan_reaped(self.pid());
                 }
             }
+        })?;
+        if fresh {
             reaper::forget(self);
         }
         Some((exit, fresh))
