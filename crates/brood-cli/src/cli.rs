@@ -224,8 +224,11 @@ pub fn help() -> String {
          \n\
          Inputs come after :::, from -a FILE, or one per line on stdin.\n\
          In COMMAND and ARGS, {} becomes the input and {#} the job number;\n\
-         without {} the input is appended as the last argument. Jobs are\n\
-         executed directly, not through a shell, unless --shell is given.\n\
+         {.} is the input without its extension, {/} its last path\n\
+         component, {//} its directory and {/.} the last component without\n\
+         extension. Without any of these (other than {#}) the input is\n\
+         appended as the last argument. Jobs are executed directly, not\n\
+         through a shell, unless --shell is given.\n\
          \n\
          Options of run:\n",
     );

@@ -1,4 +1,7 @@
-//! Command templates: `{}` becomes the input, `{#}` the job number.
+//! Command templates: `{}` becomes the input, `{#}` the job number, and, as
+//! in GNU parallel, `{.}` the input without its extension, `{/}` its last
+//! path component, `{//}` the directory part and `{/.}` the last component
+//! without its extension.
 //!
 //! Without `--shell`, each word of the template becomes one argument of the
 //! job, substituted independently, and the argv goes straight to exec: an
@@ -10,15 +13,77 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
-const INPUT: &[u8] = b"{}";
-const SEQ: &[u8] = b"{#}";
+/// What a placeholder stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    Input,
+    Seq,
+    NoExt,
+    Base,
+    Dir,
+    BaseNoExt,
+}
+
+/// Every placeholder, longest first where one is a prefix of another's
+/// spelling (`{/.}` and `{//}` before `{/}`).
+const PLACEHOLDERS: &[(&[u8], Part)] = &[
+    (b"{//}", Part::Dir),
+    (b"{/.}", Part::BaseNoExt),
+    (b"{/}", Part::Base),
+    (b"{.}", Part::NoExt),
+    (b"{#}", Part::Seq),
+    (b"{}", Part::Input),
+];
+
+impl Part {
+    /// The text this placeholder stands for.
+    fn value<'a>(self, input: &'a [u8], seq: &'a [u8]) -> &'a [u8] {
+        match self {
+            Part::Input => input,
+            Part::Seq => seq,
+            Part::NoExt => without_extension(input),
+            Part::Base => base(input),
+            Part::Dir => dir(input),
+            Part::BaseNoExt => without_extension(base(input)),
+        }
+    }
+}
+
+/// The last path component: everything after the last `/`.
+fn base(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => &path[i + 1..],
+        None => path,
+    }
+}
+
+/// Everything before the last `/` (`/` for a file in the root, `.` when
+/// there is no `/`), as GNU parallel's `{//}`.
+fn dir(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(0) => b"/",
+        Some(i) => &path[..i],
+        None => b".",
+    }
+}
+
+/// `path` without the extension of its last component: up to the last `.`
+/// of that component, unless the dot starts it (`.bashrc` has none).
+fn without_extension(path: &[u8]) -> &[u8] {
+    let start = path.len() - base(path).len();
+    match path[start..].iter().rposition(|&b| b == b'.') {
+        Some(0) | None => path,
+        Some(i) => &path[..start + i],
+    }
+}
 
 /// A command line with placeholders.
 #[derive(Clone, Debug)]
 pub struct Template {
     words: Vec<Vec<u8>>,
     shell: bool,
-    /// Whether some word holds `{}`; if not, the input is appended.
+    /// Whether some word holds a placeholder derived from the input; if
+    /// not, the input is appended.
     has_input: bool,
 }
 
@@ -26,7 +91,11 @@ impl Template {
     /// A template from the command words. `words` must not be empty.
     pub fn new(words: &[OsString], shell: bool) -> Template {
         let words: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
-        let has_input = words.iter().any(|w| contains(w, INPUT));
+        let has_input = words.iter().any(|w| {
+            PLACEHOLDERS
+                .iter()
+                .any(|&(text, part)| part != Part::Seq && contains(w, text))
+        });
         Template {
             words,
             shell,
@@ -38,17 +107,16 @@ impl Template {
     pub fn expand(&self, input: &[u8], seq: u64) -> Vec<OsString> {
         let seq = seq.to_string();
         if self.shell {
-            let quoted = shell_quote(input);
             let mut script = Vec::new();
             for (i, word) in self.words.iter().enumerate() {
                 if i > 0 {
                     script.push(b' ');
                 }
-                substitute(word, &quoted, seq.as_bytes(), &mut script);
+                substitute(word, input, seq.as_bytes(), true, &mut script);
             }
             if !self.has_input {
                 script.push(b' ');
-                script.extend_from_slice(&quoted);
+                script.extend_from_slice(&shell_quote(input));
             }
             vec!["sh".into(), "-c".into(), OsString::from_vec(script)]
         } else {
@@ -57,7 +125,7 @@ impl Template {
                 .iter()
                 .map(|word| {
                     let mut out = Vec::with_capacity(word.len());
-                    substitute(word, input, seq.as_bytes(), &mut out);
+                    substitute(word, input, seq.as_bytes(), false, &mut out);
                     OsString::from_vec(out)
                 })
                 .collect();
@@ -73,21 +141,26 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Appends `word` to `out` with `{}` replaced by `input` and `{#}` by `seq`,
-/// scanning left to right; substituted text is never scanned again.
-fn substitute(word: &[u8], input: &[u8], seq: &[u8], out: &mut Vec<u8>) {
+/// Appends `word` to `out` with every placeholder replaced, scanning left to
+/// right; substituted text is never scanned again. With `quote`, text derived
+/// from the input is shell-quoted (the job number needs no quoting).
+fn substitute(word: &[u8], input: &[u8], seq: &[u8], quote: bool, out: &mut Vec<u8>) {
     let mut i = 0;
-    while i < word.len() {
-        if word[i..].starts_with(INPUT) {
-            out.extend_from_slice(input);
-            i += INPUT.len();
-        } else if word[i..].starts_with(SEQ) {
-            out.extend_from_slice(seq);
-            i += SEQ.len();
-        } else {
-            out.push(word[i]);
-            i += 1;
+    'scan: while i < word.len() {
+        for &(text, part) in PLACEHOLDERS {
+            if word[i..].starts_with(text) {
+                let value = part.value(input, seq);
+                if quote && part != Part::Seq {
+                    out.extend_from_slice(&shell_quote(value));
+                } else {
+                    out.extend_from_slice(value);
+                }
+                i += text.len();
+                continue 'scan;
+            }
         }
+        out.push(word[i]);
+        i += 1;
     }
 }
 
@@ -164,6 +237,53 @@ mod tests {
         );
         // The command word itself is a template too.
         assert_eq!(expand(&["{}", "-v"], false, "ls", 1), ["ls", "-v"]);
+    }
+
+    #[test]
+    fn path_placeholders() {
+        let e = |w: &str, input: &str| expand(&[w], false, input, 1)[0].clone();
+        assert_eq!(e("{.}", "dir/a.tar.gz"), "dir/a.tar");
+        assert_eq!(e("{.}", "a.b/c"), "a.b/c");
+        assert_eq!(e("{.}", ".bashrc"), ".bashrc");
+        assert_eq!(e("{.}", "d/.bashrc"), "d/.bashrc");
+        assert_eq!(e("{/}", "dir/sub/f.txt"), "f.txt");
+        assert_eq!(e("{/}", "f.txt"), "f.txt");
+        assert_eq!(e("{//}", "dir/sub/f.txt"), "dir/sub");
+        assert_eq!(e("{//}", "f.txt"), ".");
+        assert_eq!(e("{//}", "/f.txt"), "/");
+        assert_eq!(e("{/.}", "dir/sub/f.tar.gz"), "f.tar");
+        assert_eq!(e("{/.}", "x.y/f"), "f");
+        assert_eq!(
+            expand(
+                &["convert", "{}", "{//}/thumbs/{/.}.png"],
+                false,
+                "img/cat.jpg",
+                1
+            ),
+            ["convert", "img/cat.jpg", "img/thumbs/cat.png"]
+        );
+        // Any input-derived placeholder stops the input being appended.
+        assert_eq!(expand(&["echo", "{/}"], false, "a/b", 1), ["echo", "b"]);
+    }
+
+    #[test]
+    fn shell_mode_quotes_every_input_derived_value() {
+        let argv = expand(
+            &["printf '%s|' {} {.}.bak {/} {//}"],
+            true,
+            "d $x/it's.txt",
+            1,
+        );
+        assert_eq!(argv[..2], ["sh", "-c"]);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&argv[2])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            "d $x/it's.txt|d $x/it's.bak|it's.txt|d $x|"
+        );
     }
 
     #[test]

@@ -1031,3 +1031,25 @@ mod errors {
         );
     }
 }
+
+#[test]
+fn path_placeholders_reach_the_job() {
+    brood()
+        .args([
+            "run",
+            "-k",
+            "--",
+            "printf",
+            "%s %s %s %s\\n",
+            "{.}",
+            "{/}",
+            "{//}",
+            "{/.}",
+            ":::",
+            "photos/cat.jpg",
+            "notes",
+        ])
+        .assert()
+        .success()
+        .stdout("photos/cat cat.jpg photos cat\nnotes notes . notes\n");
+}
