@@ -107,7 +107,7 @@ impl Pipe {
 
     /// Reads into `buf` without waiting and without the reactor, for a
     /// thread that waits on the descriptor itself (see
-    /// [`sys::poll_any_readable`]). `WouldBlock` when the pipe is empty.
+    /// [`sys::poll_readable`]). `WouldBlock` when the pipe is empty.
     pub(crate) fn read_now(&self, buf: &mut ReadBuf<'_>) -> io::Result<()> {
         let fd = self.raw().ok_or_else(closed_error)?;
         sys::read_buf(fd, buf).map(drop)

@@ -289,11 +289,8 @@ impl Capture {
                 done => return Ok(done),
             }
             reads.check()?;
-            let fds: Vec<_> = [&self.out, &self.err]
-                .iter()
-                .filter_map(|s| s.pipe.as_ref()?.raw_fd())
-                .collect();
-            sys::poll_any_readable(&fds, CANCEL_CHECK_MS)?;
+            let fd = |sink: &Sink| sink.pipe.as_ref().and_then(Pipe::raw_fd).unwrap_or(-1);
+            sys::poll_readable([fd(&self.out), fd(&self.err)], CANCEL_CHECK_MS)?;
         }
     }
 }

@@ -456,7 +456,8 @@ impl Background {
                 woke
             };
             #[cfg(not(target_os = "linux"))]
-            let woke = sys::poll_readable(self.wake_read.as_raw_fd(), timeout_ms).unwrap_or(false);
+            let woke =
+                sys::poll_readable([self.wake_read.as_raw_fd()], timeout_ms).unwrap_or(false);
 
             pids.clear();
             let dispatch =
@@ -468,19 +469,21 @@ impl Background {
                     }
                     self.table
                         .dispatch(&pids, sys::peek_exited_child, reap_adopted_orphan);
-                } else if net_armed && !woke && self.activity.swap(false, Ordering::AcqRel) {
-                    // A child was registered while this thread slept: the
-                    // period was not quiet. Start a new one.
-                    quiet = SAFETY_NET_FIRST;
-                    last_news = Instant::now();
-                } else if net_armed && !woke && Instant::now() >= last_news + quiet {
-                    let (reaped, _) = self.table.scan();
-                    quiet = if reaped > 0 {
-                        SAFETY_NET_FIRST
-                    } else {
-                        (quiet * 2).min(SAFETY_NET_MAX)
-                    };
-                    last_news = Instant::now();
+                } else if net_armed && !woke {
+                    if self.activity.swap(false, Ordering::AcqRel) {
+                        // A child was registered while this thread slept:
+                        // the period was not quiet. Start a new one.
+                        quiet = SAFETY_NET_FIRST;
+                        last_news = Instant::now();
+                    } else if Instant::now() >= last_news + quiet {
+                        let (reaped, _) = self.table.scan();
+                        quiet = if reaped > 0 {
+                            SAFETY_NET_FIRST
+                        } else {
+                            (quiet * 2).min(SAFETY_NET_MAX)
+                        };
+                        last_news = Instant::now();
+                    }
                 }
             }
         }

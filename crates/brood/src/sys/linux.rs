@@ -77,27 +77,31 @@ impl Pidfd {
         use std::task::Poll;
         let mut reactor = self.lock();
         loop {
-            if reactor.registration.is_none() {
-                // SAFETY: the registration lives in `self.reactor`, which is
-                // dropped before `self.fd` (field order), and is never moved
-                // out of it.
-                let registration = unsafe {
-                    super::register(FdNumber(self.fd.as_raw_fd()), tokio::io::Interest::READABLE)
-                };
-                match registration {
-                    Ok(r) => reactor.registration = Some(r),
-                    Err(e) => return Poll::Ready(Err(e)),
+            let traced = reactor.traced;
+            let registration = match &mut reactor.registration {
+                Some(r) => r,
+                slot @ None => {
+                    // SAFETY: the registration lives in `self.reactor`, which
+                    // is dropped before `self.fd` (field order), and is never
+                    // moved out of it.
+                    let registered = unsafe {
+                        super::register(
+                            FdNumber(self.fd.as_raw_fd()),
+                            tokio::io::Interest::READABLE,
+                        )
+                    };
+                    match registered {
+                        Ok(r) => slot.insert(r),
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
                 }
-            }
-            let Some(registration) = reactor.registration.as_ref() else {
-                continue;
             };
             let mut guard = match registration.poll_read_ready(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Ready(Ok(guard)) => guard,
             };
-            if reactor.traced {
+            if traced {
                 if let Some(exit) = reap() {
                     return Poll::Ready(Ok(exit));
                 }

@@ -226,38 +226,20 @@ pub(crate) fn writev(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-/// `poll(2)` on one descriptor for readability, with a timeout in milliseconds
-/// (`-1` waits forever). Returns whether it became readable.
-#[cfg_attr(target_os = "linux", allow(dead_code))]
-pub(crate) fn poll_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
+/// `poll(2)` for readability (or hang-up) on up to `N` descriptors, with a
+/// timeout in milliseconds (`-1` waits forever). Negative descriptors are
+/// ignored, as `poll` itself does, so a closed slot can be passed as `-1`.
+/// Returns whether any became ready; an interrupted wait returns `false`.
+pub(crate) fn poll_readable<const N: usize>(fds: [RawFd; N], timeout_ms: i32) -> io::Result<bool> {
+    let mut pfds = fds.map(|fd| libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
-    };
-    // SAFETY: `pfd` is one valid pollfd for the duration of the call.
-    match cvt(unsafe { libc::poll(&mut pfd, 1, timeout_ms) }) {
+    });
+    // SAFETY: `pfds` holds `N` valid pollfd entries for the duration of the call.
+    match cvt(unsafe { libc::poll(pfds.as_mut_ptr(), N as libc::nfds_t, timeout_ms) }) {
         Ok(n) => Ok(n > 0),
         Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// Waits until one of `fds` is readable (or hung up), for at most
-/// `timeout_ms`. An interrupted wait returns early; callers loop.
-pub(crate) fn poll_any_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<()> {
-    let mut pfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    // SAFETY: `pfds` holds `pfds.len()` valid pollfd entries for the call.
-    match cvt(unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) }) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
         Err(e) => Err(e),
     }
 }
