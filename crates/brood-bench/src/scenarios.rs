@@ -470,7 +470,7 @@ pub struct Staggered {
     /// Per child: wait resolved minus the child's exit deadline, ns.
     pub lags_ns: Vec<f64>,
     /// `wait4`/`waitid` calls the library itself counted over the whole
-    /// run, where it can (brood: `brood::reaper::wait_calls`).
+    /// run, where it can (brood: `brood::test_hooks::wait_calls`).
     pub self_wait_calls: Option<u64>,
 }
 

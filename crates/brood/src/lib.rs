@@ -122,6 +122,9 @@ mod stdio;
 mod subreaper;
 mod sync;
 mod sys;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod test_hooks;
 #[cfg(feature = "tracing")]
 mod trace;
 mod watch;

@@ -769,7 +769,7 @@ async fn abandoned_timeouts_do_not_accumulate() {
             let wait = child.wait_timeout(Duration::from_secs(3600));
             let _ = tokio::time::timeout(Duration::from_micros(1), wait).await;
         }
-        let pending = brood::reaper::pending_timers();
+        let pending = brood::test_hooks::pending_timers();
         assert!(
             pending < 1000,
             "{pending} timer entries kept for 3000 abandoned waits"

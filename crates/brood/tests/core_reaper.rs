@@ -125,7 +125,7 @@ fn sigchld_path_is_o1_per_exit_and_wakes_only_the_exited() {
                 .await
             );
             let before_polls: usize = poll_counts.iter().map(|p| p.load(Ordering::SeqCst)).sum();
-            let before_waits = brood::reaper::wait_calls();
+            let before_waits = brood::test_hooks::wait_calls();
 
             // 100 short children that exit one after another.
             for i in 0..100 {
@@ -136,7 +136,7 @@ fn sigchld_path_is_o1_per_exit_and_wakes_only_the_exited() {
                     .unwrap();
                 assert_eq!(status.code(), Some(i % 7));
             }
-            let waits = brood::reaper::wait_calls() - before_waits;
+            let waits = brood::test_hooks::wait_calls() - before_waits;
             let after_polls: usize = poll_counts.iter().map(|p| p.load(Ordering::SeqCst)).sum();
 
             // A poll-every-pid design would make ~300 wait calls per exit

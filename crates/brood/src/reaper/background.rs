@@ -317,6 +317,7 @@ impl Background {
     }
 
     /// Timer entries in the heap, live or cancelled, for tests.
+    #[cfg(feature = "test-hooks")]
     pub(super) fn pending_timers(&self) -> usize {
         lock(&self.inner).timers.len()
     }

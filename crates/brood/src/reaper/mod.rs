@@ -290,20 +290,20 @@ pub(crate) fn kill_after(shared: &Arc<Shared>, grace: Duration) -> io::Result<()
 
 /// How many `wait4`/`waitid` calls brood has made in this process, for tests
 /// of the O(1)-per-exit claim.
-#[doc(hidden)]
-pub fn wait_calls() -> u64 {
+#[cfg(feature = "test-hooks")]
+pub(crate) fn wait_calls() -> u64 {
     crate::sys::WAIT_CALLS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Entries in the background thread's timer heap, for tests.
-#[doc(hidden)]
-pub fn pending_timers() -> usize {
+#[cfg(feature = "test-hooks")]
+pub(crate) fn pending_timers() -> usize {
     background::try_get().map_or(0, |bg| bg.pending_timers())
 }
 
 /// The number of live children brood is tracking, for tests.
-#[doc(hidden)]
-pub fn tracked_children() -> usize {
+#[cfg(feature = "test-hooks")]
+pub(crate) fn tracked_children() -> usize {
     TABLE.len()
 }
 

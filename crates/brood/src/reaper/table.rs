@@ -247,6 +247,7 @@ impl<T: Tracked> Table<T> {
     }
 
     /// Number of tracked children.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn len(&self) -> usize {
         lock(&self.inner).live.len()
     }

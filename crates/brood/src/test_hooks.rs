@@ -1,0 +1,20 @@
+//! Counters that brood's own tests and benchmark read; not part of the API.
+//!
+//! Compiled only with the non-default `test-hooks` feature, and hidden from
+//! the documentation.
+
+/// How many `wait4`/`waitid` calls brood has made in this process, for tests
+/// of the O(1)-per-exit claim.
+pub fn wait_calls() -> u64 {
+    crate::reaper::wait_calls()
+}
+
+/// Entries in the background thread's timer heap, live or cancelled.
+pub fn pending_timers() -> usize {
+    crate::reaper::pending_timers()
+}
+
+/// The number of live children brood is tracking.
+pub fn tracked_children() -> usize {
+    crate::reaper::tracked_children()
+}
