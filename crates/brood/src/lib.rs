@@ -115,6 +115,7 @@ mod child;
 mod command;
 #[cfg(all(test, brood_loom))]
 mod loom_models;
+mod reactor;
 pub mod reaper;
 mod rusage;
 mod signal;
