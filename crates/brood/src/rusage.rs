@@ -1,4 +1,7 @@
 //! Resource usage of an exited child, collected with its exit status.
+//!
+//! Owns: [`ResourceUsage`]. Calls: `sys::process` (the raw `rusage`, the
+//! platform's unit of `ru_maxrss`).
 
 use crate::sys;
 use crate::sys::process::RawRusage;

@@ -7,6 +7,9 @@
 //! Converting a pipe back into an [`OwnedFd`] or a [`Stdio`] (to connect two
 //! children) deregisters it and restores blocking mode, which is what the
 //! next program expects of its standard streams.
+//!
+//! Owns: [`ChildStdin`], [`ChildStdout`], [`ChildStderr`] and the `Pipe`
+//! under them. Calls: `reactor`, `sys::fd`.
 
 use crate::reactor;
 use crate::sys;

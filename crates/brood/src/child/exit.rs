@@ -7,6 +7,9 @@
 //!
 //! The reaping itself is behind the [`Wait`] trait, so the unit tests below
 //! (and the loom models) drive the cell with mock processes.
+//!
+//! Owns: [`ExitCell`], [`Exit`], the [`Wait`] and [`Kill`] traits. Calls:
+//! `waiters`, `rusage`, `sync`.
 
 use super::waiters::Waiters;
 use crate::rusage::ResourceUsage;
