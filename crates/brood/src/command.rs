@@ -3,8 +3,12 @@
 //! Spawning goes through `std::process::Command::spawn`, so std's
 //! `posix_spawn` fast path stays in use; brood adds nothing that runs in the
 //! child between fork and exec.
+//!
+//! Owns: [`Command`]. Calls: `child` (the new `Child`), `reaper` (the spawn
+//! ticket: tracking and the exit watcher's choice), `stdio`, `sys`, `trace`.
 
-use crate::child::shared::{Process, Shared, StopPolicy};
+use crate::child::process::Process;
+use crate::child::shared::{Shared, StopPolicy};
 use crate::child::Child;
 use crate::reaper::{self, Strategy};
 use crate::stdio::{ChildStderr, ChildStdin, ChildStdout};
@@ -80,8 +84,8 @@ struct ReapOnFailure(Option<u32>);
 impl Drop for ReapOnFailure {
     fn drop(&mut self) {
         if let Some(pid) = self.0 {
-            let _ = sys::kill(pid, libc::SIGKILL);
-            let _ = sys::wait4(pid, false);
+            let _ = sys::process::kill(pid, libc::SIGKILL);
+            let _ = sys::process::wait4(pid, false);
         }
     }
 }
@@ -225,7 +229,7 @@ impl Command {
         F: FnMut() -> io::Result<()> + Send + Sync + 'static,
     {
         // SAFETY: the caller upholds pre_exec's contract, as documented above.
-        unsafe { sys::pre_exec(&mut self.std, f) };
+        unsafe { sys::process::pre_exec(&mut self.std, f) };
         self
     }
 
@@ -334,10 +338,7 @@ impl Command {
         let mut guard = ReapOnFailure(Some(pid));
 
         let process = match strategy {
-            #[cfg(target_os = "linux")]
             Strategy::Pidfd => Process::with_pidfd(pid),
-            #[cfg(not(target_os = "linux"))]
-            Strategy::Pidfd => unreachable!("pidfd is never chosen off Linux"),
             Strategy::Signal => Process::by_pid(pid),
         };
 
@@ -346,7 +347,7 @@ impl Command {
         let stderr = std_child.stderr.take().map(OwnedFd::from);
         if let Some(bytes) = self.pipe_capacity {
             for fd in [&stdin, &stdout, &stderr].into_iter().flatten() {
-                crate::stdio::set_pipe_capacity(fd.as_fd(), bytes)?;
+                sys::fd::set_pipe_capacity(fd.as_fd(), bytes)?;
             }
         }
         let stdin = stdin.map(ChildStdin::from_owned_fd).transpose()?;
@@ -358,7 +359,7 @@ impl Command {
             group: self.new_group,
         };
         let shared = Arc::new(Shared::new(process, stop));
-        ticket.track(&shared);
+        ticket.track(pid, &shared);
         guard.0 = None;
         drop(ticket);
         #[cfg(feature = "tracing")]

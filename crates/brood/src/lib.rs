@@ -111,10 +111,24 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![cfg(unix)]
 
+// The crate's layers, top down. A file uses only layers below its own, which
+// scripts/check-layers checks (no import cycle among files or modules):
+//
+//   command, subreaper, watch   the public entry points beside `Child`
+//   child        Child, ChildHandle, the exit cell, output capture
+//   reaper       the exit watchers, the table of live children, the
+//                background thread, timers (owns the `Tracked` trait that
+//                `child` implements)
+//   stdio        async pipes
+//   reactor      registering descriptors with Tokio's reactor
+//   trace, rusage, signal, sync   leaves
+//   sys          every system call, chosen per platform; all unsafe code
+
 mod child;
 mod command;
 #[cfg(all(test, brood_loom))]
 mod loom_models;
+mod reactor;
 pub mod reaper;
 mod rusage;
 mod signal;

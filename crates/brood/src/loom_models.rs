@@ -7,7 +7,9 @@
 #![allow(unsafe_code)]
 
 use crate::child::exit::{ExitCell, Wait};
-use crate::reaper::table::{Reap, Table, Tracked};
+use crate::reaper::sigchld::dispatch;
+use crate::reaper::table::Table;
+use crate::reaper::{Reap, Tracked};
 use crate::rusage::ResourceUsage;
 use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex};
 use loom::thread;
@@ -176,6 +178,12 @@ impl Tracked for MockChild {
             None => Reap::Running,
         }
     }
+
+    fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
+
+    fn final_kill(&self) {}
 }
 
 /// Registration vs signal delivery: the child exits (and its SIGCHLD is
@@ -200,7 +208,8 @@ fn loom_models_register_vs_dispatch() {
             let (table, zombies, child) = (table.clone(), zombies.clone(), child.clone());
             thread::spawn(move || {
                 // SIGCHLD for pid 7 arrives.
-                table.dispatch(
+                dispatch(
+                    &*table,
                     &[7],
                     || {
                         // A reaped child is no longer a zombie.
@@ -216,7 +225,7 @@ fn loom_models_register_vs_dispatch() {
             })
         };
         // spawn() registers the child.
-        table.register(7, &child);
+        table.register(7, child.clone());
         table.spawn_finished();
         dispatcher.join().unwrap();
         assert_eq!(

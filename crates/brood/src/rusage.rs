@@ -1,5 +1,10 @@
 //! Resource usage of an exited child, collected with its exit status.
+//!
+//! Owns: [`ResourceUsage`]. Calls: `sys::process` (the raw `rusage`, the
+//! platform's unit of `ru_maxrss`).
 
+use crate::sys;
+use crate::sys::process::RawRusage;
 use std::time::Duration;
 
 /// What an exited child consumed, as the kernel reported it together with the
@@ -33,12 +38,9 @@ fn timeval(tv: libc::timeval) -> Duration {
 }
 
 impl ResourceUsage {
-    pub(crate) fn from_raw(raw: &libc::rusage) -> Self {
+    pub(crate) fn from_raw(raw: &RawRusage) -> Self {
         // Linux and the BSDs report ru_maxrss in KiB; macOS reports bytes.
-        #[cfg(any(target_os = "macos", target_os = "ios"))]
-        let max_rss = raw.ru_maxrss.max(0) as u64;
-        #[cfg(not(any(target_os = "macos", target_os = "ios")))]
-        let max_rss = (raw.ru_maxrss.max(0) as u64) * 1024;
+        let max_rss = (raw.ru_maxrss.max(0) as u64) * sys::process::MAX_RSS_UNIT;
         Self {
             user: timeval(raw.ru_utime),
             system: timeval(raw.ru_stime),

@@ -1,4 +1,6 @@
 //! Signal numbers, as a small copyable type.
+//!
+//! Owns: [`Signal`]. Calls nothing.
 
 use std::fmt;
 

@@ -7,7 +7,11 @@
 //! Converting a pipe back into an [`OwnedFd`] or a [`Stdio`] (to connect two
 //! children) deregisters it and restores blocking mode, which is what the
 //! next program expects of its standard streams.
+//!
+//! Owns: [`ChildStdin`], [`ChildStdout`], [`ChildStderr`] and the `Pipe`
+//! under them. Calls: `reactor`, `sys::fd`.
 
+use crate::reactor;
 use crate::sys;
 use std::fmt;
 use std::io;
@@ -41,7 +45,7 @@ fn closed_error() -> io::Error {
 impl Pipe {
     /// Wraps `fd`, switching it to non-blocking mode.
     pub(crate) fn new(fd: OwnedFd, interest: Interest) -> io::Result<Self> {
-        sys::set_nonblocking(fd.as_fd(), true)?;
+        sys::fd::set_nonblocking(fd.as_fd(), true)?;
         Ok(Pipe {
             state: State::Idle(fd),
             interest,
@@ -52,11 +56,11 @@ impl Pipe {
         if let State::Idle(_) = self.state {
             // Checked before the descriptor is handed over, so that polling
             // outside a runtime fails without closing the pipe.
-            sys::in_runtime()?;
+            reactor::in_runtime()?;
             let State::Idle(fd) = std::mem::replace(&mut self.state, State::Closed) else {
                 unreachable!()
             };
-            let registered = sys::register_owned(fd, self.interest)?;
+            let registered = reactor::register_owned(fd, self.interest)?;
             self.state = State::Registered(Box::new(registered));
         }
         match &self.state {
@@ -81,7 +85,7 @@ impl Pipe {
         let fd = self.registered()?;
         loop {
             let mut guard = ready!(fd.poll_read_ready(cx))?;
-            match guard.try_io(|inner| sys::read_buf(inner.as_raw_fd(), buf)) {
+            match guard.try_io(|inner| sys::fd::read_buf(inner.as_raw_fd(), buf)) {
                 Ok(result) => return Poll::Ready(result.map(drop)),
                 Err(_would_block) => continue,
             }
@@ -98,7 +102,7 @@ impl Pipe {
         let fd = self.registered()?;
         loop {
             let mut guard = ready!(fd.poll_read_ready(cx))?;
-            match guard.try_io(|inner| sys::read_into_spare(inner.as_raw_fd(), vec, limit)) {
+            match guard.try_io(|inner| sys::fd::read_into_spare(inner.as_raw_fd(), vec, limit)) {
                 Ok(result) => return Poll::Ready(result),
                 Err(_would_block) => continue,
             }
@@ -107,16 +111,16 @@ impl Pipe {
 
     /// Reads into `buf` without waiting and without the reactor, for a
     /// thread that waits on the descriptor itself (see
-    /// [`sys::poll_readable`]). `WouldBlock` when the pipe is empty.
+    /// [`sys::fd::poll_readable`]). `WouldBlock` when the pipe is empty.
     pub(crate) fn read_now(&self, buf: &mut ReadBuf<'_>) -> io::Result<()> {
         let fd = self.raw().ok_or_else(closed_error)?;
-        sys::read_buf(fd, buf).map(drop)
+        sys::fd::read_buf(fd, buf).map(drop)
     }
 
     /// [`Pipe::read_now`] into `vec`'s spare capacity, up to `limit` bytes.
     pub(crate) fn read_spare_now(&self, vec: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
         let fd = self.raw().ok_or_else(closed_error)?;
-        sys::read_into_spare(fd, vec, limit)
+        sys::fd::read_into_spare(fd, vec, limit)
     }
 
     /// Takes the descriptor out of the reactor (it stays non-blocking), for a
@@ -156,7 +160,7 @@ impl Pipe {
     /// large outputs take fewer wake-ups and reads.
     pub(crate) fn grow(&self, bytes: usize) {
         if self.raw().is_some() {
-            let _ = set_pipe_capacity(self.borrow(), bytes);
+            let _ = sys::fd::set_pipe_capacity(self.borrow(), bytes);
         }
     }
 
@@ -172,7 +176,7 @@ impl Pipe {
             State::Registered(fd) => fd.into_inner(),
             State::Closed => return Err(closed_error()),
         };
-        sys::set_nonblocking(fd.as_fd(), false)?;
+        sys::fd::set_nonblocking(fd.as_fd(), false)?;
         Ok(fd)
     }
 
@@ -182,30 +186,6 @@ impl Pipe {
             State::Registered(fd) => fd.get_ref().as_fd(),
             State::Closed => panic!("brood: this pipe was shut down; it has no descriptor"),
         }
-    }
-}
-
-/// Sets a pipe's capacity (`F_SETPIPE_SZ`), clamped to
-/// `/proc/sys/fs/pipe-max-size` even when privileged (root may exceed it): the
-/// limit is the administrator's statement of what one pipe may pin. A no-op
-/// off Linux.
-pub(crate) fn set_pipe_capacity(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-        let max = *MAX.get_or_init(|| {
-            std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(1 << 20)
-        });
-        let requested = bytes.min(max).min(i32::MAX as usize) as i32;
-        sys::linux::set_pipe_size(fd, requested).map(drop)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (fd, bytes);
-        Ok(())
     }
 }
 
@@ -296,7 +276,7 @@ impl AsyncWrite for ChildStdin {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.pipe.poll_write_with(cx, |fd| sys::write(fd, buf))
+        self.pipe.poll_write_with(cx, |fd| sys::fd::write(fd, buf))
     }
 
     fn poll_write_vectored(
@@ -304,7 +284,8 @@ impl AsyncWrite for ChildStdin {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.pipe.poll_write_with(cx, |fd| sys::writev(fd, bufs))
+        self.pipe
+            .poll_write_with(cx, |fd| sys::fd::writev(fd, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {

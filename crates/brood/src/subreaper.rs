@@ -1,5 +1,9 @@
 //! Subreaper mode: adopting and reaping orphaned descendants.
+//!
+//! Owns nothing. Calls: `sys` (the `prctl`), `reaper` (adoption).
 
+use crate::reaper;
+use crate::sys;
 use std::io;
 
 /// Makes this process a *child subreaper* (`PR_SET_CHILD_SUBREAPER`): when a
@@ -37,16 +41,7 @@ use std::io;
 /// # Ok(()) }
 /// ```
 pub fn become_subreaper() -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        crate::sys::linux::set_child_subreaper()?;
-        crate::reaper::adopt_orphans()
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "brood: become_subreaper needs PR_SET_CHILD_SUBREAPER, which only Linux has",
-        ))
-    }
+    // Fails with `Unsupported` off Linux.
+    sys::process::set_child_subreaper()?;
+    reaper::adopt_orphans()
 }

@@ -1,9 +1,11 @@
-//! Synchronisation primitives, swapped for loom's models under `--cfg loom`.
+//! Synchronisation primitives, swapped for loom's models under `--cfg brood_loom`.
 //!
 //! Every cross-thread handoff in brood (waiter registration vs. exit
 //! publication, orphan hand-off vs. reaping, registration vs. SIGCHLD
-//! dispatch) goes through these types, so the loom tests in `tests/loom.rs`
-//! explore the same code the library runs.
+//! dispatch) goes through these types, so the loom models in
+//! `loom_models.rs` explore the same code the library runs.
+//!
+//! Owns nothing. Calls: std or loom.
 
 // Reference counting is not a handoff worth modelling; `Arc` stays std's.
 pub(crate) use std::sync::Arc;

@@ -2,11 +2,13 @@
 //!
 //! Compiled only with the non-default `test-hooks` feature, and hidden from
 //! the documentation.
+//!
+//! Owns nothing. Calls: `reaper`, `sys::process` (the wait-call counter).
 
 /// How many `wait4`/`waitid` calls brood has made in this process, for tests
 /// of the O(1)-per-exit claim.
 pub fn wait_calls() -> u64 {
-    crate::reaper::wait_calls()
+    crate::sys::process::wait_calls()
 }
 
 /// Entries in the background thread's timer heap, live or cancelled.

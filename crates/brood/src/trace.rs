@@ -1,17 +1,22 @@
 //! `tracing` events (feature `tracing`): spawn, exit, signal, orphan reaped.
+//!
+//! Owns nothing. Calls nothing in brood: callers pass plain values, so every
+//! layer may emit events.
 
-use crate::child::exit::Exit;
-use crate::reaper::Strategy;
+use crate::rusage::ResourceUsage;
 use crate::signal::Signal;
+use std::fmt::Debug;
+use std::io;
+use std::process::ExitStatus;
 
-pub(crate) fn spawn(pid: u32, command: &std::process::Command, strategy: Strategy) {
+pub(crate) fn spawn(pid: u32, command: &std::process::Command, strategy: impl Debug) {
     tracing::debug!(target: "brood", pid, program = ?command.get_program(), ?strategy, "spawned");
 }
 
-pub(crate) fn exit(pid: u32, exit: &Exit) {
-    match exit.status() {
+pub(crate) fn exit(pid: u32, status: io::Result<ExitStatus>, usage: Option<ResourceUsage>) {
+    match status {
         Ok(status) => {
-            let usage = exit.usage().unwrap_or_default();
+            let usage = usage.unwrap_or_default();
             tracing::debug!(
                 target: "brood",
                 pid,

@@ -1,7 +1,14 @@
 //! Watching any process, not only our children.
+//!
+//! Owns nothing. Calls: `sys::pidfd`, `reactor`.
 
+use crate::reactor;
+use crate::sys;
 use std::future::Future;
 use std::io;
+use std::os::fd::OwnedFd;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// Returns a future that resolves when process `pid` exits, whoever its
 /// parent is.
@@ -22,51 +29,31 @@ use std::io;
 /// # Ok(()) }
 /// ```
 pub fn watch_pid(pid: u32) -> io::Result<impl Future<Output = io::Result<()>> + Send + 'static> {
-    imp::watch(pid)
-}
-
-#[cfg(target_os = "linux")]
-mod imp {
-    use super::*;
-    use crate::sys;
-    use std::os::fd::OwnedFd;
-    use tokio::io::unix::AsyncFd;
-    use tokio::io::Interest;
-
-    pub(super) fn watch(pid: u32) -> io::Result<impl Future<Output = io::Result<()>> + Send> {
-        if pid == 0 || pid > i32::MAX as u32 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("brood: {pid} is not a valid pid"),
-            ));
-        }
-        let pidfd = sys::linux::pidfd_open(pid).map_err(|e| {
-            if e.raw_os_error() == Some(libc::ESRCH) {
-                io::Error::new(io::ErrorKind::NotFound, format!("brood: no process {pid}"))
-            } else {
-                e
-            }
-        })?;
-        Ok(wait_readable(pidfd))
-    }
-
-    async fn wait_readable(pidfd: OwnedFd) -> io::Result<()> {
-        let fd: AsyncFd<OwnedFd> = sys::register_owned(pidfd, Interest::READABLE)?;
-        // A pidfd turns readable once when the process exits and stays so.
-        let _guard = fd.readable().await?;
-        Ok(())
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-mod imp {
-    use super::*;
-
-    pub(super) fn watch(pid: u32) -> io::Result<std::future::Ready<io::Result<()>>> {
-        let _ = pid;
-        Err(io::Error::new(
+    if !sys::pidfd::SUPPORTED {
+        return Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "brood: watch_pid needs pidfds, which only Linux has",
-        ))
+        ));
     }
+    if pid == 0 || pid > i32::MAX as u32 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("brood: {pid} is not a valid pid"),
+        ));
+    }
+    let pidfd = sys::pidfd::open(pid).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            io::Error::new(io::ErrorKind::NotFound, format!("brood: no process {pid}"))
+        } else {
+            e
+        }
+    })?;
+    Ok(wait_readable(pidfd))
+}
+
+async fn wait_readable(pidfd: OwnedFd) -> io::Result<()> {
+    let fd: AsyncFd<OwnedFd> = reactor::register_owned(pidfd, Interest::READABLE)?;
+    // A pidfd turns readable once when the process exits and stays so.
+    let _guard = fd.readable().await?;
+    Ok(())
 }

@@ -7,6 +7,9 @@
 //!
 //! The reaping itself is behind the [`Wait`] trait, so the unit tests below
 //! (and the loom models) drive the cell with mock processes.
+//!
+//! Owns: [`ExitCell`], [`Exit`], the [`Wait`] and [`Kill`] traits. Calls:
+//! `waiters`, `rusage`, `sync`.
 
 use super::waiters::Waiters;
 use crate::rusage::ResourceUsage;
@@ -130,18 +133,20 @@ impl ExitCell {
         }
     }
 
-    /// Reaps the child if it has exited, publishing the exit to all waiters.
-    ///
-    /// The wait system call runs under the cell's lock: two reapers racing
-    /// (say the awaiting task and the orphan reaper) cannot both collect the
-    /// status, and the loser finds the winner's result here.
+    /// [`ExitCell::try_reap_fresh`] without the flag and the report, for
+    /// tests.
     #[cfg(test)]
     pub(crate) fn try_reap(&self, process: impl Wait) -> Option<Exit> {
         self.try_reap_fresh(process, |_| {}).map(|(exit, _)| exit)
     }
 
-    /// Like [`ExitCell::try_reap`], also telling whether this call was the
-    /// one that reaped the child (`true`) or found it reaped already.
+    /// Reaps the child if it has exited, publishing the exit to all waiters,
+    /// and tells whether this call was the one that reaped the child
+    /// (`true`) or found it reaped already.
+    ///
+    /// The wait system call runs under the cell's lock: two reapers racing
+    /// (say the awaiting task and the background thread) cannot both collect
+    /// the status, and the loser finds the winner's result here.
     ///
     /// `report` runs once, in the call that reaped, under the cell's lock
     /// and before the exit is published, so that what it records (the

@@ -1,7 +1,10 @@
 //! `ChildHandle`: the shareable side of a child.
+//!
+//! Owns: [`ChildHandle`]. Calls: `shared`, `wait`.
 
 use super::shared::Shared;
-use super::wait_exit;
+use super::wait::wait_exit;
+use crate::rusage::ResourceUsage;
 use crate::signal::Signal;
 use crate::sync::Arc;
 use std::fmt;
@@ -71,7 +74,7 @@ impl ChildHandle {
 
     /// The child's resource usage, once it has been reaped (for example
     /// after `Child::wait_with_output`, which consumes the `Child`).
-    pub fn resource_usage(&self) -> Option<crate::ResourceUsage> {
+    pub fn resource_usage(&self) -> Option<ResourceUsage> {
         self.shared.cell.get().and_then(|exit| exit.usage())
     }
 

@@ -1,28 +1,46 @@
 //! `Child`: a running (or exited) child process and its pipes.
+//!
+//! The layer above the reaper: it implements the reaper's `Tracked` trait for
+//! [`shared::Shared`] and calls down into `reaper`, `stdio` and `sys`, never
+//! the other way round.
+//!
+//! Owns: [`Child`]. Calls: the files below, `reaper` (sleeps, stops), `stdio`.
+
+// The child layer's files, top down:
+//
+//   mod.rs      `Child`
+//   handle.rs   `ChildHandle`
+//   output.rs   output capture, optionally capped
+//   wait.rs     the wait future, and time limits
+//   shared.rs   the `Arc`-shared state: signals, stops, reaping, `Tracked`
+//   process.rs  the pid and the lazily opened pidfd
+//   exit.rs     the exit cell: running -> exited, once
+//   waiters.rs  the parked tasks of one exit cell
 
 pub(crate) mod exit;
 mod handle;
 mod output;
+pub(crate) mod process;
 pub(crate) mod shared;
+mod wait;
 mod waiters;
 
 pub use handle::ChildHandle;
 pub use output::OutputLimitExceeded;
 
-use crate::reaper::Sleep;
+use crate::reaper::{self, Sleep};
 use crate::rusage::ResourceUsage;
 use crate::signal::Signal;
 use crate::stdio::{ChildStderr, ChildStdin, ChildStdout};
 use crate::sync::Arc;
 use exit::Exit;
+use output::Captured;
 use shared::Shared;
 use std::fmt;
-use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::{pin, Pin};
 use std::process::{ExitStatus, Output};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use wait::{wait_exit, within};
 
 /// A child process spawned by [`Command::spawn`](crate::Command::spawn).
 ///
@@ -54,58 +72,6 @@ impl fmt::Debug for Child {
             .field("kill_on_drop", &self.kill_on_drop)
             .finish()
     }
-}
-
-/// Waits for the exit. Parks in the exit cell's waiter set when it has to,
-/// and frees its slot when dropped, so cancelling a wait leaks nothing.
-struct WaitExit<'a> {
-    shared: &'a Arc<Shared>,
-    key: Option<usize>,
-    /// Drive the pidfd inline (the owning `Child`) or rely on others (handles).
-    owner: bool,
-}
-
-impl Future for WaitExit<'_> {
-    type Output = Exit;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Exit> {
-        let this = &mut *self;
-        if this.owner {
-            this.shared.poll_exit(cx, &mut this.key)
-        } else {
-            this.shared.poll_shared(cx, &mut this.key)
-        }
-    }
-}
-
-impl Drop for WaitExit<'_> {
-    fn drop(&mut self) {
-        self.shared.cell.cancel(&mut self.key);
-    }
-}
-
-fn wait_exit(shared: &Arc<Shared>, owner: bool) -> WaitExit<'_> {
-    WaitExit {
-        shared,
-        key: None,
-        owner,
-    }
-}
-
-/// Runs `main` until it finishes or `limit` passes; `None` on time-out.
-pub(crate) async fn within<F: Future>(limit: Duration, main: F) -> Option<F::Output> {
-    let mut main = pin!(main);
-    let mut sleep = Sleep::new(limit);
-    poll_fn(|cx| {
-        if let Poll::Ready(out) = main.as_mut().poll(cx) {
-            return Poll::Ready(Some(out));
-        }
-        match Pin::new(&mut sleep).poll(cx) {
-            Poll::Ready(()) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
 }
 
 impl Child {
@@ -198,21 +164,43 @@ impl Child {
     pub async fn wait_with_output(mut self) -> io::Result<Output> {
         self.stdin.take();
         let limit = self.max_output;
-        output::collect(&mut self, limit).await
+        self.collect(limit).await
     }
 
     pub(crate) async fn collect_output(mut self, timeout: Option<Duration>) -> io::Result<Output> {
         self.stdin.take();
         let limit = self.max_output;
         match timeout {
-            None => output::collect(&mut self, limit).await,
-            Some(t) => match within(t, output::collect(&mut self, limit)).await {
+            None => self.collect(limit).await,
+            Some(t) => match within(t, self.collect(limit)).await {
                 Some(result) => result,
                 None => {
                     self.stop().await?;
                     Err(timed_out(t))
                 }
             },
+        }
+    }
+
+    /// Collects stdout and stderr to EOF (or the cap), then waits for the
+    /// exit; over the cap, stops the child as the stop policy says.
+    async fn collect(&mut self, limit: Option<usize>) -> io::Result<Output> {
+        let stdout = self.stdout.take().map(|p| p.pipe);
+        let stderr = self.stderr.take().map(|p| p.pipe);
+        match output::capture(stdout, stderr, limit).await? {
+            // The pipes are closed by now, so the child sees EPIPE.
+            Captured::OverCap(over) => {
+                self.stop().await?;
+                Err(io::Error::other(over))
+            }
+            Captured::Complete { stdout, stderr } => {
+                let status = self.wait_exit().await.status()?;
+                Ok(Output {
+                    status,
+                    stdout,
+                    stderr,
+                })
+            }
         }
     }
 
@@ -229,8 +217,9 @@ impl Child {
         }
     }
 
-    /// Stops the child as its stop policy says ([`Command::grace`]
-    /// (crate::Command::grace), process group) and waits for it.
+    /// Stops the child as its stop policy says
+    /// ([`Command::grace`](crate::Command::grace), process group) and waits
+    /// for it.
     pub(crate) async fn stop(&mut self) -> io::Result<ExitStatus> {
         match self.shared.stop.grace {
             None => {
@@ -304,7 +293,7 @@ impl Child {
             if group {
                 // A backstop in case this future is dropped before the end:
                 // stragglers still get their SIGKILL when grace ends.
-                crate::reaper::kill_after(&self.shared, grace)?;
+                reaper::kill_after(&self.shared, grace)?;
             }
         }
         let status = match within(grace, self.wait_exit()).await {
@@ -405,7 +394,7 @@ impl Drop for Child {
         }
         // Reap now if it already exited; otherwise somebody must do it later.
         if self.shared.try_reap().is_none() {
-            let _ = crate::reaper::watch(&self.shared);
+            self.shared.watch_elsewhere();
         }
     }
 }

@@ -1,13 +1,14 @@
 //! Collecting a child's output, optionally capped.
+//!
+//! Owns: [`OutputLimitExceeded`], the capture (in the task, or on a blocking
+//! thread once the output proves large). Calls: `stdio::Pipe`, `sys::fd`.
 
-use super::Child;
 use crate::stdio::Pipe;
 use crate::sys;
 use std::error::Error;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
-use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -290,7 +291,7 @@ impl Capture {
             }
             reads.check()?;
             let fd = |sink: &Sink| sink.pipe.as_ref().and_then(Pipe::raw_fd).unwrap_or(-1);
-            sys::poll_readable([fd(&self.out), fd(&self.err)], CANCEL_CHECK_MS)?;
+            sys::fd::poll_readable([fd(&self.out), fd(&self.err)], CANCEL_CHECK_MS)?;
         }
     }
 }
@@ -315,17 +316,30 @@ fn bulk_moves_to_a_thread() -> bool {
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
-/// Collects stdout and stderr to EOF while waiting for the exit.
+/// What a capture collected.
+pub(super) enum Captured {
+    /// Both pipes reached end-of-file.
+    Complete { stdout: Vec<u8>, stderr: Vec<u8> },
+    /// The output passed the cap; the pipes are closed.
+    OverCap(OutputLimitExceeded),
+}
+
+/// Collects `stdout` and `stderr` to EOF, or until together they pass
+/// `limit`.
 ///
 /// Small outputs are read in this task. Once the output proves large (a read
 /// fills a whole pipe) on a multi-thread runtime, the rest is drained on a
 /// blocking thread, which is how a large capture keeps up with
 /// `std::process::Command::output`.
-pub(super) async fn collect(child: &mut Child, limit: Option<usize>) -> io::Result<Output> {
+pub(super) async fn capture(
+    stdout: Option<Pipe>,
+    stderr: Option<Pipe>,
+    limit: Option<usize>,
+) -> io::Result<Captured> {
     let cap = limit.unwrap_or(usize::MAX);
     let mut capture = Capture {
-        out: Sink::new(child.stdout.take().map(|p| p.pipe)),
-        err: Sink::new(child.stderr.take().map(|p| p.pipe)),
+        out: Sink::new(stdout),
+        err: Sink::new(stderr),
         cap,
         room: cap,
     };
@@ -359,20 +373,17 @@ pub(super) async fn collect(child: &mut Child, limit: Option<usize>) -> io::Resu
     if done == Drained::OverCap {
         drop(out.pipe.take());
         drop(err.pipe.take());
-        child.stop().await?;
         let (mut stdout, mut stderr) = (out.buf, err.buf);
         let keep_out = stdout.len().min(cap);
         stdout.truncate(keep_out);
         stderr.truncate(cap - keep_out);
-        return Err(io::Error::other(OutputLimitExceeded {
+        return Ok(Captured::OverCap(OutputLimitExceeded {
             limit: cap,
             stdout,
             stderr,
         }));
     }
-    let status = child.wait_exit().await.status()?;
-    Ok(Output {
-        status,
+    Ok(Captured::Complete {
         stdout: out.buf,
         stderr: err.buf,
     })

@@ -1,149 +1,23 @@
 //! The `Arc`-shared part of a child: its OS handle, its exit cell, and how
-//! brood stops it. `Child`, every `ChildHandle`, the SIGCHLD dispatcher's pid
-//! table and the background reaper all point at the same `Shared`.
+//! brood stops it. `Child`, every `ChildHandle`, the table of live children
+//! and the background thread all point at the same `Shared`; the reaper sees
+//! it only as a [`Tracked`] child.
+//!
+//! Owns: [`Shared`], [`StopPolicy`], and `Shared`'s [`Tracked`] impl. Calls:
+//! `exit`, `process`, `reaper` (tracking, timers, the pidfd watcher), `sys`,
+//! `trace`.
 
-use super::exit::{Exit, ExitCell, Kill, Wait};
-use crate::reaper;
-use crate::rusage::ResourceUsage;
+use super::exit::{Exit, ExitCell, Kill};
+use super::process::Process;
+use crate::reaper::{self, LazyPidfd, Reap, Tracked};
 use crate::signal::Signal;
 use crate::sync::Arc;
 use crate::sys;
 use std::io;
-use std::process::ExitStatus;
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
-
-#[cfg(target_os = "linux")]
-use std::os::fd::BorrowedFd;
-
-/// The OS side of one child: its pid and, on the pidfd path, its pidfd.
-///
-/// The pidfd is opened lazily, on the first wait, signal or hand-off to the
-/// background reaper, not at spawn: every open descriptor is copied into each
-/// later child's descriptor table by the kernel, so holding one per running
-/// child would make spawning slower the more children are alive. Opening late is just as safe:
-/// it only ever happens while the exit cell's lock is held and the child is
-/// unreaped, so the pid still names our child. The first `waitid` on the new
-/// pidfd double-checks that (it fails with ECHILD for anything but our child).
-#[derive(Debug)]
-pub(crate) struct Process {
-    pid: u32,
-    /// `Some` on the pidfd path; the cell fills on first use.
-    #[cfg(target_os = "linux")]
-    pidfd: Option<std::sync::OnceLock<sys::linux::Pidfd>>,
-}
-
-impl Process {
-    /// A child watched through SIGCHLD: known by pid alone.
-    pub(crate) fn by_pid(pid: u32) -> Self {
-        Process {
-            pid,
-            #[cfg(target_os = "linux")]
-            pidfd: None,
-        }
-    }
-
-    /// A child watched through a pidfd, opened on first use.
-    #[cfg(target_os = "linux")]
-    pub(crate) fn with_pidfd(pid: u32) -> Self {
-        Process {
-            pid,
-            pidfd: Some(std::sync::OnceLock::new()),
-        }
-    }
-
-    pub(crate) fn pid(&self) -> u32 {
-        self.pid
-    }
-
-    /// Whether this child is watched through a pidfd.
-    pub(crate) fn uses_pidfd(&self) -> bool {
-        #[cfg(target_os = "linux")]
-        {
-            self.pidfd.is_some()
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            false
-        }
-    }
-
-    /// The pidfd, if it has been opened.
-    #[cfg(target_os = "linux")]
-    pub(crate) fn pidfd(&self) -> Option<&sys::linux::Pidfd> {
-        self.pidfd.as_ref()?.get()
-    }
-
-    /// The pidfd, opening it if needed. `Ok(None)`: not the pidfd path.
-    ///
-    /// Callers hold the exit cell's lock and know the child is unreaped
-    /// (the `Wait` and `Kill` contracts), so `pid` still names our child.
-    #[cfg(target_os = "linux")]
-    fn open_pidfd(&self) -> io::Result<Option<BorrowedFd<'_>>> {
-        let Some(cell) = &self.pidfd else {
-            return Ok(None);
-        };
-        if cell.get().is_none() {
-            let fd = sys::linux::Pidfd::open(self.pid).map_err(|e| {
-                // No such process although unreaped by us: reaped elsewhere.
-                if e.raw_os_error() == Some(libc::ESRCH) {
-                    io::Error::from_raw_os_error(libc::ECHILD)
-                } else {
-                    e
-                }
-            })?;
-            // Serialised by the exit cell's lock: nobody else can be here.
-            let _ = cell.set(fd);
-        }
-        Ok(cell.get().map(|fd| fd.as_fd()))
-    }
-}
-
-/// Descriptors ran out: the pidfd cannot be opened now, but the pid is safe
-/// to use by number (see `Process::open_pidfd`).
-#[cfg(target_os = "linux")]
-fn out_of_descriptors(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM)
-    )
-}
-
-impl Wait for Process {
-    fn try_wait(&self) -> io::Result<Option<(ExitStatus, ResourceUsage)>> {
-        #[cfg(target_os = "linux")]
-        match self.open_pidfd() {
-            Ok(Some(pidfd)) => {
-                return Ok(sys::linux::waitid_pidfd(pidfd, true)?
-                    .map(|(status, raw)| (status, ResourceUsage::from_raw(&raw))));
-            }
-            Ok(None) => {}
-            Err(e) if out_of_descriptors(&e) => {}
-            Err(e) => return Err(e),
-        }
-        // Safe by pid only because callers hold the exit cell's lock and the
-        // child is unreaped, so the pid still names our child.
-        Ok(
-            sys::wait4(self.pid, true)?
-                .map(|(status, raw)| (status, ResourceUsage::from_raw(&raw))),
-        )
-    }
-}
-
-impl Kill for Process {
-    fn kill(&self, signal: i32) -> io::Result<()> {
-        #[cfg(target_os = "linux")]
-        match self.open_pidfd() {
-            Ok(Some(pidfd)) => return sys::linux::pidfd_send_signal(pidfd, signal),
-            Ok(None) => {}
-            Err(e) if out_of_descriptors(&e) => {}
-            Err(e) => return Err(e),
-        }
-        // As in `try_wait`: unreaped under the lock, so the pid is ours.
-        sys::kill(self.pid, signal)
-    }
-}
 
 /// How brood stops a child on the user's behalf (kill_on_drop, timeouts,
 /// output caps).
@@ -162,14 +36,8 @@ pub(crate) struct Shared {
     pub(crate) process: Process,
     pub(crate) cell: ExitCell,
     pub(crate) stop: StopPolicy,
-    /// Set once the background reaper (pidfd path) watches this child.
-    #[cfg(target_os = "linux")]
-    background: AtomicBool,
     /// Set when the `Child` was dropped before the exit was collected.
     orphaned: AtomicBool,
-    /// When `spawn` returned; see `poll_inline`.
-    #[cfg(target_os = "linux")]
-    spawned_at: std::time::Instant,
 }
 
 impl Shared {
@@ -178,11 +46,7 @@ impl Shared {
             process,
             cell: ExitCell::default(),
             stop,
-            #[cfg(target_os = "linux")]
-            background: AtomicBool::new(false),
             orphaned: AtomicBool::new(false),
-            #[cfg(target_os = "linux")]
-            spawned_at: std::time::Instant::now(),
         }
     }
 
@@ -203,14 +67,14 @@ impl Shared {
             // the exit. A subscriber runs under the cell's lock here.
             #[cfg(feature = "tracing")]
             {
-                crate::trace::exit(self.pid(), _exit);
+                crate::trace::exit(self.pid(), _exit.status(), _exit.usage());
                 if self.orphaned.load(Ordering::Acquire) {
                     crate::trace::orphan_reaped(self.pid());
                 }
             }
         })?;
         if fresh {
-            reaper::forget(self);
+            reaper::forget(self.pid(), self);
         }
         Some((exit, fresh))
     }
@@ -221,29 +85,23 @@ impl Shared {
         self.orphaned.store(true, Ordering::Release);
     }
 
-    /// Marks the child as watched by the background reaper; returns `true`
-    /// the first time only.
-    #[cfg(target_os = "linux")]
-    pub(crate) fn claim_background(&self) -> bool {
-        !self.background.swap(true, Ordering::AcqRel)
-    }
-
     /// Polls for the exit from the task that owns the `Child`.
     ///
-    /// On the pidfd path with a Tokio runtime this registers the pidfd with
-    /// that runtime's reactor and reaps in the woken task itself: no helper
-    /// thread sits between the exit and the waiting task. Everywhere else
-    /// (SIGCHLD path, no runtime, runtime shut down) the background reaper or
-    /// the SIGCHLD dispatcher reaps, and this task parks on the exit cell.
+    /// On the pidfd path with a Tokio runtime the pidfd watcher registers the
+    /// pidfd with that runtime's reactor and this task reaps its own child
+    /// (see `reaper::LazyPidfd::poll_exit`). Everywhere else (SIGCHLD path,
+    /// no runtime, runtime shut down) the background thread or the SIGCHLD
+    /// dispatcher reaps, and this task parks on the exit cell.
     pub(crate) fn poll_exit(
         self: &Arc<Self>,
         cx: &mut Context<'_>,
         key: &mut Option<usize>,
     ) -> Poll<Exit> {
-        #[cfg(target_os = "linux")]
-        if !self.background.load(Ordering::Acquire) {
-            if let Some(poll) = self.poll_inline(cx) {
-                return poll;
+        if let Some(pidfd) = self.process.pidfd() {
+            if !pidfd.is_handed_over() {
+                if let Some(poll) = self.poll_inline(pidfd, cx) {
+                    return poll;
+                }
             }
         }
         if let Some(exit) = self.cell.get() {
@@ -254,59 +112,39 @@ impl Shared {
     }
 
     /// Polls for the exit as one of possibly many waiters (shared handles),
-    /// relying on the background reaper or the dispatcher to reap.
+    /// relying on the background thread or the dispatcher to reap.
     pub(crate) fn poll_shared(
         self: &Arc<Self>,
         cx: &mut Context<'_>,
         key: &mut Option<usize>,
     ) -> Poll<Exit> {
         if key.is_none() {
-            if let Err(e) = reaper::watch(self) {
-                // Nothing will ever reap it for us: report the failure.
-                return Poll::Ready(Exit::failed(&e));
-            }
+            self.watch_elsewhere();
         }
         self.cell.poll(cx, key)
     }
 
-    /// The inline pidfd driver. `None` means "not available here, fall back".
-    #[cfg(target_os = "linux")]
-    fn poll_inline(&self, cx: &mut Context<'_>) -> Option<Poll<Exit>> {
-        if !self.process.uses_pidfd() {
-            return None;
-        }
+    /// Makes sure somebody other than the owning task reaps the child: hands
+    /// it to the background thread on the pidfd path (once); on the SIGCHLD
+    /// path the dispatcher does anyway.
+    pub(crate) fn watch_elsewhere(self: &Arc<Self>) {
+        reaper::watch(self, self.process.pidfd());
+    }
+
+    /// The inline pidfd wait. `None` means "not available here, fall back".
+    fn poll_inline(&self, pidfd: &LazyPidfd, cx: &mut Context<'_>) -> Option<Poll<Exit>> {
         if let Some(exit) = self.cell.get() {
             // Awaited again after the exit: nothing to register.
             return Some(Poll::Ready(exit));
         }
-        if !self.process.pidfd().is_some_and(|p| p.is_registered()) {
-            // First poll. A young child (the usual case: awaited right after
-            // spawn) is still running: just open its pidfd. An older one gets
-            // a reap attempt first, which costs no epoll registration if it
-            // already exited, and which also proves the lazily opened pidfd
-            // is our child (a foreign reaper and a recycled pid take far
-            // longer than YOUNG).
-            const YOUNG: Duration = Duration::from_millis(10);
-            let opened = (self.spawned_at.elapsed() < YOUNG)
-                .then(|| {
-                    self.cell
-                        .while_running(|| self.process.open_pidfd().is_ok())
-                })
-                .flatten();
-            if opened != Some(true) {
-                if let Some(exit) = self.try_reap() {
-                    return Some(Poll::Ready(exit));
-                }
-            }
-        }
-        // No pidfd (descriptors ran out): fall back.
-        match self.process.pidfd()?.poll_exit(cx, || self.try_reap()) {
-            Poll::Pending => Some(Poll::Pending),
-            Poll::Ready(Ok(exit)) => Some(Poll::Ready(exit)),
-            // No runtime, or the one the pidfd was registered with is gone:
-            // fall back.
-            Poll::Ready(Err(_)) => None,
-        }
+        pidfd.poll_exit(
+            cx,
+            || {
+                self.cell
+                    .while_running(|| self.process.open_pidfd().is_ok())
+            },
+            || self.try_reap(),
+        )
     }
 
     /// Sends `signal` to the child alone. After the child is reaped this sends
@@ -326,7 +164,7 @@ impl Shared {
         }
         match self
             .cell
-            .while_running(|| sys::getpgid(self.pid()).map(|g| g == self.pid()))
+            .while_running(|| sys::process::getpgid(self.pid()).map(|g| g == self.pid()))
         {
             Some(r) => r,
             None => Ok(false),
@@ -354,7 +192,7 @@ impl Shared {
     fn send_group(&self, signal: Signal) -> io::Result<()> {
         #[cfg(feature = "tracing")]
         crate::trace::signal(self.pid(), signal, true);
-        match sys::killpg(self.pid(), signal.as_raw()) {
+        match sys::process::killpg(self.pid(), signal.as_raw()) {
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
             other => other,
         }
@@ -363,7 +201,7 @@ impl Shared {
     /// Whether the child's process group (it leads one) still has members,
     /// zombies included: `killpg(pgid, 0)`.
     pub(crate) fn group_has_members(&self) -> io::Result<bool> {
-        match sys::killpg(self.pid(), 0) {
+        match sys::process::killpg(self.pid(), 0) {
             Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
             Err(e) => Err(e),
@@ -413,11 +251,34 @@ impl Kill for Shared {
     }
 }
 
+impl Tracked for Shared {
+    fn reap(&self) -> Reap {
+        match self.reap_fresh() {
+            Some((_, true)) => Reap::Fresh,
+            Some((_, false)) => Reap::Already,
+            None => Reap::Running,
+        }
+    }
+
+    fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.process.pidfd()?.get()
+    }
+
+    fn final_kill(&self) {
+        // A group gets its SIGKILL even if the leader already exited:
+        // grandchildren that ignored SIGTERM must not survive.
+        let _ = self.send_stop(Signal::KILL);
+    }
+}
+
 #[cfg(all(test, not(brood_loom)))]
 mod tests {
+    use super::super::exit::Wait;
     use super::*;
+    use crate::rusage::ResourceUsage;
     use std::cell::RefCell;
     use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
 
     /// Records signals; exits when it receives `dies_on`.
     struct MockProcess {

@@ -3,6 +3,8 @@
 //! Each waiting future owns a slot key. Polling stores (or refreshes) its
 //! waker in the slot; dropping the future frees the slot, so cancelled waits
 //! leave nothing behind. Publishing an exit takes every waker out at once.
+//!
+//! Owns: [`Waiters`]. Calls nothing.
 
 use std::task::Waker;
 

@@ -1,4 +1,4 @@
-//! The background reaper's list of children it watches on the pidfd path
+//! The background thread's list of children it watches on the pidfd path
 //! (orphans and children awaited through handles), keyed by pidfd number.
 //!
 //! The handoff it guards: a dropping task *pushes* a child while the reaper
@@ -7,20 +7,21 @@
 //! lock, so an event can never arrive for an item the thread cannot find;
 //! and because arming an already-exited pidfd reports an event at once, an
 //! exit before the push is not lost either. `loom_models` checks both.
+//!
+//! Owns: [`Watchlist`]. Calls nothing: arming and disarming are closures
+//! from the pidfd watcher (`pidfd.rs`).
 
 use crate::sync::{lock, Arc, Mutex};
 use std::collections::HashMap;
 use std::io;
 
 /// Watched items by token.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 #[derive(Debug)]
-pub(crate) struct Watchlist<T> {
+pub(crate) struct Watchlist<T: ?Sized> {
     items: Mutex<HashMap<u64, Arc<T>>>,
 }
 
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-impl<T> Watchlist<T> {
+impl<T: ?Sized> Watchlist<T> {
     pub(crate) fn new() -> Self {
         Watchlist {
             items: Mutex::new(HashMap::new()),
@@ -59,7 +60,7 @@ impl<T> Watchlist<T> {
     }
 
     /// Number of watched items.
-    #[cfg(brood_loom)]
+    #[cfg(all(test, brood_loom))]
     pub(crate) fn len(&self) -> usize {
         lock(&self.items).len()
     }

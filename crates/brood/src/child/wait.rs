@@ -1,0 +1,66 @@
+//! Waiting for a child's exit, and waiting with a time limit.
+//!
+//! Owns: [`WaitExit`], [`within`]. Calls: `shared`, `exit`, `reaper::Sleep`.
+
+use super::exit::Exit;
+use super::shared::Shared;
+use crate::reaper::Sleep;
+use crate::sync::Arc;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// Waits for the exit. Parks in the exit cell's waiter set when it has to,
+/// and frees its slot when dropped, so cancelling a wait leaks nothing.
+pub(super) struct WaitExit<'a> {
+    shared: &'a Arc<Shared>,
+    key: Option<usize>,
+    /// Drive the pidfd inline (the owning `Child`) or rely on others (handles).
+    owner: bool,
+}
+
+impl Future for WaitExit<'_> {
+    type Output = Exit;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Exit> {
+        let this = &mut *self;
+        if this.owner {
+            this.shared.poll_exit(cx, &mut this.key)
+        } else {
+            this.shared.poll_shared(cx, &mut this.key)
+        }
+    }
+}
+
+impl Drop for WaitExit<'_> {
+    fn drop(&mut self) {
+        self.shared.cell.cancel(&mut self.key);
+    }
+}
+
+/// A wait for `shared`'s exit: as its owning `Child` (`owner`), which may
+/// reap it itself, or as one of its handles.
+pub(super) fn wait_exit(shared: &Arc<Shared>, owner: bool) -> WaitExit<'_> {
+    WaitExit {
+        shared,
+        key: None,
+        owner,
+    }
+}
+
+/// Runs `main` until it finishes or `limit` passes; `None` on time-out.
+pub(super) async fn within<F: Future>(limit: Duration, main: F) -> Option<F::Output> {
+    let mut main = pin!(main);
+    let mut sleep = Sleep::new(limit);
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = main.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        match Pin::new(&mut sleep).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}

@@ -1,0 +1,521 @@
+//! The SIGCHLD exit watcher: O(1) dispatch, and the safety net behind it.
+//!
+//! # How one SIGCHLD is handled in O(1)
+//!
+//! The signal handler (`sys::sigchld`) writes the exited child's pid (from
+//! `si_pid`) to the background thread's wake pipe. The thread then runs
+//! [`dispatch`]:
+//!
+//! 1. it reaps each pid it was told about, if the pid is in the table of live
+//!    children (one `wait4` each);
+//! 2. it asks the kernel for any *other* exited child with
+//!    `waitid(P_ALL, WNOHANG | WNOWAIT)`, which names a zombie without
+//!    reaping it, because SIGCHLDs that arrive while one is pending merge into
+//!    one and their pids are lost. It reaps what it finds if it is ours, and
+//!    asks again until no zombie is left.
+//!
+//! So an exit costs one `wait4` and, per wake-up, one empty peek; no pid that
+//! did not exit is ever asked about, and only the task whose child exited is
+//! woken. brood never reaps a pid that is not in the table.
+//!
+//! # When the peek is blocked
+//!
+//! The peek returns the *oldest* zombie. If that zombie is not ours (the host
+//! spawned it with `std::process` and has not waited yet), the peek cannot see
+//! past it, and the dispatcher falls back to asking each of its own pids
+//! (`wait4(pid, WNOHANG)`) until the foreign zombie is gone.
+//!
+//! # Adoption (subreaper mode)
+//!
+//! After `become_subreaper`, orphaned descendants are re-parented to us and
+//! their exits arrive here too. A zombie that is not in the table is reaped as
+//! an adopted orphan, but only while no spawn is in flight: a brood child
+//! between fork and registration must not be mistaken for an orphan. A zombie
+//! seen during a spawn is deferred until the last one finishes.
+//!
+//! # The safety net
+//!
+//! A child reaped behind brood's back (a foreign `waitpid`, or SIGCHLD set to
+//! `SIG_IGN`, which makes the kernel reap children without a signal) never
+//! produces a SIGCHLD for us. [`SafetyNet`] decides when to scan every
+//! tracked child for such losses: after a quiet period, which doubles while
+//! the scans find nothing and restarts when a child is spawned.
+//!
+//! Owns: [`Sigchld`] (the handler's installation, spawn activity),
+//! [`dispatch`], [`SafetyNet`]. Calls: `table`, `tracked`, `wake` (the
+//! descriptor the handler writes to), `sys::sigchld` (installing the handler).
+
+use super::table::Table;
+use super::tracked::{Reap, Tracked};
+use super::wake::WakePipe;
+use crate::sys;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The SIGCHLD path's process-wide state.
+pub(super) struct Sigchld {
+    /// Serialises installing the handler; `active` says it is done. A failed
+    /// attempt is not remembered: the next spawn retries.
+    install: Mutex<()>,
+    active: AtomicBool,
+    /// Set by every spawn; taken by the safety net (restarts its back-off).
+    spawned: AtomicBool,
+}
+
+impl Sigchld {
+    pub(super) const fn new() -> Self {
+        Sigchld {
+            install: Mutex::new(()),
+            active: AtomicBool::new(false),
+            spawned: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether brood's SIGCHLD handler is installed.
+    pub(super) fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Installs the SIGCHLD handler unless it is installed; it writes to
+    /// `wake`.
+    pub(super) fn install(&self, wake: &WakePipe) -> io::Result<()> {
+        if self.is_active() {
+            return Ok(());
+        }
+        let _installing = self.install.lock().unwrap_or_else(|p| p.into_inner());
+        if self.is_active() {
+            return Ok(());
+        }
+        sys::sigchld::install(wake.handler_end()?).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("brood: cannot install the SIGCHLD handler: {e}"),
+            )
+        })?;
+        self.active.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Notes that a child was registered.
+    pub(super) fn note_spawn(&self) {
+        self.spawned.store(true, Ordering::Release);
+    }
+
+    /// Whether a child was registered since the last call.
+    pub(super) fn take_spawned(&self) -> bool {
+        self.spawned.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// Counters of the work one dispatch did, for tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DispatchStats {
+    pub(crate) reaped: usize,
+    pub(crate) peeks: usize,
+    pub(crate) scanned: usize,
+    pub(crate) adopted: usize,
+}
+
+/// Handles one wake-up of the dispatcher. `hinted` are the pids the
+/// signal handler reported; `peek` names some unreaped exited child.
+///
+/// `reap_orphan` reaps an adopted orphan by pid (subreaper mode only);
+/// it returns whether the pid was reaped.
+pub(crate) fn dispatch<T: ?Sized + Tracked>(
+    table: &Table<T>,
+    hinted: &[u32],
+    mut peek: impl FnMut() -> io::Result<Option<u32>>,
+    mut reap_orphan: impl FnMut(u32) -> bool,
+) -> DispatchStats {
+    let mut stats = DispatchStats::default();
+    for &pid in hinted {
+        match table.reap_pid(pid) {
+            Some(Reap::Fresh) => stats.reaped += 1,
+            None if table.may_adopt(pid) && reap_orphan(pid) => stats.adopted += 1,
+            // Exited before `spawn` registered it (or not ours): record
+            // it so that registration reaps it.
+            None => table.unclaim(pid),
+            Some(_) => {}
+        }
+    }
+    loop {
+        stats.peeks += 1;
+        let pid = match peek() {
+            Ok(Some(pid)) => pid,
+            Ok(None) => {
+                // No zombie at all: every unclaimed pid has been reaped by
+                // its owner since, so the set can be emptied.
+                table.clear_unclaimed();
+                break;
+            }
+            Err(_) => break,
+        };
+        match table.reap_pid(pid) {
+            Some(Reap::Fresh) => stats.reaped += 1,
+            None if table.may_adopt(pid) && reap_orphan(pid) => stats.adopted += 1,
+            // Ours but not waitable yet: a tracer (strace -f) holds the
+            // exit. It is reported again when released; asking every
+            // other child would not help, so no scan.
+            Some(Reap::Running) => break,
+            // Not ours (yet), or a stale entry whose pid the zombie
+            // recycled. Peeking again would name the same zombie, so
+            // stop here.
+            _ => {
+                table.unclaim(pid);
+                // With a spawn in flight the zombie is most likely that
+                // spawn's child, which registration will reap: no scan.
+                // Otherwise it is foreign and may hide ours: scan.
+                if !table.spawn_in_flight() {
+                    let (reaped, scanned) = table.scan();
+                    stats.reaped += reaped;
+                    stats.scanned += scanned;
+                }
+                break;
+            }
+        }
+    }
+    stats
+}
+
+/// The safety net's timing: when the background thread scans every tracked
+/// child for exits that reached somebody else.
+///
+/// A *quiet period* starts at [`SafetyNet::FIRST`]. A SIGCHLD that names a
+/// pid is news: the period starts again, as long as before. When a period
+/// passes without news, the thread scans; a scan that finds nothing doubles
+/// the period (up to [`SafetyNet::MAX`]), one that finds a lost child
+/// restarts at `FIRST`. A spawn also restarts at `FIRST`: a period during
+/// which a child was registered is not quiet, even if the thread slept
+/// through it, so a long spawn loop is never interrupted by scans.
+///
+/// Time is passed in, so the tests drive it with a fake clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct SafetyNet {
+    quiet: Duration,
+    since: Instant,
+}
+
+impl SafetyNet {
+    /// The first quiet period, and the one after a spawn or a scan that
+    /// found a lost child.
+    pub(super) const FIRST: Duration = Duration::from_secs(1);
+    /// The longest quiet period.
+    pub(super) const MAX: Duration = Duration::from_secs(60);
+
+    pub(super) fn new(now: Instant) -> Self {
+        SafetyNet {
+            quiet: Self::FIRST,
+            since: now,
+        }
+    }
+
+    /// A child was registered: the back-off starts over.
+    pub(super) fn spawned(&mut self, now: Instant) {
+        self.quiet = Self::FIRST;
+        self.since = now;
+    }
+
+    /// A SIGCHLD named a pid: the current period starts again.
+    pub(super) fn news(&mut self, now: Instant) {
+        self.since = now;
+    }
+
+    /// How long until the next scan is due (zero if it is).
+    pub(super) fn time_left(&self, now: Instant) -> Duration {
+        (self.since + self.quiet).saturating_duration_since(now)
+    }
+
+    /// Whether a scan is due.
+    pub(super) fn scan_due(&self, now: Instant) -> bool {
+        now >= self.since + self.quiet
+    }
+
+    /// A scan ran and reaped `reaped` children.
+    pub(super) fn scanned(&mut self, reaped: usize, now: Instant) {
+        self.quiet = if reaped > 0 {
+            Self::FIRST
+        } else {
+            (self.quiet * 2).min(Self::MAX)
+        };
+        self.since = now;
+    }
+}
+
+#[cfg(all(test, not(brood_loom)))]
+mod tests {
+    use super::super::table::mock::{child, no_orphans, orphan_reaper, peek, Kernel, MockChild};
+    use super::*;
+    use crate::sync::Arc;
+    use std::collections::BTreeSet;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn subreaper_adopts_unknown_zombies_but_never_tracked_ones() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        table.adopt_orphans();
+        let ours = child(&kernel, 30);
+        table.register(30, ours.clone());
+        // 10 and 11 are orphans re-parented to us; 30 is ours.
+        kernel.zombies.borrow_mut().extend([10, 30, 11]);
+        let stats = dispatch(&table, &[10], peek(&kernel), orphan_reaper(&kernel));
+        assert_eq!(stats.adopted, 2);
+        assert_eq!(stats.reaped, 1);
+        assert!(
+            ours.reaped.load(Ordering::SeqCst),
+            "our child reaped as ours"
+        );
+        assert!(kernel.zombies.borrow().is_empty());
+    }
+
+    #[test]
+    fn subreaper_defers_unknown_zombies_while_a_spawn_is_in_flight() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        table.adopt_orphans();
+        table.spawn_started();
+        // Pid 50 is a brood child that exited before its spawn registered it.
+        kernel.zombies.borrow_mut().push(50);
+        let stats = dispatch(&table, &[50], peek(&kernel), orphan_reaper(&kernel));
+        assert_eq!(stats.adopted, 0);
+        assert_eq!(*kernel.zombies.borrow(), vec![50]);
+        let c = child(&kernel, 50);
+        table.register(50, c.clone());
+        assert!(!table.spawn_finished(), "nothing else deferred");
+        assert!(
+            c.reaped.load(Ordering::SeqCst),
+            "reaped as ours, not adopted"
+        );
+    }
+
+    #[test]
+    fn one_exit_costs_one_wait_and_one_peek() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        let children: Vec<_> = (100..1100).map(|pid| child(&kernel, pid)).collect();
+        for c in &children {
+            table.register(c.pid, c.clone());
+        }
+        kernel.zombies.borrow_mut().push(500);
+        let stats = dispatch(&table, &[500], peek(&kernel), no_orphans);
+        assert_eq!(
+            stats,
+            DispatchStats {
+                reaped: 1,
+                peeks: 1,
+                scanned: 0,
+                adopted: 0
+            }
+        );
+        assert_eq!(kernel.waits.load(Ordering::SeqCst), 1);
+        assert!(children[400].reaped.load(Ordering::SeqCst));
+        table.forget(500, Arc::as_ptr(&children[400]));
+        assert_eq!(table.len(), 999);
+    }
+
+    #[test]
+    fn merged_signals_are_found_by_the_peek() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        let children: Vec<_> = (1..=10).map(|pid| child(&kernel, pid)).collect();
+        for c in &children {
+            table.register(c.pid, c.clone());
+        }
+        // Three exits, but only one SIGCHLD (for pid 3) got through.
+        kernel.zombies.borrow_mut().extend([3, 7, 9]);
+        let stats = dispatch(&table, &[3], peek(&kernel), no_orphans);
+        assert_eq!(stats.reaped, 3);
+        assert_eq!(stats.scanned, 0);
+        let reaped: BTreeSet<_> = children
+            .iter()
+            .filter(|c| c.reaped.load(Ordering::SeqCst))
+            .map(|c| c.pid)
+            .collect();
+        assert_eq!(reaped, BTreeSet::from([3, 7, 9]));
+    }
+
+    #[test]
+    fn foreign_zombie_is_never_reaped_and_triggers_a_scan() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        let ours = child(&kernel, 20);
+        table.register(20, ours.clone());
+        // 10 is somebody else's child; it is older, so the peek names it.
+        kernel.zombies.borrow_mut().extend([10, 20]);
+        let stats = dispatch(&table, &[], peek(&kernel), no_orphans);
+        assert_eq!(stats.reaped, 1);
+        assert_eq!(stats.scanned, 1);
+        assert!(ours.reaped.load(Ordering::SeqCst));
+        assert_eq!(
+            *kernel.zombies.borrow(),
+            vec![10],
+            "foreign zombie untouched"
+        );
+        assert!(table.is_unclaimed(10));
+    }
+
+    #[test]
+    fn exit_before_registration_is_reaped_at_registration() {
+        let kernel = Kernel::default();
+        let table: Table<MockChild<'_>> = Table::new();
+        kernel.zombies.borrow_mut().push(42);
+        // SIGCHLD arrives before spawn() registered pid 42.
+        let stats = dispatch(&table, &[42], peek(&kernel), no_orphans);
+        assert_eq!(stats.reaped, 0);
+        assert!(table.is_unclaimed(42));
+        let c = child(&kernel, 42);
+        table.register(42, c.clone());
+        assert!(c.reaped.load(Ordering::SeqCst));
+        assert!(!table.is_unclaimed(42));
+    }
+
+    #[test]
+    fn stale_entry_does_not_hide_a_recycled_pid() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        let old = child(&kernel, 5);
+        table.register(5, old.clone());
+        kernel.zombies.borrow_mut().push(5);
+        assert_eq!(old.reap(), Reap::Fresh);
+        // Before `old` is forgotten, pid 5 is recycled by a new child that
+        // exits before it is registered. The dispatcher must not spin on it.
+        kernel.zombies.borrow_mut().push(5);
+        let stats = dispatch(&table, &[5], peek(&kernel), no_orphans);
+        assert_eq!(stats.reaped, 0);
+        assert!(table.is_unclaimed(5));
+        let new = child(&kernel, 5);
+        table.register(5, new.clone());
+        assert!(new.reaped.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn early_exit_hidden_behind_a_foreign_zombie_is_reaped_at_registration() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        // Foreign zombie 10 is older; our child 60 exits before registration.
+        kernel.zombies.borrow_mut().extend([10, 60]);
+        let stats = dispatch(&table, &[60], peek(&kernel), no_orphans);
+        assert_eq!(stats.reaped, 0);
+        let c = child(&kernel, 60);
+        table.register(60, c.clone());
+        assert!(c.reaped.load(Ordering::SeqCst));
+        // The same, with the SIGCHLD for 60 merged away (no hint).
+        kernel.zombies.borrow_mut().push(61);
+        dispatch(&table, &[], peek(&kernel), no_orphans);
+        let c = child(&kernel, 61);
+        table.register(61, c.clone());
+        assert!(c.reaped.load(Ordering::SeqCst));
+        assert_eq!(*kernel.zombies.borrow(), vec![10]);
+    }
+
+    #[test]
+    fn unknown_zombie_during_a_spawn_does_not_trigger_a_scan() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        let others: Vec<_> = (100..200).map(|pid| child(&kernel, pid)).collect();
+        for c in &others {
+            table.register(c.pid, c.clone());
+        }
+        table.spawn_started();
+        kernel.zombies.borrow_mut().push(77);
+        let stats = dispatch(&table, &[77], peek(&kernel), no_orphans);
+        assert_eq!(stats.scanned, 0);
+        let c = child(&kernel, 77);
+        table.register(77, c.clone());
+        table.spawn_finished();
+        assert!(c.reaped.load(Ordering::SeqCst));
+    }
+
+    /// A clock the tests move by hand.
+    struct FakeClock(Instant);
+
+    impl FakeClock {
+        fn now(&self) -> Instant {
+            self.0
+        }
+
+        fn advance(&mut self, by: Duration) {
+            self.0 += by;
+        }
+    }
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn safety_net_waits_a_quiet_second_first() {
+        let mut clock = FakeClock(Instant::now());
+        let net = SafetyNet::new(clock.now());
+        assert_eq!(net.time_left(clock.now()), SECOND);
+        clock.advance(SECOND - Duration::from_millis(1));
+        assert!(!net.scan_due(clock.now()));
+        assert_eq!(net.time_left(clock.now()), Duration::from_millis(1));
+        clock.advance(Duration::from_millis(1));
+        assert!(net.scan_due(clock.now()));
+        assert_eq!(net.time_left(clock.now()), Duration::ZERO);
+    }
+
+    #[test]
+    fn safety_net_backs_off_to_a_minute_while_scans_find_nothing() {
+        let mut clock = FakeClock(Instant::now());
+        let mut net = SafetyNet::new(clock.now());
+        let mut periods = Vec::new();
+        for _ in 0..9 {
+            let left = net.time_left(clock.now());
+            periods.push(left.as_secs());
+            clock.advance(left);
+            assert!(net.scan_due(clock.now()));
+            net.scanned(0, clock.now());
+        }
+        assert_eq!(periods, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[test]
+    fn safety_net_restarts_after_a_scan_that_finds_a_lost_child() {
+        let mut clock = FakeClock(Instant::now());
+        let mut net = SafetyNet::new(clock.now());
+        for _ in 0..4 {
+            clock.advance(net.time_left(clock.now()));
+            net.scanned(0, clock.now());
+        }
+        assert_eq!(net.time_left(clock.now()), 16 * SECOND);
+        clock.advance(16 * SECOND);
+        net.scanned(1, clock.now());
+        assert_eq!(net.time_left(clock.now()), SECOND);
+    }
+
+    #[test]
+    fn safety_net_restarts_at_a_second_after_a_spawn() {
+        let mut clock = FakeClock(Instant::now());
+        let mut net = SafetyNet::new(clock.now());
+        for _ in 0..3 {
+            clock.advance(net.time_left(clock.now()));
+            net.scanned(0, clock.now());
+        }
+        assert_eq!(net.time_left(clock.now()), 8 * SECOND);
+        // A spawn half-way through the period: the next scan is a second
+        // after the spawn, not at the end of the old period.
+        clock.advance(4 * SECOND);
+        net.spawned(clock.now());
+        assert_eq!(net.time_left(clock.now()), SECOND);
+        clock.advance(SECOND);
+        assert!(net.scan_due(clock.now()));
+    }
+
+    #[test]
+    fn safety_net_news_starts_the_period_again_without_resetting_the_back_off() {
+        let mut clock = FakeClock(Instant::now());
+        let mut net = SafetyNet::new(clock.now());
+        for _ in 0..2 {
+            clock.advance(net.time_left(clock.now()));
+            net.scanned(0, clock.now());
+        }
+        assert_eq!(net.time_left(clock.now()), 4 * SECOND);
+        clock.advance(3 * SECOND);
+        net.news(clock.now());
+        assert_eq!(net.time_left(clock.now()), 4 * SECOND);
+        clock.advance(3 * SECOND);
+        assert!(!net.scan_due(clock.now()));
+    }
+}

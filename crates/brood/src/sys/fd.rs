@@ -1,0 +1,155 @@
+//! Descriptors: pipes, `O_NONBLOCK`, `read`/`write`/`writev`, `poll(2)`, and
+//! pipe sizing.
+//!
+//! Owns: the cached `pipe-max-size`. Calls: `errno`.
+
+use super::errno::cvt;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// Sets or clears `O_NONBLOCK` on `fd`.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: `raw` is open for the duration of the borrow.
+    let flags = cvt(unsafe { libc::fcntl(raw, libc::F_GETFL) })?;
+    let new = if nonblocking {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if new != flags {
+        // SAFETY: as above.
+        cvt(unsafe { libc::fcntl(raw, libc::F_SETFL, new) })?;
+    }
+    Ok(())
+}
+
+/// A close-on-exec pipe whose both ends are non-blocking: `(read, write)`.
+pub(crate) fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    #[cfg(any(target_os = "linux", target_os = "freebsd"))]
+    {
+        // SAFETY: `fds` is a writable array of two ints.
+        cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+    {
+        // SAFETY: `fds` is a writable array of two ints. The pipe is made once,
+        // lazily; a fork between pipe() and FD_CLOEXEC could leak it into one
+        // child, which platforms without pipe2 cannot prevent.
+        cvt(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
+        for fd in fds {
+            // SAFETY: `fd` was just returned by pipe().
+            cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })?;
+        }
+    }
+    // SAFETY: pipe returned two fresh descriptors that nothing else owns.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+    {
+        use std::os::fd::AsFd;
+        set_nonblocking(r.as_fd(), true)?;
+        set_nonblocking(w.as_fd(), true)?;
+    }
+    Ok((r, w))
+}
+
+/// `read(2)` into possibly uninitialised memory; `Ok(0)` at end of file.
+fn read_uninit(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes; read never
+    // de-initialises memory, it only writes initialised bytes.
+    let n = cvt(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })?;
+    Ok(n as usize)
+}
+
+/// `read(2)`; `Ok(0)` at end of file.
+pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+    let n = cvt(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })?;
+    Ok(n as usize)
+}
+
+/// Reads from `fd` into the unfilled part of `buf`, marking what was read as
+/// filled. Returns the byte count (`0` at end of file).
+pub(crate) fn read_buf(fd: RawFd, buf: &mut tokio::io::ReadBuf<'_>) -> io::Result<usize> {
+    // SAFETY: `read` only writes initialised bytes into the slice; it never
+    // de-initialises any.
+    let unfilled = unsafe { buf.unfilled_mut() };
+    let n = read_uninit(fd, unfilled)?;
+    // SAFETY: the kernel initialised exactly `n` bytes at the start of the
+    // unfilled region.
+    unsafe { buf.assume_init(n) };
+    buf.advance(n);
+    Ok(n)
+}
+
+/// Reads from `fd` straight into the spare capacity of `vec` (no zero-fill),
+/// at most `limit` bytes. Returns the byte count (`0` at end of file).
+pub(crate) fn read_into_spare(fd: RawFd, vec: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
+    let spare = vec.spare_capacity_mut();
+    let len = spare.len().min(limit);
+    let n = read_uninit(fd, &mut spare[..len])?;
+    // SAFETY: the kernel initialised the first `n` bytes of the spare
+    // capacity, and `n <= spare.len()`.
+    unsafe { vec.set_len(vec.len() + n) };
+    Ok(n)
+}
+
+/// `write(2)`.
+pub(crate) fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+    let n = cvt(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })?;
+    Ok(n as usize)
+}
+
+/// `writev(2)`.
+pub(crate) fn writev(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    let count = bufs.len().min(1024) as libc::c_int;
+    // SAFETY: `IoSlice` is guaranteed ABI-compatible with `struct iovec`, and
+    // each slice is valid for reads for the duration of the call.
+    let n = cvt(unsafe { libc::writev(fd, bufs.as_ptr().cast(), count) })?;
+    Ok(n as usize)
+}
+
+/// `poll(2)` for readability (or hang-up) on up to `N` descriptors, with a
+/// timeout in milliseconds (`-1` waits forever). Negative descriptors are
+/// ignored, as `poll` itself does, so a closed slot can be passed as `-1`.
+/// Returns whether any became ready; an interrupted wait returns `false`.
+pub(crate) fn poll_readable<const N: usize>(fds: [RawFd; N], timeout_ms: i32) -> io::Result<bool> {
+    let mut pfds = fds.map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    // SAFETY: `pfds` holds `N` valid pollfd entries for the duration of the call.
+    match cvt(unsafe { libc::poll(pfds.as_mut_ptr(), N as libc::nfds_t, timeout_ms) }) {
+        Ok(n) => Ok(n > 0),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets a pipe's capacity (`fcntl(F_SETPIPE_SZ)`), clamped to
+/// `/proc/sys/fs/pipe-max-size` even when privileged (root may exceed it):
+/// that limit is the administrator's statement of what one pipe may pin.
+#[cfg(target_os = "linux")]
+pub(crate) fn set_pipe_capacity(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let max = *MAX.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(1 << 20)
+    });
+    let requested = bytes.min(max).min(i32::MAX as usize) as i32;
+    // SAFETY: fcntl on an open descriptor with an integer argument.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, requested) }).map(drop)
+}
+
+/// Pipe capacities cannot be set off Linux: a no-op.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn set_pipe_capacity(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    let _ = (fd, bytes);
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! pidfds on Linux: `pidfd_open`, `pidfd_send_signal`, `waitid(P_PIDFD)`.
+//!
+//! Owns nothing. Calls: `errno`, `process` (the wait counter, rusage).
+
+use crate::sys::errno::{cvt, cvt_retry};
+use crate::sys::process::{count_wait_call, siginfo_pid, zeroed_rusage, RawRusage};
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+
+/// Whether this platform has pidfds at all (the kernel may still lack or
+/// deny them: see [`probe`]).
+pub(crate) const SUPPORTED: bool = true;
+
+/// `pidfd_open(2)`: a close-on-exec descriptor that refers to process `pid`.
+pub(crate) fn open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers and returns a new descriptor.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) })?;
+    // SAFETY: the kernel returned a fresh descriptor (always O_CLOEXEC) that
+    // nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `pidfd_send_signal(2)`: signals exactly the process the pidfd refers to,
+/// never a process that later reused its pid.
+pub(crate) fn send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
+    // SAFETY: a null siginfo asks the kernel to fill one in as kill(2) would.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    cvt(ret).map(drop)
+}
+
+/// `waitid(P_PIDFD, pidfd, WEXITED [| WNOHANG])` with the kernel's fifth
+/// `rusage` argument, so the status and the resource usage come from one call.
+///
+/// Returns `Ok(None)` while the process has not exited (with `nohang`); this
+/// also happens when a pidfd is readable early because a tracer holds the exit.
+pub(crate) fn waitid(
+    pidfd: BorrowedFd<'_>,
+    nohang: bool,
+) -> io::Result<Option<(ExitStatus, RawRusage)>> {
+    let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+    let mut usage = zeroed_rusage();
+    let flags = libc::WEXITED | if nohang { libc::WNOHANG } else { 0 };
+    count_wait_call();
+    cvt_retry(|| {
+        // SAFETY: `info` and `usage` are writable for the duration of the call;
+        // the raw syscall takes (idtype, id, infop, options, rusage).
+        unsafe {
+            libc::syscall(
+                libc::SYS_waitid,
+                libc::P_PIDFD,
+                pidfd.as_raw_fd(),
+                info.as_mut_ptr(),
+                flags,
+                &mut usage as *mut RawRusage,
+            )
+        }
+    })?;
+    // SAFETY: zero-initialised, then possibly filled in by the kernel.
+    let info = unsafe { info.assume_init() };
+    if siginfo_pid(&info) == 0 {
+        return Ok(None);
+    }
+    Ok(Some((exit_status_from_siginfo(&info), usage)))
+}
+
+/// Builds the `ExitStatus` for a `waitid` result (`si_code`, `si_status`).
+fn exit_status_from_siginfo(info: &libc::siginfo_t) -> ExitStatus {
+    // SAFETY: as in `siginfo_pid`, the `_sigchld` member is the one filled in.
+    let status = unsafe { info.si_status() };
+    let raw = match info.si_code {
+        libc::CLD_EXITED => (status & 0xff) << 8,
+        libc::CLD_DUMPED => (status & 0x7f) | 0x80,
+        _ => status & 0x7f,
+    };
+    ExitStatus::from_raw(raw)
+}
+
+/// Whether this kernel lets us use pidfds for children: `pidfd_open` works on
+/// our own pid and `waitid` understands `P_PIDFD`. A seccomp filter that
+/// denies either (ENOSYS, EPERM) makes this fail.
+pub(crate) fn probe() -> io::Result<()> {
+    let own = open(std::process::id())?;
+    let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+    // SAFETY: as in `waitid`; our own process is not our child, so a
+    // kernel that knows P_PIDFD answers ECHILD and one that does not, EINVAL.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_waitid,
+            libc::P_PIDFD,
+            own.as_raw_fd(),
+            info.as_mut_ptr(),
+            libc::WEXITED | libc::WNOHANG,
+            std::ptr::null_mut::<RawRusage>(),
+        )
+    };
+    match cvt(ret) {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => Ok(()),
+        Err(e) => Err(e),
+    }
+}

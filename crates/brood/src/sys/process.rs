@@ -1,0 +1,155 @@
+//! Processes: reaping (`wait4`, the `waitid` peek), signalling (`kill`,
+//! `killpg`), process groups, the subreaper flag, and `pre_exec`.
+//!
+//! Owns: the count of wait-family calls ([`wait_calls`]). Calls: `errno`.
+
+use super::errno::{cvt, cvt_retry};
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How many wait-family system calls (`wait4`, `waitid`) brood has made.
+static WAIT_CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// How many wait-family system calls brood has made in this process, for
+/// the tests of the O(1)-per-exit claim.
+#[cfg(feature = "test-hooks")]
+pub(crate) fn wait_calls() -> u64 {
+    WAIT_CALLS.load(Ordering::Relaxed)
+}
+
+/// Counts one wait-family call; every wrapper that waits calls this.
+pub(super) fn count_wait_call() {
+    WAIT_CALLS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The raw resource usage the kernel reports with an exit status.
+pub(crate) type RawRusage = libc::rusage;
+
+/// What one unit of `ru_maxrss` is, in bytes: macOS reports bytes.
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+pub(crate) const MAX_RSS_UNIT: u64 = 1;
+/// What one unit of `ru_maxrss` is, in bytes: Linux and the BSDs report KiB.
+#[cfg(not(any(target_os = "macos", target_os = "ios")))]
+pub(crate) const MAX_RSS_UNIT: u64 = 1024;
+
+/// An all-zero `rusage`, for waits that report none.
+pub(super) fn zeroed_rusage() -> RawRusage {
+    // SAFETY: `rusage` is a plain C struct of integers and timevals, for which
+    // all-zero bytes are a valid value.
+    unsafe { MaybeUninit::<RawRusage>::zeroed().assume_init() }
+}
+
+/// `wait4(2)`: collects the exit of `pid` and its resource usage.
+///
+/// With `nohang`, returns `Ok(None)` while the child still runs. Stop and
+/// continue notifications are never requested, so a returned status is always
+/// an exit.
+pub(crate) fn wait4(pid: u32, nohang: bool) -> io::Result<Option<(ExitStatus, RawRusage)>> {
+    let mut status = 0;
+    let mut usage = zeroed_rusage();
+    let flags = if nohang { libc::WNOHANG } else { 0 };
+    count_wait_call();
+    let ret = cvt_retry(|| {
+        // SAFETY: `status` and `usage` are valid, writable and live for the call.
+        unsafe { libc::wait4(pid as libc::pid_t, &mut status, flags, &mut usage) }
+    })?;
+    if ret == 0 {
+        Ok(None)
+    } else {
+        Ok(Some((ExitStatus::from_raw(status), usage)))
+    }
+}
+
+/// `waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)`: the pid of some child that has
+/// exited and not been reaped yet, without reaping it.
+///
+/// This is how the SIGCHLD dispatcher learns *which* child exited in O(1)
+/// instead of asking every pid it knows about.
+pub(crate) fn peek_exited_child() -> io::Result<Option<u32>> {
+    let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+    count_wait_call();
+    let ret = cvt_retry(|| {
+        // SAFETY: `info` points to writable memory of the right size; WNOWAIT
+        // leaves the child waitable, so no status is consumed.
+        unsafe {
+            libc::waitid(
+                libc::P_ALL,
+                0,
+                info.as_mut_ptr(),
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        }
+    });
+    match ret {
+        Ok(_) => {
+            // SAFETY: zero-initialised above and possibly filled in by the
+            // kernel; either way every bit pattern is a valid siginfo_t.
+            let info = unsafe { info.assume_init() };
+            let pid = siginfo_pid(&info);
+            Ok(if pid > 0 { Some(pid as u32) } else { None })
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The `si_pid` field of a `siginfo_t` delivered for SIGCHLD or by `waitid`.
+pub(super) fn siginfo_pid(info: &libc::siginfo_t) -> libc::pid_t {
+    // SAFETY: for SIGCHLD and waitid results the kernel fills the `_sigchld`
+    // member of the union, which is where `si_pid()` reads.
+    unsafe { info.si_pid() }
+}
+
+/// `kill(2)`.
+pub(crate) fn kill(pid: u32, signal: i32) -> io::Result<()> {
+    // SAFETY: kill has no memory-safety preconditions.
+    cvt(unsafe { libc::kill(pid as libc::pid_t, signal) }).map(drop)
+}
+
+/// `killpg(2)`: signals every member of process group `pgid`.
+pub(crate) fn killpg(pgid: u32, signal: i32) -> io::Result<()> {
+    // SAFETY: killpg has no memory-safety preconditions.
+    cvt(unsafe { libc::killpg(pgid as libc::pid_t, signal) }).map(drop)
+}
+
+/// `getpgid(2)`.
+pub(crate) fn getpgid(pid: u32) -> io::Result<u32> {
+    // SAFETY: getpgid has no memory-safety preconditions.
+    cvt(unsafe { libc::getpgid(pid as libc::pid_t) }).map(|p| p as u32)
+}
+
+/// `prctl(PR_SET_CHILD_SUBREAPER, 1)`.
+#[cfg(target_os = "linux")]
+pub(crate) fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    cvt(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(drop)
+}
+
+/// Stand-in for `prctl(PR_SET_CHILD_SUBREAPER)`, which only Linux has.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn set_child_subreaper() -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "brood: become_subreaper needs PR_SET_CHILD_SUBREAPER, which only Linux has",
+    ))
+}
+
+/// Registers `f` to run in the child between fork and exec.
+///
+/// # Safety
+///
+/// The caller upholds `CommandExt::pre_exec`'s contract: `f` only does what is
+/// safe in a forked child of a multi-threaded process.
+pub(crate) unsafe fn pre_exec<F>(cmd: &mut std::process::Command, f: F)
+where
+    F: FnMut() -> io::Result<()> + Send + Sync + 'static,
+{
+    use std::os::unix::process::CommandExt;
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        cmd.pre_exec(f);
+    }
+}

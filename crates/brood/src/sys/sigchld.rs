@@ -1,0 +1,189 @@
+//! The SIGCHLD handler, and the record format of the wake pipe it writes to.
+//!
+//! Owns: the handler, the previous disposition it chains to, the descriptor
+//! it writes to, and [`WakeRecord`], the one definition of what travels on
+//! the reaper's wake pipe. Calls: `errno`, `process` (`si_pid`).
+//!
+//! The handler is written by hand rather than taken from a crate because it
+//! must run on an alternate signal stack (`SA_ONSTACK`) and call the handler
+//! the program had installed before (chaining), with the same arguments.
+
+use super::errno::cvt;
+use super::process::siginfo_pid;
+use std::io;
+use std::os::fd::{IntoRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+
+/// One record on the reaper's wake pipe: an `i32` in native byte order.
+///
+/// The format lives here, with the signal handler, because the handler
+/// writes records and may call nothing above this module. Four-byte writes
+/// to a pipe are atomic, so a reader never sees a record split in two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WakeRecord {
+    /// A child exited: its pid, as the handler read it from `si_pid`.
+    Exited(u32),
+    /// Look for exited children although no SIGCHLD named one (`-1`).
+    Dispatch,
+    /// Only recompute the timeout: a new timer or a new child (`0`).
+    Wake,
+}
+
+impl WakeRecord {
+    /// The size of one record, in bytes.
+    pub(crate) const LEN: usize = 4;
+
+    /// The bytes of this record. Async-signal-safe: integer operations only.
+    pub(crate) const fn encode(self) -> [u8; Self::LEN] {
+        let raw: i32 = match self {
+            WakeRecord::Exited(pid) => pid as i32,
+            WakeRecord::Dispatch => -1,
+            WakeRecord::Wake => 0,
+        };
+        raw.to_ne_bytes()
+    }
+
+    /// The record `bytes` hold. A positive value is a pid, zero a wake-up
+    /// without news, and any negative value a request to dispatch.
+    pub(crate) fn decode(bytes: [u8; Self::LEN]) -> Self {
+        match i32::from_ne_bytes(bytes) {
+            pid if pid > 0 => WakeRecord::Exited(pid as u32),
+            0 => WakeRecord::Wake,
+            _ => WakeRecord::Dispatch,
+        }
+    }
+}
+
+/// Write end of the dispatcher's wake pipe; `-1` until installed.
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+/// The disposition that was in place before brood's handler; null until
+/// installed. Leaked on purpose: the handler may run at any time after.
+static PREVIOUS: AtomicPtr<libc::sigaction> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Installs the process-wide SIGCHLD handler, which writes a
+/// [`WakeRecord::Exited`] for each exited child to `wake` and then calls
+/// whatever handler was installed before. Call at most once.
+///
+/// `SA_ONSTACK` lets it run on an alternate signal stack if the thread has
+/// one; `SA_RESTART` keeps the host's blocking calls from failing with EINTR.
+pub(crate) fn install(wake: OwnedFd) -> io::Result<()> {
+    // The fd lives for the rest of the process: the handler can fire at any time.
+    let raw = wake.into_raw_fd();
+    WAKE_FD.store(raw, Ordering::Release);
+
+    // SAFETY: zeroed sigaction is a valid "empty" value; we fill the fields we use.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = on_sigchld as *const () as libc::sighandler_t;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+    // SAFETY: `action.sa_mask` is a valid sigset_t to initialise.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+
+    // Publish a copy of our own action first, so that a handler running on
+    // another thread during the swap sees "nothing to chain" rather than a
+    // null or half-written pointer; sigaction(2) then overwrites it with
+    // the host's previous disposition.
+    let previous = Box::into_raw(Box::new(action));
+    PREVIOUS.store(previous, Ordering::Release);
+    // SAFETY: `action` and `*previous` are valid sigaction structs; the
+    // old disposition is written into `*previous`, which is never freed.
+    cvt(unsafe { libc::sigaction(libc::SIGCHLD, &action, previous) })?;
+    Ok(())
+}
+
+extern "C" fn on_sigchld(
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    // Only async-signal-safe operations below: atomics, write(2), and
+    // calling the previous handler.
+    let errno = errno_location();
+    // SAFETY: errno_location returns this thread's errno slot.
+    let saved = unsafe { *errno };
+
+    // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo (or null).
+    if let Some(info) = unsafe { info.as_ref() } {
+        let exited = matches!(
+            info.si_code,
+            libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED
+        );
+        if exited {
+            let record = WakeRecord::Exited(siginfo_pid(info) as u32).encode();
+            let fd = WAKE_FD.load(Ordering::Acquire);
+            if fd >= 0 {
+                // A full pipe just loses the pid; the dispatcher's peek
+                // finds every exited child regardless.
+                // SAFETY: `record` is a live local of `WakeRecord::LEN` bytes.
+                let _ = unsafe { libc::write(fd, record.as_ptr().cast(), record.len()) };
+            }
+        }
+    }
+
+    let previous = PREVIOUS.load(Ordering::Acquire);
+    // SAFETY: once non-null, PREVIOUS points to a leaked, never-freed sigaction.
+    if let Some(prev) = unsafe { previous.as_ref() } {
+        let handler = prev.sa_sigaction;
+        let ours = on_sigchld as *const () as libc::sighandler_t;
+        if handler != libc::SIG_DFL && handler != libc::SIG_IGN && handler != ours {
+            if prev.sa_flags & libc::SA_SIGINFO != 0 {
+                // SAFETY: the host installed this as an SA_SIGINFO handler.
+                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                    unsafe { std::mem::transmute(handler) };
+                f(signal, info, context);
+            } else {
+                // SAFETY: the host installed this as a plain handler.
+                let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
+                f(signal);
+            }
+        }
+    }
+
+    // SAFETY: as above.
+    unsafe { *errno = saved };
+}
+
+/// The calling thread's `errno` location, so the handler can preserve it.
+fn errno_location() -> *mut libc::c_int {
+    // SAFETY: these functions only return the address of the thread-local errno.
+    unsafe {
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "redox"))]
+        {
+            libc::__errno_location()
+        }
+        #[cfg(any(
+            target_os = "macos",
+            target_os = "ios",
+            target_os = "freebsd",
+            target_os = "dragonfly"
+        ))]
+        {
+            libc::__error()
+        }
+        #[cfg(any(target_os = "netbsd", target_os = "openbsd"))]
+        {
+            libc::__errno()
+        }
+    }
+}
+
+#[cfg(all(test, not(brood_loom)))]
+mod tests {
+    use super::WakeRecord;
+
+    #[test]
+    fn records_round_trip() {
+        for record in [
+            WakeRecord::Exited(1),
+            WakeRecord::Exited(i32::MAX as u32),
+            WakeRecord::Dispatch,
+            WakeRecord::Wake,
+        ] {
+            assert_eq!(WakeRecord::decode(record.encode()), record);
+        }
+        // Any negative value asks for a dispatch, as -1 does.
+        assert_eq!(
+            WakeRecord::decode((-7i32).to_ne_bytes()),
+            WakeRecord::Dispatch
+        );
+    }
+}
