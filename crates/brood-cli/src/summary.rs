@@ -3,18 +3,7 @@
 use crate::duration::human;
 use std::time::Duration;
 
-/// How one job ended, for counting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ending {
-    /// Exit status 0.
-    Ok,
-    /// Non-zero exit, killed by a signal, or could not start.
-    Failed,
-    /// Ran out of time and was stopped (also a failure).
-    TimedOut,
-    /// Stopped by brood: Ctrl-C, SIGTERM, --halt-on-error=now, broken pipe.
-    Cancelled,
-}
+pub use crate::joblog::Outcome as Ending;
 
 /// Totals over a run.
 #[derive(Debug, Default)]
@@ -29,6 +18,8 @@ pub struct Summary {
     pub cancelled: usize,
     /// Inputs that never got a job (the run was stopped first), if known.
     pub not_started: Option<usize>,
+    /// Jobs skipped because the job log has them (`--resume`).
+    pub skipped: usize,
     /// User CPU time of all jobs (all attempts).
     pub user: Duration,
     /// System CPU time of all jobs (all attempts).
@@ -64,7 +55,7 @@ impl Summary {
                 self.failed += 1;
                 self.timed_out += 1;
             }
-            Ending::Cancelled => self.cancelled += 1,
+            Ending::Stopped => self.cancelled += 1,
         }
         self.user += user;
         self.sys += sys;
@@ -96,6 +87,9 @@ impl Summary {
         );
         if self.cancelled > 0 {
             head.push_str(&format!(", {} stopped by brood", self.cancelled));
+        }
+        if self.skipped > 0 {
+            head.push_str(&format!(", {} skipped (in the job log)", self.skipped));
         }
         if let Some(n) = self.not_started.filter(|&n| n > 0) {
             head.push_str(&format!(", {n} not started"));
@@ -157,7 +151,7 @@ mod tests {
         s.add(Ending::Failed, 2, ms(300), ms(20), z, 5000, || "b".into());
         s.add(Ending::TimedOut, 3, ms(1000), z, z, 10, || "c".into());
         s.add(Ending::Ok, 4, ms(200), z, z, 10, || "d".into());
-        s.add(Ending::Cancelled, 5, ms(50), z, z, 10, || {
+        s.add(Ending::Stopped, 5, ms(50), z, z, 10, || {
             panic!("not among the slowest")
         });
         assert_eq!((s.ok, s.failed, s.timed_out, s.cancelled), (2, 2, 1, 1));

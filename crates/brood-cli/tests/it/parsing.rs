@@ -1,0 +1,228 @@
+//! Parsing on clap: help, bundled flags, one-line errors, the misparses
+//! of the old hand-written parser, shell detection and the injection fix.
+
+use crate::support::{brood, brood_run, TempDir};
+use predicates::str::contains;
+
+/// A usage error: one line on stderr, status 255, nothing run.
+fn rejects(args: &[&str], message: &str) {
+    let out = brood().args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    assert!(err.starts_with("brood: error: "), "{err}");
+    assert!(
+        err.contains(message),
+        "{args:?}: expected {message:?} in {err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn help_exits_zero() {
+    for args in [&["run", "--help"][..], &["run", "-h"], &["--help"]] {
+        brood()
+            .args(args)
+            .assert()
+            .success()
+            .stdout(contains("Usage: brood"));
+    }
+    brood()
+        .args(["run", "--help"])
+        .assert()
+        .stdout(contains("--halt <WHEN>"));
+    brood()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(contains("brood "));
+}
+
+#[test]
+fn unknown_and_malformed_options_are_one_line() {
+    rejects(&["run", "--frobnicate", "echo"], "--frobnicate");
+    rejects(&["run", "-Z", "echo"], "-Z");
+    rejects(&["run", "-j"], "-j");
+    rejects(&["run", "-j", "many", "echo"], "--jobs");
+    rejects(&["run", "--timeout", "soon", "echo"], "invalid duration");
+    rejects(&["run", "--halt", "later", "echo"], "--halt");
+    rejects(&["frobnicate"], "frobnicate");
+}
+
+#[test]
+fn bundled_short_flags() {
+    let (code, out) = brood_run(&["-kj2", "echo", ":::", "a", "b", "c"]);
+    assert_eq!((code, out.as_str()), (Some(0), "a\nb\nc\n"));
+}
+
+/// `--halt-on-error 1` and `--halt-on-error now` took the value as the
+/// command.
+#[test]
+fn halt_on_error_takes_its_value() {
+    for value in ["1", "now"] {
+        let (code, out) = brood_run(&[
+            "-j1",
+            "--halt-on-error",
+            value,
+            "sh",
+            "-c",
+            "echo $0; exit $0",
+            ":::",
+            "0",
+            "3",
+            "0",
+        ]);
+        assert_eq!(code, Some(3), "{value}");
+        assert_eq!(out, "0\n3\n", "{value}");
+    }
+}
+
+/// `-j +1` was taken as 1.
+#[test]
+fn jobs_plus_n_is_cpus_plus_n() {
+    let n = std::thread::available_parallelism().unwrap().get();
+    let inputs: Vec<String> = (0..n + 1).map(|i| i.to_string()).collect();
+    let dir = TempDir::new("jplus");
+    // Every job waits until n + 1 have started: only possible with n + 1 slots.
+    let script = format!(
+        "touch {d}/$0; i=0; while [ $(ls {d} | wc -l) -lt {m} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; [ $(ls {d} | wc -l) -ge {m} ]",
+        d = dir.s(""),
+        m = n + 1
+    );
+    brood()
+        .args(["run", "-j", "+1", "sh", "-c", &script, ":::"])
+        .args(&inputs)
+        .assert()
+        .success();
+}
+
+/// A second `-a` replaced the first.
+#[test]
+fn second_arg_file_is_a_second_source() {
+    let dir = TempDir::new("twoa");
+    std::fs::write(dir.join("a"), "1\n2\n").unwrap();
+    std::fs::write(dir.join("b"), "x\ny\n").unwrap();
+    let (code, out) = brood_run(&["-k", "-a", &dir.s("a"), "-a", &dir.s("b"), "echo", "{1}{2}"]);
+    assert_eq!((code, out.as_str()), (Some(0), "1x\n1y\n2x\n2y\n"));
+}
+
+/// `::::` became part of the command, and stdin was read instead.
+#[test]
+fn four_colons_reads_files() {
+    let dir = TempDir::new("fourc");
+    std::fs::write(dir.join("f"), "p\nq\n").unwrap();
+    let out = brood()
+        .args(["run", "-k", "echo", "::::", &dir.s("f")])
+        .write_stdin("not this\n")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "p\nq\n");
+}
+
+/// `{%}` and `{1}` were passed on literally, with the input appended.
+#[test]
+fn slot_and_positional_are_replacement_strings() {
+    let (code, out) = brood_run(&["-j1", "-k", "echo", "{%}", "{1}", ":::", "a", "b"]);
+    assert_eq!((code, out.as_str()), (Some(0), "1 a\n1 b\n"));
+}
+
+/// A `{#}`-only template still had the input appended.
+#[test]
+fn seq_only_template_appends_nothing() {
+    let (code, out) = brood_run(&["-k", "echo", "{#}", ":::", "a", "b"]);
+    assert_eq!((code, out.as_str()), (Some(0), "1\n2\n"));
+    let (_, theirs) = crate::support::parallel(&["-k", "echo", "{#}", ":::", "a", "b"]);
+    assert_eq!(out, theirs);
+}
+
+/// `--joblog -` created a file named `-`.
+#[test]
+fn joblog_dash_is_stdout() {
+    let dir = TempDir::new("jldash");
+    let out = brood()
+        .current_dir(dir.path())
+        .args(["run", "--joblog", "-", "true", ":::", "a"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rec: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(rec["input"], "a");
+    assert!(!dir.join("-").exists());
+}
+
+#[test]
+fn shell_syntax_without_shell_fails_with_a_hint() {
+    for cmd in [
+        &["echo", "{}", "|", "wc"][..],
+        &["gzip -9 {} && echo ok"],
+        &["echo", "x", ">", "f"],
+    ] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(cmd);
+        args.extend([":::", "a"]);
+        rejects(&args, "--shell");
+    }
+    brood()
+        .args(["run", "--shell", "echo {} | tr a-z A-Z", ":::", "a"])
+        .assert()
+        .success()
+        .stdout("A\n");
+}
+
+/// `brood run sh -c 'echo {}'` substituted the input unquoted into the
+/// script.
+#[test]
+fn shell_scripts_get_quoted_substitutions() {
+    let dir = TempDir::new("inject");
+    let pwned = dir.s("pwned");
+    let hostile = [
+        format!("a; touch {pwned}"),
+        format!("$(touch {pwned})"),
+        format!("`touch {pwned}`"),
+        format!("'; touch {pwned}; '"),
+        format!("\"; touch {pwned}; \""),
+        "a\necho INJECTED".to_string(),
+    ];
+    for shell in ["sh", "bash", "dash"] {
+        if shell != "sh"
+            && std::process::Command::new(shell)
+                .arg("-c")
+                .arg("true")
+                .status()
+                .is_err()
+        {
+            continue;
+        }
+        let out = brood()
+            .args(["run", "-k", shell, "-c", "echo {}", ":::"])
+            .args(&hostile)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let expected: String = hostile.iter().map(|h| format!("{h}\n")).collect();
+        assert_eq!(text, expected, "{shell}");
+        assert!(
+            !dir.join("pwned").exists(),
+            "{shell}: an input ran as a command"
+        );
+    }
+}
+
+#[test]
+fn no_command_runs_the_inputs() {
+    let (code, out) = brood_run(&["-k", ":::", "echo one", "echo two | tr a-z A-Z"]);
+    assert_eq!((code, out.as_str()), (Some(0), "one\nTWO\n"));
+    brood()
+        .args(["run", "-k"])
+        .write_stdin("echo x\necho y\n")
+        .assert()
+        .success()
+        .stdout("x\ny\n");
+}
+
+#[test]
+fn perl_expressions_fail_loudly() {
+    rejects(&["run", "echo", "{= $_ =}", ":::", "a"], "perl");
+}

@@ -1,0 +1,205 @@
+//! Helpers shared by the integration tests: kept small and self-contained.
+#![allow(dead_code)]
+
+use nix::sys::signal::{kill as nix_kill, Signal};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Every test's time limit for one brood run.
+pub const LIMIT: Duration = Duration::from_secs(30);
+
+/// The brood binary under test.
+pub fn bin() -> &'static Path {
+    Path::new(assert_cmd::cargo::cargo_bin!("brood"))
+}
+
+/// `brood` as an assert_cmd command with a time limit.
+pub fn brood() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(bin());
+    cmd.timeout(LIMIT);
+    cmd
+}
+
+/// A fresh scratch directory, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "brood-cli-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+
+    /// `self/p` as a string, for command lines.
+    pub fn s(&self, p: &str) -> String {
+        self.join(p).to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Polls `cond` until it holds or `limit` passes; returns whether it held.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `pid` is alive: it exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        Ok(stat) => {
+            // The state follows the parenthesised command name.
+            let state = stat
+                .rsplit_once(')')
+                .map(|(_, r)| r.trim_start().chars().next());
+            !matches!(state, Some(Some('Z' | 'X')))
+        }
+    }
+}
+
+/// Reads a file of pids, one per line.
+pub fn read_pids(path: &Path) -> Vec<u32> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Asserts that none of the pids in `path` is alive (waiting a little for
+/// the kernel to finish delivering SIGKILL). At least `min` pids expected.
+pub fn assert_all_dead(path: &Path, min: usize) {
+    let pids = read_pids(path);
+    assert!(
+        pids.len() >= min,
+        "expected {min} pids in {}, got {pids:?}",
+        path.display()
+    );
+    let dead = wait_for(Duration::from_secs(5), || pids.iter().all(|&p| !alive(p)));
+    let survivors: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    for &p in &survivors {
+        // Clean up after a failure.
+        let _ = kill(p, Signal::SIGKILL);
+    }
+    assert!(dead, "survivors: {survivors:?}");
+}
+
+/// Sends `sig` to `pid`.
+pub fn kill(pid: u32, sig: Signal) -> nix::Result<()> {
+    nix_kill(Pid::from_raw(pid as i32), sig)
+}
+
+/// Field access on job log records.
+pub trait Field {
+    /// The field `key`; panics if missing.
+    fn field(&self, key: &str) -> &serde_json::Value;
+    /// As a number.
+    fn num(&self) -> f64;
+    /// As a string.
+    fn str(&self) -> &str;
+    /// As a bool.
+    fn bool(&self) -> bool;
+    /// As an array.
+    fn arr(&self) -> &[serde_json::Value];
+}
+
+impl Field for serde_json::Value {
+    fn field(&self, key: &str) -> &serde_json::Value {
+        self.get(key)
+            .unwrap_or_else(|| panic!("no field {key} in {self}"))
+    }
+    fn num(&self) -> f64 {
+        self.as_f64()
+            .unwrap_or_else(|| panic!("not a number: {self}"))
+    }
+    fn str(&self) -> &str {
+        self.as_str()
+            .unwrap_or_else(|| panic!("not a string: {self}"))
+    }
+    fn bool(&self) -> bool {
+        self.as_bool()
+            .unwrap_or_else(|| panic!("not a bool: {self}"))
+    }
+    fn arr(&self) -> &[serde_json::Value] {
+        self.as_array()
+            .unwrap_or_else(|| panic!("not an array: {self}"))
+    }
+}
+
+/// Parses one JSON document strictly.
+pub fn parse_json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text:?}"))
+}
+
+/// Parses a JSON Lines job log.
+pub fn read_joblog(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "last record incomplete"
+    );
+    text.lines().map(parse_json).collect()
+}
+
+/// Fails with a clear reason unless GNU parallel is installed (.ci/run
+/// installs it).
+pub fn require_parallel() {
+    let ok = std::process::Command::new("parallel")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("GNU parallel"));
+    assert!(ok, "GNU parallel is not installed: this test compares brood with it (apt-get install parallel)");
+}
+
+/// Runs GNU parallel with `args` (and --will-cite); returns (status, stdout).
+pub fn parallel(args: &[&str]) -> (Option<i32>, String) {
+    require_parallel();
+    let out = assert_cmd::Command::new("parallel")
+        .arg("--will-cite")
+        .args(args)
+        .timeout(LIMIT)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Runs `brood run` with `args`; returns (status, stdout).
+pub fn brood_run(args: &[&str]) -> (Option<i32>, String) {
+    let out = brood().arg("run").args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
