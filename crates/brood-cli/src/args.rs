@@ -101,7 +101,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "MAX", help_heading = "Scheduling")]
     pub load: Option<String>,
     /// Start a job only while SIZE of memory is available (e.g. 2G); below half of it,
-    /// stop the youngest job and run it again later.
+    /// stop the youngest job (it runs again once SIZE is available, if --retries allows).
     #[arg(long, value_name = "SIZE", help_heading = "Scheduling")]
     pub memfree: Option<String>,
     /// Run the jobs in random order.

@@ -86,6 +86,7 @@ pub fn run() -> u8 {
         })),
         save: Save::No,
         verbose: false,
+        memfree: None,
     });
     let plan = Plan {
         jobs: 3,

@@ -7,6 +7,7 @@
 //! a job whose task is dropped (runtime shutdown, panic) is SIGKILLed with
 //! its group.
 
+use crate::evict::{self, Eviction};
 use crate::joblog::{rfc3339, Outcome, Record};
 use crate::jobs::JobSpec;
 use crate::output::{Display, LineSplitter, Mode, Stream};
@@ -24,15 +25,32 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 use tokio::time::{sleep, sleep_until, Instant};
 
-/// What running jobs are told.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What running jobs are told; each level includes the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stop {
     /// Keep running.
     Run,
+    /// Start no new attempt (SIGHUP, `--halt soon`): a retry would be a
+    /// new start, so running attempts finish and no retry follows.
+    Drain,
     /// Stop through the termination sequence.
     Graceful,
     /// SIGKILL the group now.
     Kill,
+}
+
+impl Stop {
+    /// Raises the order on `tx` to `level`; a lower one never replaces a
+    /// higher one (a SIGHUP after Ctrl-C changes nothing).
+    pub fn raise(tx: &watch::Sender<Stop>, level: Stop) {
+        tx.send_if_modified(|now| {
+            let higher = level > *now;
+            if higher {
+                *now = level;
+            }
+            higher
+        });
+    }
 }
 
 /// The time limit of a job.
@@ -78,6 +96,19 @@ pub struct JobContext {
     pub save: Save,
     /// `-t`: print each command line on stderr.
     pub verbose: bool,
+    /// `--memfree`, in bytes: an evicted job's next attempt waits for it.
+    pub memfree: Option<u64>,
+}
+
+/// Why an attempt was cut short by brood.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interrupt {
+    /// It ran out of time.
+    TimedOut,
+    /// The whole run was stopped (signal, `--halt now`, broken stdout).
+    Stopped,
+    /// `--memfree`: memory ran low and it was the youngest job.
+    LowMemory,
 }
 
 /// One run of a job's command.
@@ -87,8 +118,7 @@ pub struct Attempt {
     pub runtime: Duration,
     status: Option<ExitStatus>,
     usage: ResourceUsage,
-    timed_out: bool,
-    stopped: bool,
+    interrupted: Option<Interrupt>,
     stdout_bytes: u64,
     stderr_bytes: u64,
     out: Spool,
@@ -99,7 +129,7 @@ pub struct Attempt {
 
 impl Attempt {
     fn ok(&self) -> bool {
-        !self.timed_out && !self.stopped && self.status.is_some_and(|s| s.success())
+        self.interrupted.is_none() && self.status.is_some_and(|s| s.success())
     }
 
     fn failed_to_start(start: SystemTime, t0: Instant, error: String) -> Attempt {
@@ -108,8 +138,7 @@ impl Attempt {
             runtime: t0.elapsed(),
             status: None,
             usage: ResourceUsage::default(),
-            timed_out: false,
-            stopped: false,
+            interrupted: None,
             stdout_bytes: 0,
             stderr_bytes: 0,
             out: Spool::default(),
@@ -140,14 +169,12 @@ pub struct Finished {
 impl Finished {
     /// How the job ended.
     pub fn outcome(&self) -> Outcome {
-        if self.last.stopped {
-            Outcome::Stopped
-        } else if self.last.timed_out {
-            Outcome::TimedOut
-        } else if self.last.ok() {
-            Outcome::Ok
-        } else {
-            Outcome::Failed
+        match self.last.interrupted {
+            Some(Interrupt::Stopped) => Outcome::Stopped,
+            Some(Interrupt::TimedOut) => Outcome::TimedOut,
+            Some(Interrupt::LowMemory) => Outcome::LowMemory,
+            None if self.last.ok() => Outcome::Ok,
+            None => Outcome::Failed,
         }
     }
 
@@ -186,7 +213,7 @@ impl Finished {
                 (None, None) => None,
             },
             signal: a.status.and_then(|s| s.signal()),
-            timed_out: a.timed_out,
+            timed_out: a.interrupted == Some(Interrupt::TimedOut),
             retries: self.retries,
             user_s: a.usage.user_time().as_secs_f64(),
             sys_s: a.usage.system_time().as_secs_f64(),
@@ -200,7 +227,9 @@ impl Finished {
     /// A one-line account of a failure, for stderr.
     pub fn failure_message(&self, limit: Option<Duration>) -> String {
         let a = &self.last;
-        let what = if a.timed_out {
+        let what = if a.interrupted == Some(Interrupt::LowMemory) {
+            "was stopped: less than half of --memfree was available".to_string()
+        } else if a.interrupted == Some(Interrupt::TimedOut) {
             match limit {
                 Some(l) => format!(
                     "timed out after {}; its process group was stopped",
@@ -230,24 +259,12 @@ impl Finished {
     }
 }
 
-/// Waits until running jobs are told to stop; returns the order.
-pub async fn stop_requested(rx: &mut watch::Receiver<Stop>) -> Stop {
+/// Waits until jobs are told `level` or more; returns the order.
+pub async fn stop_requested(rx: &mut watch::Receiver<Stop>, level: Stop) -> Stop {
     loop {
         let now = *rx.borrow_and_update();
-        if now != Stop::Run {
+        if now >= level {
             return now;
-        }
-        if rx.changed().await.is_err() {
-            return std::future::pending().await;
-        }
-    }
-}
-
-/// Waits until running jobs are told to die at once.
-async fn kill_requested(rx: &mut watch::Receiver<Stop>) {
-    loop {
-        if *rx.borrow_and_update() == Stop::Kill {
-            return;
         }
         if rx.changed().await.is_err() {
             return std::future::pending().await;
@@ -406,6 +423,41 @@ fn sinks(ctx: &JobContext, spec: &JobSpec, slot: u64) -> io::Result<(Sink, Sink,
     }
 }
 
+/// How the scheduler steers one running job.
+pub struct Controls {
+    /// Its time limit.
+    pub timeout: Timeout,
+    /// The run-wide stop order.
+    pub stop: watch::Receiver<Stop>,
+    /// Its `--memfree` eviction, if `--memfree` is given.
+    pub eviction: Option<Eviction>,
+}
+
+/// Resolves when the job is to be evicted for memory; never without
+/// `--memfree`.
+async fn evicted(eviction: Option<&Eviction>) {
+    match eviction {
+        Some(e) => e.requested().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The job's command, ready to spawn.
+fn command(spec: &JobSpec, argv: &[OsString], slot: u64) -> Command {
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .env("PARALLEL_SEQ", spec.seq.to_string())
+        .env("PARALLEL_JOBSLOT", slot.to_string())
+        .env("BROOD_SEQ", spec.seq.to_string())
+        .env("BROOD_SLOT", slot.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    cmd
+}
+
 /// Runs the job's command once.
 async fn run_attempt(
     spec: &JobSpec,
@@ -413,8 +465,7 @@ async fn run_attempt(
     slot: u64,
     order: u64,
     ctx: &JobContext,
-    timeout: &mut Timeout,
-    stop: &mut watch::Receiver<Stop>,
+    controls: &mut Controls,
 ) -> Attempt {
     let start = SystemTime::now();
     let t0 = Instant::now();
@@ -427,18 +478,7 @@ async fn run_attempt(
     if ctx.verbose {
         ctx.display.error(&display_argv(argv));
     }
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .env("PARALLEL_SEQ", spec.seq.to_string())
-        .env("PARALLEL_JOBSLOT", slot.to_string())
-        .env("BROOD_SEQ", spec.seq.to_string())
-        .env("BROOD_SLOT", slot.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
+    let mut child = match command(spec, argv, slot).spawn() {
         Ok(child) => child,
         Err(e) => {
             return Attempt::failed_to_start(
@@ -460,34 +500,38 @@ async fn run_attempt(
     tokio::pin!(io);
     let mut io_done = None;
     let mut exit: Option<io::Result<(ExitStatus, ResourceUsage)>> = None;
-    let mut timed_out = false;
-    let mut stopped = false;
+    let mut interrupted = None;
     // When the job ended, before any wait for stragglers.
     let mut ended: Option<Duration> = None;
     {
         let wait = child.wait_with_rusage();
         tokio::pin!(wait);
+        let stop = &mut controls.stop;
         // Run until the leader has exited and the pipes are closed, or
-        // until the time limit or a stop order.
+        // until the time limit, a stop order or an eviction.
         {
-            let limit = time_limit(t0, timeout);
+            let limit = time_limit(t0, &mut controls.timeout);
             tokio::pin!(limit);
             while exit.is_none() || io_done.is_none() {
                 tokio::select! {
                     r = &mut wait, if exit.is_none() => exit = Some(r),
                     r = &mut io, if io_done.is_none() => io_done = Some(r),
                     () = &mut limit => {
-                        timed_out = true;
+                        interrupted = Some(Interrupt::TimedOut);
                         break;
                     }
-                    _ = stop_requested(stop) => {
-                        stopped = true;
+                    _ = stop_requested(stop, Stop::Graceful) => {
+                        interrupted = Some(Interrupt::Stopped);
+                        break;
+                    }
+                    () = evicted(controls.eviction.as_ref()) => {
+                        interrupted = Some(Interrupt::LowMemory);
                         break;
                     }
                 }
             }
         }
-        if timed_out || stopped {
+        if interrupted.is_some() {
             // The termination sequence: each signal to the whole group,
             // then up to its wait for the job to end.
             let began = Instant::now();
@@ -504,7 +548,7 @@ async fn run_attempt(
                         r = &mut wait, if exit.is_none() => exit = Some(r),
                         r = &mut io, if io_done.is_none() => io_done = Some(r),
                         () = sleep_until(until) => continue 'steps,
-                        () = kill_requested(stop) => break 'steps,
+                        _ = stop_requested(stop, Stop::Kill) => break 'steps,
                     }
                 }
                 break;
@@ -533,10 +577,17 @@ async fn run_attempt(
                 let end = began + ctx.termseq.total();
                 tokio::select! {
                     () = sleep_until(end) => {}
-                    () = kill_requested(stop) => {}
+                    _ = stop_requested(stop, Stop::Kill) => {}
                 }
                 let _ = handle.signal_group(Signal::KILL);
             }
+        }
+    }
+    if let Some(e) = &controls.eviction {
+        // Said after the whole group is gone, so that the scheduler reads
+        // memory again only once this job's is free.
+        if interrupted == Some(Interrupt::LowMemory) {
+            e.done();
         }
     }
     let runtime = ended.unwrap_or_else(|| t0.elapsed());
@@ -561,14 +612,44 @@ async fn run_attempt(
         runtime,
         status,
         usage,
-        timed_out,
-        stopped,
+        interrupted,
         stdout_bytes,
         stderr_bytes,
         out,
         err,
         error,
     }
+}
+
+/// Whether a failed attempt gets another: attempts remain, the run is not
+/// being stopped or drained, and, after an eviction, SIZE is available
+/// again (the wait a new job would have). The retry delay is waited here.
+async fn retry(attempt: &Attempt, retries: u32, ctx: &JobContext, controls: &mut Controls) -> bool {
+    let again = !attempt.ok()
+        && attempt.interrupted != Some(Interrupt::Stopped)
+        && retries + 1 < ctx.attempts
+        && *controls.stop.borrow() == Stop::Run;
+    if !again {
+        return false;
+    }
+    if let Some(base) = ctx.retry_delay {
+        // Exponential backoff: base, 2 base, 4 base, ... (capped at 1024
+        // base so the factor cannot overflow).
+        let delay = base.saturating_mul(1u32 << retries.min(10));
+        tokio::select! {
+            () = sleep(delay) => {}
+            _ = stop_requested(&mut controls.stop, Stop::Drain) => return false,
+        }
+    }
+    if let (Some(e), Some(memfree)) = (&controls.eviction, ctx.memfree) {
+        if attempt.interrupted == Some(Interrupt::LowMemory)
+            && !evict::wait_for_memory(memfree, &mut controls.stop).await
+        {
+            return false;
+        }
+        e.restart();
+    }
+    true
 }
 
 /// Runs a job, with its attempts, and hands its output to the display.
@@ -579,33 +660,25 @@ pub async fn run_job(
     slot: u64,
     order: u64,
     ctx: Arc<JobContext>,
-    mut timeout: Timeout,
-    mut stop: watch::Receiver<Stop>,
+    mut controls: Controls,
 ) -> Finished {
     let mut retries = 0;
     let (mut user, mut sys, mut peak_rss) = (Duration::ZERO, Duration::ZERO, 0);
     loop {
-        let mut attempt =
-            run_attempt(&spec, &argv, slot, order, &ctx, &mut timeout, &mut stop).await;
+        let mut attempt = run_attempt(&spec, &argv, slot, order, &ctx, &mut controls).await;
         user += attempt.usage.user_time();
         sys += attempt.usage.system_time();
         peak_rss = peak_rss.max(attempt.usage.max_rss());
-        let mut again = !attempt.ok()
-            && !attempt.stopped
-            && retries + 1 < ctx.attempts
-            && *stop.borrow() == Stop::Run;
-        if again {
-            if let Some(base) = ctx.retry_delay {
-                // Exponential backoff: base, 2 base, 4 base, ... (capped
-                // at 1024 base so the factor cannot overflow).
-                let delay = base.saturating_mul(1u32 << retries.min(10));
-                tokio::select! {
-                    () = sleep(delay) => {}
-                    _ = stop_requested(&mut stop) => again = false,
-                }
-            }
+        if attempt.interrupted == Some(Interrupt::LowMemory) && retries + 1 < ctx.attempts {
+            // The last attempt's eviction is told as the job's failure.
+            ctx.display.message(&format!(
+                "brood: job {} stopped: less than half of --memfree is available; \
+                 it runs again once --memfree is: {}",
+                spec.seq,
+                display_argv(&argv)
+            ));
         }
-        if !again {
+        if !retry(&attempt, retries, &ctx, &mut controls).await {
             let out = std::mem::take(&mut attempt.out);
             let err = std::mem::take(&mut attempt.err);
             ctx.display.finish(order, out, err);

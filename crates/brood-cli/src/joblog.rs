@@ -27,8 +27,11 @@ pub enum Outcome {
     /// Ran out of time and was stopped.
     TimedOut,
     /// Stopped by brood before it could finish (Ctrl-C, SIGTERM, `--halt
-    /// now`, a broken stdout, `--memfree`): `--resume` runs it again.
+    /// now`, a broken stdout): `--resume` runs it again.
     Stopped,
+    /// Stopped by `--memfree` (less than half of SIZE was available) with
+    /// no attempt left: counted as failed, and `--resume` runs it again.
+    LowMemory,
 }
 
 /// One finished job.
@@ -220,7 +223,7 @@ pub fn tsv_line(record: &Record, argv: &[OsString]) -> String {
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0.0, |d| d.as_secs_f64());
     let exitval = match (record.outcome, record.exit_code) {
-        (Outcome::TimedOut | Outcome::Stopped, _) => -1,
+        (Outcome::TimedOut | Outcome::Stopped | Outcome::LowMemory, _) => -1,
         (_, Some(code)) => code,
         (_, None) => -1,
     };

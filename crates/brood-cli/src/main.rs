@@ -8,6 +8,7 @@ mod args;
 mod combine;
 mod demo;
 mod duration;
+mod evict;
 mod halt;
 mod inputs;
 mod job;

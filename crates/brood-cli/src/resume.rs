@@ -8,7 +8,7 @@
 //! runs), its last record counts.
 //!
 //! - `--resume` skips every job the log records, except those brood itself
-//!   stopped before they could finish.
+//!   stopped before they could finish (`stopped`, `low_memory`).
 //! - `--resume-failed` skips only the jobs that succeeded.
 //! - `--retry-failed` runs only the jobs that failed, with the argv the
 //!   log recorded, ignoring the command line's command and inputs.
@@ -96,7 +96,7 @@ fn tsv(line: &[u8]) -> Option<(String, Outcome, Vec<OsString>)> {
 /// The keys `--resume` skips.
 pub fn resume_skips(log: &HashMap<String, Logged>) -> HashSet<String> {
     log.iter()
-        .filter(|(_, l)| l.outcome != Outcome::Stopped)
+        .filter(|(_, l)| !matches!(l.outcome, Outcome::Stopped | Outcome::LowMemory))
         .map(|(k, _)| k.clone())
         .collect()
 }

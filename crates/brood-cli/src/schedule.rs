@@ -13,8 +13,9 @@
 //! exits as it would have.
 
 use crate::admission;
+use crate::evict::{self, Eviction};
 use crate::halt::{Halt, HaltState, When};
-use crate::job::{run_job, Finished, JobContext, Stop, Timeout};
+use crate::job::{run_job, Controls, Finished, JobContext, Stop, Timeout};
 use crate::joblog::{JobLog, Outcome};
 use crate::jobs::JobSource;
 use crate::progress::Counts;
@@ -38,6 +39,14 @@ pub enum TimeoutSpec {
     Fixed(Duration),
     /// A fraction of the median runtime of the jobs that succeeded so far.
     Relative(f64),
+}
+
+/// A job that runs, as the scheduler sees it.
+struct Running {
+    /// When it started.
+    started: Instant,
+    /// Its `--memfree` eviction.
+    eviction: Option<Eviction>,
 }
 
 /// How jobs are scheduled.
@@ -84,7 +93,8 @@ pub async fn run(
     let mut successes: Vec<Duration> = Vec::new();
     let mut set: JoinSet<(u64, u64, Finished)> = JoinSet::new();
     let mut free_slots: BTreeSet<u64> = (1..=plan.jobs as u64).collect();
-    let mut running: BTreeMap<u64, Instant> = BTreeMap::new();
+    // By start order, so the last one is the youngest.
+    let mut running: BTreeMap<u64, Running> = BTreeMap::new();
     let mut summary = Summary::default();
     let mut halt = HaltState::new(plan.halt);
     let mut accepting = true;
@@ -101,12 +111,14 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let progress = display.bar().is_some();
+    // The tick also watches memory for `--memfree`'s evictions.
+    let ticking = progress || plan.memfree.is_some();
 
     let on_stop_signal =
         |sig: Signal, signalled: &mut Option<Signal>, killing: &mut bool, running: usize| {
             if signalled.is_none() {
                 *signalled = Some(sig);
-                stop_tx.send_replace(Stop::Graceful);
+                Stop::raise(&stop_tx, Stop::Graceful);
                 display.message(&format!(
                     "brood: got {sig:?}: stopping {running} running job{}; \
                      send it again to kill them at once",
@@ -114,7 +126,7 @@ pub async fn run(
                 ));
             } else if !*killing {
                 *killing = true;
-                stop_tx.send_replace(Stop::Kill);
+                Stop::raise(&stop_tx, Stop::Kill);
                 display.message("brood: killing every job now (SIGKILL)");
             }
         };
@@ -148,6 +160,7 @@ pub async fn run(
             _ = sighup.recv() => {
                 if accepting {
                     accepting = false;
+                    Stop::raise(&stop_tx, Stop::Drain);
                     display.message(&format!(
                         "brood: got SIGHUP: starting no new jobs, waiting for {} running",
                         set.len()
@@ -159,7 +172,7 @@ pub async fn run(
                 // what runs, and exit quietly.
                 broken = true;
                 accepting = false;
-                stop_tx.send_replace(Stop::Graceful);
+                Stop::raise(&stop_tx, Stop::Graceful);
             }
             Some(joined) = set.join_next(), if !set.is_empty() => {
                 let (order, slot, job) = match joined {
@@ -194,11 +207,13 @@ pub async fn run(
                     if let TimeoutSpec::Relative(f) = plan.timeout {
                         let at = successes.partition_point(|d| *d < job.last.runtime);
                         successes.insert(at, job.last.runtime);
-                        let median = successes[successes.len() / 2];
+                        // GNU parallel's median: the lower one of an even
+                        // count.
+                        let median = successes[(successes.len() - 1) / 2];
                         limit_tx.send_replace(Some(median.mul_f64(f)));
                     }
                 }
-                if matches!(outcome, Outcome::Failed | Outcome::TimedOut) {
+                if matches!(outcome, Outcome::Failed | Outcome::TimedOut | Outcome::LowMemory) {
                     display.message(&job.failure_message(current_limit(plan.timeout, &limit_tx)));
                 }
                 if outcome != Outcome::Stopped && signalled.is_none() && !broken {
@@ -208,11 +223,14 @@ pub async fn run(
                         accepting = false;
                         let n = set.len();
                         if when == When::Now {
-                            stop_tx.send_replace(Stop::Graceful);
+                            Stop::raise(&stop_tx, Stop::Graceful);
                             display.message(&format!(
                                 "brood: --halt: starting no new jobs, stopping {n} running"
                             ));
-                        } else if n > 0 {
+                        } else {
+                            Stop::raise(&stop_tx, Stop::Drain);
+                        }
+                        if when == When::Soon && n > 0 {
                             display.message(&format!(
                                 "brood: --halt: starting no new jobs, waiting for {n} running"
                             ));
@@ -238,22 +256,27 @@ pub async fn run(
                         TimeoutSpec::Fixed(d) => Timeout::Fixed(d),
                         TimeoutSpec::Relative(_) => Timeout::Relative(limit_rx.clone()),
                     };
-                    running.insert(order, Instant::now());
+                    let eviction = plan.memfree.map(|_| Eviction::default());
+                    running.insert(order, Running { started: Instant::now(), eviction: eviction.clone() });
                     if let Some(d) = plan.delay {
                         next_start = Instant::now() + d;
                     }
-                    let job = run_job(spec, argv, slot, order, ctx.clone(), timeout, stop_rx.clone());
+                    let controls = Controls { timeout, stop: stop_rx.clone(), eviction };
+                    let job = run_job(spec, argv, slot, order, ctx.clone(), controls);
                     set.spawn(async move { (order, slot, job.await) });
                 }
             },
-            _ = tick.tick(), if progress => {
+            _ = tick.tick(), if ticking => {
+                if let Some(memfree) = plan.memfree {
+                    evict_youngest(memfree, &running);
+                }
                 if let Some(bar) = display.bar() {
                     let now = Instant::now();
                     bar.update(&Counts {
                         done: summary.finished(),
                         total: source.total().map(|t| t.saturating_sub(source.skipped)),
                         failed: summary.failed,
-                        running: running.values().map(|t| now - *t).collect(),
+                        running: running.values().map(|r| now - r.started).collect(),
                         finished_runtime,
                         slots: plan.jobs,
                     });
@@ -290,6 +313,21 @@ pub async fn run(
         255
     } else {
         halt.exit_status(started)
+    }
+}
+
+/// `--memfree`: below half of SIZE, asks the youngest job whose attempt
+/// runs to stop it (one at a time; see [`crate::evict`]).
+fn evict_youngest(memfree: u64, running: &BTreeMap<u64, Running>) {
+    let evictions = || running.values().filter_map(|r| r.eviction.as_ref());
+    if !evict::needed(memfree, admission::available_memory(), evictions()) {
+        return;
+    }
+    if let Some(youngest) = evictions()
+        .rev()
+        .find(|e| e.state() == evict::State::Running)
+    {
+        youngest.request();
     }
 }
 

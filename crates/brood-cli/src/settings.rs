@@ -71,6 +71,8 @@ pub struct ContextSpec {
     pub save: Save,
     /// `-t`.
     pub verbose: bool,
+    /// `--memfree`, in bytes.
+    pub memfree: Option<u64>,
 }
 
 impl ContextSpec {
@@ -97,6 +99,7 @@ impl ContextSpec {
             tag,
             save: self.save,
             verbose: self.verbose,
+            memfree: self.memfree,
         }
     }
 }
@@ -304,6 +307,7 @@ pub fn from_args(args: RunArgs, sources: Vec<SourceArg>) -> Result<(Settings, Jo
         tag,
         save,
         verbose: args.verbose,
+        memfree,
     };
 
     // The jobs.

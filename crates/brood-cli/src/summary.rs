@@ -14,6 +14,8 @@ pub struct Summary {
     pub failed: usize,
     /// Jobs that timed out.
     pub timed_out: usize,
+    /// Jobs stopped by `--memfree` with no attempt left.
+    pub low_memory: usize,
     /// Jobs stopped by brood.
     pub cancelled: usize,
     /// Inputs that never got a job (the run was stopped first), if known.
@@ -55,6 +57,10 @@ impl Summary {
                 self.failed += 1;
                 self.timed_out += 1;
             }
+            Ending::LowMemory => {
+                self.failed += 1;
+                self.low_memory += 1;
+            }
             Ending::Stopped => self.cancelled += 1,
         }
         self.user += user;
@@ -77,7 +83,7 @@ impl Summary {
     /// The summary, several lines, each starting with `brood: ` or indented.
     pub fn render(&self) -> String {
         let mut head = format!(
-            "brood: {} job{} in {}: {} ok, {} failed ({} timed out)",
+            "brood: {} job{} in {}: {} ok, {} failed ({} timed out",
             self.finished(),
             if self.finished() == 1 { "" } else { "s" },
             human(self.wall),
@@ -85,6 +91,10 @@ impl Summary {
             self.failed,
             self.timed_out
         );
+        if self.low_memory > 0 {
+            head.push_str(&format!(", {} stopped for memory", self.low_memory));
+        }
+        head.push(')');
         if self.cancelled > 0 {
             head.push_str(&format!(", {} stopped by brood", self.cancelled));
         }
@@ -154,7 +164,11 @@ mod tests {
         s.add(Ending::Stopped, 5, ms(50), z, z, 10, || {
             panic!("not among the slowest")
         });
-        assert_eq!((s.ok, s.failed, s.timed_out, s.cancelled), (2, 2, 1, 1));
+        s.add(Ending::LowMemory, 6, ms(40), z, z, 10, || {
+            panic!("not among the slowest")
+        });
+        assert_eq!((s.ok, s.failed, s.timed_out, s.cancelled), (2, 3, 1, 1));
+        assert_eq!(s.low_memory, 1);
         assert_eq!(s.user + s.sys, ms(35));
         assert_eq!(s.peak_rss, 5000);
         let seqs: Vec<u64> = s.slowest.iter().map(|e| e.1).collect();
@@ -162,7 +176,13 @@ mod tests {
         s.wall = ms(1500);
         s.not_started = Some(7);
         let text = s.render();
-        assert!(text.starts_with("brood: 5 jobs in 1.50s: 2 ok, 2 failed (1 timed out), 1 stopped by brood, 7 not started"), "{text}");
+        assert!(
+            text.starts_with(
+                "brood: 6 jobs in 1.50s: 2 ok, 3 failed (1 timed out, 1 stopped for memory), \
+                 1 stopped by brood, 7 not started"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("cpu 35ms (user 30ms, sys 5ms), peak rss 4.9 KiB"),
             "{text}"

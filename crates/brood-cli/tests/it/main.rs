@@ -1,5 +1,6 @@
 //! brood's command-line tests: one binary, a module per area.
 
+mod admission;
 mod inputs;
 mod joblog;
 mod options;

@@ -203,3 +203,75 @@ pub fn brood_run(args: &[&str]) -> (Option<i32>, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
 }
+
+/// A fake `/proc` file for brood alone: brood runs in a new mount
+/// namespace (`unshare -m`, private propagation) where this file is
+/// bind-mounted over the real one, as lxcfs does for containers. The test
+/// changes what brood reads with [`FakeProc::set`]; the host's `/proc`
+/// is untouched. Needs root (CI runs as root), and says so otherwise.
+pub struct FakeProc {
+    path: PathBuf,
+    target: &'static str,
+    len: usize,
+}
+
+impl FakeProc {
+    /// A fake `target` (such as `/proc/meminfo`) holding `text`. Every
+    /// later text must have the same length: it is written in place, so
+    /// brood never reads a half-written file.
+    pub fn new(dir: &TempDir, target: &'static str, text: &str) -> FakeProc {
+        let path = dir.join(target.rsplit('/').next().unwrap());
+        std::fs::write(&path, text).unwrap();
+        FakeProc {
+            path,
+            target,
+            len: text.len(),
+        }
+    }
+
+    /// Replaces the text, in place.
+    pub fn set(&self, text: &str) {
+        use std::os::unix::fs::FileExt;
+        assert_eq!(text.len(), self.len, "a fake /proc text keeps its length");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .unwrap();
+        file.write_all_at(text.as_bytes(), 0).unwrap();
+    }
+
+    /// The file's path, for jobs that change it themselves.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `brood ARGS` in a mount namespace that sees this file as `target`.
+    pub fn brood(&self, args: &[&str]) -> std::process::Command {
+        let probe = std::process::Command::new("unshare")
+            .args(["-m", "true"])
+            .output();
+        assert!(
+            probe.as_ref().is_ok_and(|o| o.status.success()),
+            "this test needs `unshare -m` (util-linux) and root to fake {}: {probe:?}",
+            self.target
+        );
+        let mut cmd = std::process::Command::new("unshare");
+        cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg("mount --bind \"$1\" \"$2\" && shift 2 && exec \"$@\"")
+            .arg("sh")
+            .arg(&self.path)
+            .arg(self.target)
+            .arg(bin())
+            .args(args);
+        cmd
+    }
+}
+
+/// Lines of a file written by jobs (`echo ... >> file`); none if missing.
+pub fn lines_of(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
