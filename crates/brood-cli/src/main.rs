@@ -20,6 +20,7 @@ mod progress;
 mod results;
 mod resume;
 mod schedule;
+mod script;
 mod separators;
 mod settings;
 mod spool;

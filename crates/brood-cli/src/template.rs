@@ -18,13 +18,15 @@
 //! job and the argv goes straight to exec: an argument can never become
 //! more than the words it was substituted into. With `--shell`, the words
 //! are joined with spaces into one `sh -c` script and every substituted
-//! value is shell-quoted. The same quoting applies to the `-c` script of a
+//! value is shell-quoted for where it stands in the script, inside quotes
+//! or not ([`crate::script`]). The same applies to the `-c` script of a
 //! template whose program is itself a POSIX shell (`sh -c 'echo {}'`), so
-//! that an input such as `a; rm -rf ~` stays one literal word there too.
+//! that an input such as `a; rm -rf ~` stays literal data there too.
 //!
 //! Without any replacement string (`{#}` and `{%}` included), the
 //! arguments are appended, as in GNU parallel.
 
+use crate::script::{self, quote, Quoting, Scanner, Unsure};
 use std::borrow::Cow;
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -55,7 +57,9 @@ enum Which {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Token {
     Lit(Vec<u8>),
-    Place(Which, Modifier),
+    /// A replacement string; in a shell script, with how its value is
+    /// quoted there (see [`crate::script`]).
+    Place(Which, Modifier, Option<Quoting>),
 }
 
 /// A word of the template, split into literal text and replacement strings.
@@ -105,6 +109,8 @@ pub struct Template {
     multi: Multi,
     has_replacement: bool,
     uses_slot: bool,
+    /// How arguments appended to a shell script are quoted.
+    append_quoting: Quoting,
 }
 
 /// A template that cannot be run as written.
@@ -129,6 +135,7 @@ impl Template {
                 multi,
                 has_replacement: false,
                 uses_slot: false,
+                append_quoting: Quoting::Unquoted,
             });
         }
         if words[0].is_empty() {
@@ -147,8 +154,8 @@ impl Template {
         let uses_slot = parsed
             .iter()
             .flatten()
-            .any(|t| matches!(t, Token::Place(Which::Slot, _)));
-        let (layout, words, script_span) = if shell {
+            .any(|t| matches!(t, Token::Place(Which::Slot, ..)));
+        let (layout, mut words, script_span) = if shell {
             let split: Vec<Word> = parsed.into_iter().flat_map(split_at_spaces).collect();
             let n = split.len();
             (Layout::Shell, split, (0, n))
@@ -171,6 +178,19 @@ impl Template {
             }
             (Layout::Exec, parsed, (0, 0))
         };
+        let mut append_quoting = Quoting::Unquoted;
+        if layout != Layout::Exec {
+            let script = &mut words[script_span.0..script_span.1];
+            let at_end = annotate(script, multi == Multi::Context)?;
+            if layout == Layout::Shell && !has_replacement {
+                append_quoting = at_end.map_err(|e| {
+                    TemplateError(format!(
+                        "cannot append the arguments safely {} at the end of the shell script",
+                        e.0
+                    ))
+                })?;
+            }
+        }
         Ok(Template {
             words,
             script_span,
@@ -178,6 +198,7 @@ impl Template {
             multi,
             has_replacement,
             uses_slot,
+            append_quoting,
         })
     }
 
@@ -213,7 +234,7 @@ impl Template {
                 if append {
                     for a in args {
                         script.push(b' ');
-                        script.extend_from_slice(&quote(a));
+                        script.extend(script::quote_as(self.append_quoting, a));
                     }
                 }
                 vec!["sh".into(), "-c".into(), OsString::from_vec(script)]
@@ -244,7 +265,7 @@ impl Template {
                     args: std::slice::from_ref(one),
                     ..*ctx
                 };
-                out.push(expand_joined(word, &single, ctx, false));
+                out.push(expand_joined(word, &single, ctx));
             }
             return;
         }
@@ -254,7 +275,7 @@ impl Template {
         for token in word {
             match token {
                 Token::Lit(text) => current.extend_from_slice(text),
-                Token::Place(Which::All, m) => {
+                Token::Place(Which::All, m, _) => {
                     for (i, a) in ctx.args.iter().enumerate() {
                         if i > 0 {
                             out.push(std::mem::take(&mut current));
@@ -262,7 +283,7 @@ impl Template {
                         current.extend_from_slice(&modify(*m, a));
                     }
                 }
-                Token::Place(which, m) => current.extend_from_slice(&ctx.single(*which, *m)),
+                Token::Place(which, m, _) => current.extend_from_slice(&ctx.single(*which, *m)),
             }
         }
         out.push(current);
@@ -284,10 +305,10 @@ impl Template {
                         args: std::slice::from_ref(one),
                         ..*ctx
                     };
-                    script.extend(expand_joined(word, &single, ctx, true));
+                    script.extend(expand_joined(word, &single, ctx));
                 }
             } else {
-                script.extend(expand_joined(word, ctx, ctx, true));
+                script.extend(expand_joined(word, ctx, ctx));
             }
         }
         script
@@ -295,38 +316,71 @@ impl Template {
 }
 
 /// Expands a word as one string: `{}` with several arguments joins them
-/// with spaces. `all` supplies `{}`, `pos` the positional strings.
-fn expand_joined(word: &Word, all: &Ctx<'_>, pos: &Ctx<'_>, quoted: bool) -> Vec<u8> {
+/// with spaces. `all` supplies `{}`, `pos` the positional strings. Values
+/// of a script's replacement strings are quoted as annotated.
+fn expand_joined(word: &Word, all: &Ctx<'_>, pos: &Ctx<'_>) -> Vec<u8> {
+    let put = |out: &mut Vec<u8>, v: &[u8], quoting: &Option<Quoting>| match quoting {
+        Some(q) => out.extend(script::quote_as(*q, v)),
+        None => out.extend_from_slice(v),
+    };
     let mut out = Vec::new();
     for token in word {
         match token {
             Token::Lit(text) => out.extend_from_slice(text),
-            Token::Place(Which::All, m) => {
+            Token::Place(Which::All, m, quoting) => {
                 for (i, a) in all.args.iter().enumerate() {
                     if i > 0 {
                         out.push(b' ');
                     }
-                    let v = modify(*m, a);
-                    if quoted {
-                        out.extend_from_slice(&quote(&v));
-                    } else {
-                        out.extend_from_slice(&v);
-                    }
+                    put(&mut out, &modify(*m, a), quoting);
                 }
             }
-            Token::Place(which, m) => {
-                let v = pos.single(*which, *m);
-                // Numbers need no quoting; `{%}` before a slot is assigned
-                // stays as written.
-                if quoted && matches!(which, Which::Pos(_)) {
-                    out.extend_from_slice(&quote(&v));
-                } else {
-                    out.extend_from_slice(&v);
-                }
+            // Numbers need no quoting; `{%}` before a slot is assigned
+            // stays as written.
+            Token::Place(which @ (Which::Seq | Which::Slot), m, _) => {
+                out.extend_from_slice(&pos.single(*which, *m))
             }
+            Token::Place(which, m, quoting) => put(&mut out, &pos.single(*which, *m), quoting),
         }
     }
     out
+}
+
+/// Annotates a shell script's replacement strings with how their values
+/// are quoted where they stand, and returns how arguments appended after
+/// the script are quoted. `repeated` is whether `{}` words are repeated
+/// (`-X`): such a word must then end in the quoting it started in.
+fn annotate(script: &mut [Word], repeated: bool) -> Result<Result<Quoting, Unsure>, TemplateError> {
+    let unsure = |why: &str| {
+        TemplateError(format!(
+            "cannot quote a replacement string safely {why} in the shell script: move it \
+             elsewhere, or pass the value as an argument (sh -c '... \"$1\"' sh {{}})"
+        ))
+    };
+    let mut scanner = Scanner::default();
+    for (i, word) in script.iter_mut().enumerate() {
+        if i > 0 {
+            scanner.feed(b" ");
+        }
+        let before = scanner.clone();
+        let repeats = repeated && has_all(word);
+        for token in word.iter_mut() {
+            match token {
+                Token::Lit(text) => scanner.feed(text),
+                Token::Place(Which::Seq | Which::Slot, ..) => scanner.value(),
+                Token::Place(_, _, quoting) => {
+                    *quoting = Some(scanner.here().map_err(|e| unsure(e.0))?);
+                    scanner.value();
+                }
+            }
+        }
+        if repeats && !scanner.same_place(&before) {
+            return Err(unsure(
+                "in a word that -X repeats and that opens or closes quotes",
+            ));
+        }
+    }
+    Ok(scanner.here())
 }
 
 /// Expands a one-word template (`--tagstring`) to text, arguments joined
@@ -335,7 +389,7 @@ pub fn expand_text(text: &str, args: &[Vec<u8>], seq: u64, slot: Option<u64>) ->
     match parse_word(text.as_bytes()) {
         Ok(word) => {
             let ctx = Ctx { args, seq, slot };
-            expand_joined(&word, &ctx, &ctx, false)
+            expand_joined(&word, &ctx, &ctx)
         }
         Err(_) => text.as_bytes().to_vec(),
     }
@@ -377,7 +431,7 @@ impl Ctx<'_> {
 
 fn has_all(word: &Word) -> bool {
     word.iter()
-        .any(|t| matches!(t, Token::Place(Which::All, _)))
+        .any(|t| matches!(t, Token::Place(Which::All, ..)))
 }
 
 /// Parses one word into literal text and replacement strings.
@@ -398,7 +452,7 @@ fn parse_word(word: &[u8]) -> Result<Word, TemplateError> {
                     if !lit.is_empty() {
                         tokens.push(Token::Lit(std::mem::take(&mut lit)));
                     }
-                    tokens.push(Token::Place(which, m));
+                    tokens.push(Token::Place(which, m, None));
                     i += len + 2;
                     continue;
                 }
@@ -580,23 +634,6 @@ fn dirname(path: &[u8]) -> Cow<'_, [u8]> {
     }
 }
 
-/// Quotes `text` for a POSIX shell as one word.
-pub fn quote(text: &[u8]) -> Cow<'_, [u8]> {
-    // An argv word cannot hold NUL, so quoting cannot fail on a real one;
-    // fall back to dropping NULs rather than panicking on odd input.
-    match shlex::bytes::try_quote(text) {
-        Ok(q) => q,
-        Err(_) => {
-            let clean: Vec<u8> = text.iter().copied().filter(|&b| b != 0).collect();
-            Cow::Owned(
-                shlex::bytes::try_quote(&clean)
-                    .expect("no NUL left")
-                    .into_owned(),
-            )
-        }
-    }
-}
-
 /// An argv as one line a shell splits back into the same words.
 pub fn display_argv(argv: &[OsString]) -> String {
     let words: Vec<String> = argv
@@ -773,6 +810,31 @@ mod tests {
             1,
         );
         assert_eq!(argv, ["bash", "script.sh", "a;b"]);
+    }
+
+    #[test]
+    fn quotes_around_a_replacement_string_are_kept() {
+        let argv = expand_with(
+            &["sh", "-c", "echo '{}' \"x{1}\""],
+            false,
+            Multi::Split,
+            &["a'b"],
+            1,
+        );
+        // Each value closes the user's quote, is quoted, and reopens it.
+        assert_eq!(argv[2], r#"echo ''"a'b"'' "x""a'b""""#);
+        // -X repeats a word: it must not leave a quote open.
+        let e = Template::new(
+            &words(&["sh", "-c", "echo 'x {}'"]),
+            false,
+            Multi::Context,
+            true,
+        )
+        .unwrap_err();
+        assert!(e.0.contains("-X repeats"), "{}", e.0);
+        // --shell appends after the script, quoted for where it ends.
+        let argv = expand_with(&["echo '"], true, Multi::Split, &["a b"], 1);
+        assert_eq!(argv[2], "echo ' ''a b''");
     }
 
     #[test]

@@ -171,7 +171,9 @@ fn shell_syntax_without_shell_fails_with_a_hint() {
 }
 
 /// `brood run sh -c 'echo {}'` substituted the input unquoted into the
-/// script.
+/// script. Every POSIX shell the issue names, by name and by path, with
+/// the replacement string bare, in single and in double quotes (GNU
+/// parallel still runs the input in the last two).
 #[test]
 fn shell_scripts_get_quoted_substitutions() {
     let dir = TempDir::new("inject");
@@ -182,32 +184,55 @@ fn shell_scripts_get_quoted_substitutions() {
         format!("`touch {pwned}`"),
         format!("'; touch {pwned}; '"),
         format!("\"; touch {pwned}; \""),
-        "a\necho INJECTED".to_string(),
+        format!("a\ntouch {pwned}"),
+        "it's $HOME".to_string(),
     ];
-    for shell in ["sh", "bash", "dash"] {
-        if shell != "sh"
-            && std::process::Command::new(shell)
-                .arg("-c")
-                .arg("true")
-                .status()
-                .is_err()
-        {
-            continue;
-        }
-        let out = brood()
-            .args(["run", "-k", shell, "-c", "echo {}", ":::"])
-            .args(&hostile)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let expected: String = hostile.iter().map(|h| format!("{h}\n")).collect();
-        assert_eq!(text, expected, "{shell}");
+    let expected: String = hostile.iter().map(|h| format!("[{h}]\n")).collect();
+    for shell in [
+        "sh",
+        "bash",
+        "dash",
+        "zsh",
+        "ksh",
+        "/bin/sh",
+        "/usr/bin/bash",
+    ] {
+        let found = std::process::Command::new(shell)
+            .args(["-c", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
         assert!(
-            !dir.join("pwned").exists(),
-            "{shell}: an input ran as a command"
+            found,
+            "{shell} is not installed: this test runs every shell brood quotes for \
+             (apt-get install zsh ksh)"
         );
+        for script in [
+            "printf '[%s]\\n' {}",
+            "printf '[%s]\\n' '{}'",
+            "printf '[%s]\\n' \"{}\"",
+        ] {
+            let out = brood()
+                .args(["run", "-k", shell, "-c", script, ":::"])
+                .args(&hostile)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{shell} {script}: {out:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                expected,
+                "{shell} -c {script:?}"
+            );
+            assert!(
+                !dir.join("pwned").exists(),
+                "{shell} -c {script:?}: an input ran as a command"
+            );
+        }
     }
+    // A place brood cannot quote for with certainty is refused up front.
+    rejects(
+        &["run", "sh", "-c", "echo `date` {}", ":::", "a"],
+        "cannot quote a replacement string safely",
+    );
 }
 
 #[test]
