@@ -169,11 +169,13 @@ pub struct RunArgs {
     /// Prefix each output line with STR (replacement strings allowed) and a tab.
     #[arg(long, value_name = "STR", help_heading = "Output")]
     pub tagstring: Option<String>,
-    /// Save each job's output in DIR/1/<arg>/.../{stdout,stderr,seq} instead of printing it.
+    /// Save each job's output in NAME/1/<arg>/.../{stdout,stderr,seq} instead of printing
+    /// it; with replacement strings, in the dir NAME expands to (if it ends in /) or in
+    /// that file, .err and .seq.
     #[arg(
         long,
         visible_alias = "res",
-        value_name = "DIR",
+        value_name = "NAME",
         help_heading = "Output"
     )]
     pub results: Option<PathBuf>,

@@ -11,6 +11,7 @@ use crate::evict::{self, Eviction};
 use crate::joblog::{rfc3339, Outcome, Record};
 use crate::jobs::JobSpec;
 use crate::output::{Display, LineSplitter, Mode, Stream};
+use crate::results::Results;
 use crate::spool::Spool;
 use crate::template::display_argv;
 use crate::termseq::TermSeq;
@@ -18,7 +19,6 @@ use brood::{Command, ExitStatus, ResourceUsage, Signal, Stdio};
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -70,8 +70,8 @@ pub enum Timeout {
 pub enum Save {
     /// Nowhere else.
     No,
-    /// `--results DIR`.
-    Results(PathBuf),
+    /// `--results NAME`.
+    Results(Results),
     /// `--files`.
     Files,
 }
@@ -401,12 +401,11 @@ fn sinks(ctx: &JobContext, spec: &JobSpec, slot: u64) -> io::Result<(Sink, Sink,
             group_tagged(tag),
             Spool::default(),
         )),
-        Save::Results(dir) => {
-            let dir = crate::results::job_dir(dir, &spec.args);
-            std::fs::create_dir_all(&dir)?;
-            std::fs::write(dir.join("seq"), spec.seq.to_string())?;
-            let out = std::fs::File::create(dir.join("stdout"))?;
-            let err = std::fs::File::create(dir.join("stderr"))?;
+        Save::Results(results) => {
+            let files = results.files(spec, slot)?;
+            std::fs::write(&files.seq, spec.seq.to_string())?;
+            let out = std::fs::File::create(&files.stdout)?;
+            let err = std::fs::File::create(&files.stderr)?;
             Ok((Sink::File(out), Sink::File(err), Spool::default()))
         }
         Save::Files => {

@@ -264,7 +264,7 @@ pub fn from_args(args: RunArgs, sources: Vec<SourceArg>) -> Result<(Settings, Jo
     };
     let save = match (&args.results, args.files) {
         (Some(_), true) => return Err("give --results or --files, not both".into()),
-        (Some(dir), false) => Save::Results(dir.clone()),
+        (Some(name), false) => Save::Results(crate::results::Results::parse(name)?),
         (None, true) => Save::Files,
         (None, false) => Save::No,
     };

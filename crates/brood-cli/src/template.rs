@@ -395,6 +395,14 @@ pub fn expand_text(text: &str, args: &[Vec<u8>], seq: u64, slot: Option<u64>) ->
     }
 }
 
+/// Whether a one-word template (`--results NAME`) holds a replacement
+/// string; unsupported strings are an error.
+pub fn has_replacement(text: &str) -> Result<bool, TemplateError> {
+    Ok(parse_word(text.as_bytes())?
+        .iter()
+        .any(|t| matches!(t, Token::Place(..))))
+}
+
 /// Checks a one-word template (`--tagstring`) for unsupported strings.
 pub fn check_text(text: &str) -> Result<(), TemplateError> {
     parse_word(text.as_bytes()).map(|_| ())

@@ -50,58 +50,65 @@ fn output_mode_names() {
     assert_eq!(out.status.code(), Some(255));
 }
 
+/// Every file under `dir`, with its content (directories with none).
+fn tree(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).unwrap() {
+            let e = e.unwrap().path();
+            let content = if e.is_dir() {
+                stack.push(e.clone());
+                String::new()
+            } else {
+                std::fs::read_to_string(&e).unwrap()
+            };
+            let rel = e.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            v.push((rel, content));
+        }
+    }
+    v.sort();
+    v
+}
+
+/// `--results` in its three forms: a tree of the arguments, a directory
+/// per job (a name with replacement strings ending in /), and a file per
+/// job; side by side with GNU parallel.
 #[test]
 fn results_are_laid_out_as_gnu_parallel_lays_them_out() {
-    let ours = TempDir::new("res-ours");
-    let theirs = TempDir::new("res-theirs");
-    let args = |dir: &TempDir| {
-        vec![
-            "--results".to_string(),
-            dir.s("r"),
-            "echo".into(),
-            ":::".into(),
-            "a/b".into(),
-            "c d".into(),
-            ":::".into(),
-            "1".into(),
-        ]
-    };
-    let a = args(&ours);
-    let (code, stdout) = brood_run(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(code, Some(0));
-    assert_eq!(
-        stdout, "",
-        "--results prints nothing, as GNU parallel 20221122"
-    );
-    let b = args(&theirs);
-    parallel(&b.iter().map(String::as_str).collect::<Vec<_>>());
-    let list = |d: &TempDir| {
-        let mut v = Vec::new();
-        let mut stack = vec![d.join("r")];
-        while let Some(p) = stack.pop() {
-            for e in std::fs::read_dir(&p).unwrap() {
-                let e = e.unwrap().path();
-                if e.is_dir() {
-                    stack.push(e.clone());
-                }
-                let rel = e
-                    .strip_prefix(d.join("r"))
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                let content = if e.is_file() {
-                    std::fs::read_to_string(&e).unwrap()
-                } else {
-                    String::new()
-                };
-                v.push((rel, content));
-            }
-        }
-        v.sort();
-        v
-    };
-    assert_eq!(list(&ours), list(&theirs));
-    assert!(ours.join("r/1/a\\_b/2/1/stdout").exists());
+    for name in ["r", "r/my_{}/", "r/my_{1}_{2}"] {
+        let ours = TempDir::new("res-ours");
+        let theirs = TempDir::new("res-theirs");
+        let args = |dir: &TempDir| {
+            vec![
+                "-k".to_string(),
+                "--results".to_string(),
+                dir.s(name),
+                "echo".into(),
+                ":::".into(),
+                "a/b".into(),
+                "c d".into(),
+                ":::".into(),
+                "1".into(),
+            ]
+        };
+        let a = args(&ours);
+        let (code, stdout) = brood_run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(code, Some(0), "{name}");
+        let b = args(&theirs);
+        let (_, their_stdout) = parallel(&b.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(stdout, their_stdout, "{name}: what is printed");
+        assert_eq!(tree(&ours.join("r")), tree(&theirs.join("r")), "{name}");
+    }
+    let dir = TempDir::new("res-tree");
+    brood_run(&["--results", &dir.s("r"), "echo", ":::", "a/b"]);
+    assert!(dir.join("r/1/a\\_b/stdout").exists());
+    let out = brood()
+        .args(["run", "--results", "all.csv", "echo", ":::", "a"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--joblog"));
 }
 
 #[test]
