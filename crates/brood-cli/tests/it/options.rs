@@ -69,39 +69,6 @@ fn shell_mode_appends_quoted_input() {
 }
 
 #[test]
-fn jobs_run_concurrently_up_to_j() {
-    // Each job marks itself started, then waits (bounded) until three have
-    // started: only possible if three run at once.
-    let dir = TempDir::new("jobs");
-    let script = format!(
-        "touch {d}/$0; i=0; while [ $(ls {d} | wc -l) -lt 3 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; [ $(ls {d} | wc -l) -ge 3 ]",
-        d = dir.s("")
-    );
-    brood()
-        .args([
-            "run", "-j", "3", "--", "sh", "-c", &script, ":::", "a", "b", "c",
-        ])
-        .assert()
-        .success();
-}
-
-#[test]
-fn j1_runs_one_at_a_time() {
-    // A job fails if it finds another one holding the lock.
-    let dir = TempDir::new("j1");
-    let script = format!(
-        "mkdir {l} || exit 1; sleep 0.05; rmdir {l}",
-        l = dir.s("lock")
-    );
-    brood()
-        .args([
-            "run", "-j", "1", "--", "sh", "-c", &script, ":::", "1", "2", "3", "4", "5",
-        ])
-        .assert()
-        .success();
-}
-
-#[test]
 fn timeout_stops_slow_job() {
     let t0 = Instant::now();
     brood()

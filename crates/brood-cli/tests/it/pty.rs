@@ -1,16 +1,20 @@
-//! The progress line appears when stderr is a terminal and not otherwise.
-//! The terminal comes from `script` (util-linux); the tests are skipped,
-//! saying so, where it is missing.
+//! The progress line and the summary appear when stderr is a terminal and
+//! not otherwise. The terminal comes from `script` (util-linux); where it
+//! is missing the tests fail and say so.
 
 use crate::support::{bin, brood, LIMIT};
 use std::process::{Command, Stdio};
 
-fn have_script() -> bool {
-    Command::new("sh")
+fn require_script() {
+    let found = Command::new("sh")
         .args(["-c", "command -v script"])
         .stdout(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success())
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "`script` (util-linux) is needed to give brood a terminal: apt-get install util-linux"
+    );
 }
 
 /// Runs `brood ARGS` under `script`, which gives it a pseudo-terminal, and
@@ -32,10 +36,7 @@ const JOBS: &str = "run -j 2 -- sh -c 'sleep 0.3; echo job $0' ::: a b c d";
 
 #[test]
 fn progress_line_on_a_terminal() {
-    if !have_script() {
-        eprintln!("skipped: `script` (util-linux) is not installed");
-        return;
-    }
+    require_script();
     let (code, screen) = on_tty(JOBS);
     assert_eq!(code, Some(0), "{screen}");
     // Redrawn in place: carriage return and erase-line, then the counts.
@@ -85,10 +86,7 @@ fn no_progress_line_when_piped() {
 
 #[test]
 fn demo_on_a_terminal() {
-    if !have_script() {
-        eprintln!("skipped: `script` (util-linux) is not installed");
-        return;
-    }
+    require_script();
     let t0 = std::time::Instant::now();
     let (code, screen) = on_tty("");
     assert_eq!(code, Some(0), "{screen}");

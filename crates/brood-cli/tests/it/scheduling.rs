@@ -1,32 +1,62 @@
 //! -j forms, --delay, --halt (exit statuses as GNU parallel's), --termseq,
 //! --retries, --retry-delay, --timeout N%, SIGHUP drains.
 
-use crate::support::{bin, brood, parallel, read_joblog, wait_for, Field, TempDir, LIMIT};
+use crate::support::{
+    bin, brood, max_slot, parallel, read_joblog, wait_for, Field, TempDir, LIMIT,
+};
 use std::time::{Duration, Instant};
 
+/// `-j N`, `N%`, `+N`, `-N`: as many jobs at once as GNU parallel runs.
 #[test]
-fn jobs_forms() {
-    // Each job prints how many jobs ran at its start; -j1 and -j 1% (one
-    // CPU at least) run one at a time, so none sees another.
-    for j in ["1", "1%", "-1000"] {
-        let dir = TempDir::new("jforms");
-        let script = format!(
-            "mkdir {l} || exit 1; sleep 0.05; rmdir {l}",
-            l = dir.s("lock")
-        );
-        brood()
-            .args(["run", "-j", j, "sh", "-c", &script, ":::", "1", "2", "3"])
-            .assert()
-            .success();
+fn jobs_forms_match_gnu_parallel() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let forms = [
+        ("1", 1),
+        ("3", 3),
+        ("+1", cpus + 1),
+        ("-1", cpus.saturating_sub(1).max(1)),
+        ("150%", cpus * 3 / 2),
+        ("1%", 1),
+    ];
+    let threads: Vec<_> = forms
+        .into_iter()
+        .map(|(j, want)| {
+            std::thread::spawn(move || {
+                let ours = max_slot(false, j, want, "");
+                let theirs = max_slot(true, j, want, "");
+                (j, want, ours, theirs)
+            })
+        })
+        .collect();
+    for t in threads {
+        let (j, want, ours, theirs) = t.join().unwrap();
+        assert_eq!((ours, theirs), (want, want), "-j {j}: brood, GNU parallel");
     }
-    brood()
-        .args(["run", "-j", "0", "true", ":::", "a", "b"])
-        .assert()
-        .success();
-    brood()
-        .args(["run", "-j", "50%", "true", ":::", "a"])
-        .assert()
-        .success();
+    // Below 1: "then 1 will be used", as parallel's manual says (parallel
+    // 20221122 itself stops with "Cannot run any jobs").
+    assert_eq!(max_slot(false, "-1000", 1, ""), 1);
+}
+
+/// `-j 0`: as many as RLIMIT_NPROC allows (less 64 for brood and the
+/// rest of the user's processes) and RLIMIT_NOFILE, whose soft limit is
+/// raised to the hard one first (four descriptors a job, 64 kept back).
+#[test]
+fn jobs_zero_is_capped_by_the_limits() {
+    let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "this test lowers RLIMIT_NPROC, which binds only non-root users' \
+         forks: run it as root (CI does)"
+    );
+    // NPROC 70 allows 6; the soft NOFILE of 80 alone would allow 4, but
+    // it is raised to the hard limit.
+    assert_eq!(
+        max_slot(false, "0", 6, "ulimit -S -u 70; ulimit -S -n 80;"),
+        6
+    );
+    // A hard NOFILE of 96 allows (96 - 64) / 4 = 8.
+    assert_eq!(max_slot(false, "0", 8, "ulimit -n 96;"), 8);
 }
 
 #[test]

@@ -275,3 +275,42 @@ pub fn lines_of(path: &Path) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+/// The highest job slot `-j J` uses, in brood (`parallel: false`) or GNU
+/// parallel, under `limits` (bash `ulimit` commands run first). `2 * want`
+/// jobs each wait (at most 10 s) until `want` have started, so `want` run
+/// at once if there are that many slots; the slots number 1..=-j, so the
+/// answer is `want` exactly when `-j J` means `want` jobs at once.
+pub fn max_slot(parallel: bool, j: &str, want: usize, limits: &str) -> usize {
+    let dir = TempDir::new("slots");
+    let script = format!(
+        "touch {d}/$PARALLEL_SEQ; i=0; \
+         while [ $(ls {d} | wc -l) -lt {want} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; \
+         echo $PARALLEL_JOBSLOT",
+        d = dir.s(""),
+    );
+    let inputs: Vec<String> = (1..=2 * want).map(|i| i.to_string()).collect();
+    let tool = if parallel {
+        format!("parallel --will-cite -j {j}")
+    } else {
+        format!("{} run -j {j} --shell", bin().display())
+    };
+    // bash: its `ulimit` has -u (dash's does not).
+    let out = assert_cmd::Command::new("bash")
+        .arg("-c")
+        .arg(format!("{limits} exec {tool} \"$@\""))
+        .arg("sh")
+        .arg(&script)
+        .arg(":::")
+        .args(&inputs)
+        .timeout(LIMIT)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "-j {j}: {out:?}");
+    let slots: Vec<usize> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .step_by(2)
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(slots.len(), inputs.len(), "-j {j}: {out:?}");
+    slots.into_iter().max().unwrap()
+}
