@@ -7,9 +7,9 @@
 #   crates/brood-cli/bench/vs-xargs.sh
 #   SIZES=2000 RUNS=3 crates/brood-cli/bench/vs-xargs.sh
 #
-# Then the peak RSS of brood itself (VmHWM) in the two output cases of the
-# issue: 1 GiB of group-mode output held back by -k, and an endless job in
-# group mode, bounded by --timeout.
+# Then brood's peak RSS in the output cases of the issue: 1 GiB of
+# group-mode output held back by -k, an endless job in group mode bounded by
+# --timeout, and 1 GiB of long lines in line mode held back by -k.
 set -euo pipefail
 
 SIZES=${SIZES:-"2000 10000"}
@@ -44,17 +44,47 @@ print(f"  parallel / brood = {p/b:.2f}x (target >= 5x: {'met' if p/b >= 5 else '
 PY
 done
 
-# peak_rss CMD...: brood's VmHWM in MiB, read while it runs.
-peak_rss() {
-    "$@" >/dev/null 2>&1 &
-    local pid=$! hwm=0 h
-    while kill -0 "$pid" 2>/dev/null; do
-        h=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
-        [ -n "$h" ] && hwm=$h
-        sleep 0.05
-    done
-    wait "$pid" || true
-    echo "$((hwm / 1024))"
+# parent_cpu N CMD...: the CPU time of CMD's own process (all its threads,
+# not its children) per job, in microseconds: utime + stime read from
+# /proc/PID/stat once CMD has exited but is not yet reaped.
+parent_cpu() {
+    python3 - "$@" <<'PY'
+import os, subprocess, sys, time
+n, cmd = int(sys.argv[1]), sys.argv[2:]
+child = subprocess.Popen(["sh", "-c", 'exec "$@" < "$IN"', "sh"] + cmd,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+tick = os.sysconf("SC_CLK_TCK")
+while True:
+    with open(f"/proc/{child.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        break
+    time.sleep(0.01)
+cpu = (int(fields[11]) + int(fields[12])) / tick
+child.wait()
+print(f"{cpu * 1e6 / n:.0f}")
+PY
 }
-echo "peak RSS, 1 GiB held back (-k -j 16, 16 x 64 MiB): $(peak_rss "$BROOD" run -k -j 16 head -c 67108864 /dev/zero ::: $(seq 16)) MiB (bound: 64)"
+N=${SIZES##* }
+seq "$N" >"$WORK/in"
+export IN="$WORK/in"
+echo "own CPU per job (N=$N, -j $J; utime + stime of the tool's process, children excluded):"
+echo "  brood:        $(parent_cpu "$N" "$BROOD" run -j "$J" "$TRUE") us"
+echo "  xargs -P:     $(parent_cpu "$N" xargs -P "$J" -n 1 "$TRUE") us"
+echo "  GNU parallel: $(parent_cpu "$N" parallel --will-cite -j "$J" "$TRUE") us"
+
+# peak_rss CMD...: the peak RSS in MiB of CMD, from wait4(2): the largest
+# of brood and the jobs it waited for (`head` and `yes` stay near 2 MiB,
+# so a larger figure is brood's).
+peak_rss() {
+    python3 - "$@" <<'PY'
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+_, _, usage = os.wait4(child.pid, 0)
+print(usage.ru_maxrss // 1024)
+PY
+}
+# -N0: each input makes a job but is not passed to it.
+echo "peak RSS, 1 GiB held back (-k -j 16, 16 x 64 MiB): $(peak_rss "$BROOD" run -k -j 16 -N0 head -c 67108864 /dev/zero ::: $(seq 16)) MiB (bound: 64)"
 echo "peak RSS, endless job in group mode (yes, --timeout 10s): $(peak_rss "$BROOD" run --timeout 10s yes ::: x) MiB (bound: 64)"
+echo "peak RSS, 1 GiB in 1 MiB lines, --line-buffer -k -j 16: $(peak_rss "$BROOD" run -k -j 16 --line-buffer -N0 sh -c 'head -c 67108864 /dev/zero | tr "\\0" x | fold -w 1048576' ::: $(seq 16)) MiB (bound: 64)"
