@@ -235,7 +235,10 @@ impl Display {
                     self.broken.store(true, Ordering::Relaxed);
                     self.broken_notify.notify_one();
                 }
-                if self.bar.is_some() && self.stdout_tty {
+                // stdout is line-buffered: `-u` passes a partial line on
+                // at once, and a bar on the same terminal must not be
+                // drawn over a line still in the buffer.
+                if self.mode == Mode::Ungroup || (self.bar.is_some() && self.stdout_tty) {
                     let _ = st.out.flush();
                 }
             }

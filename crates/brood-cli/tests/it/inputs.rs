@@ -55,20 +55,30 @@ fn positional_modifiers_and_edge_cases() {
     ]);
 }
 
+/// brood and GNU parallel print the same for the same arguments and stdin.
+fn same_as_parallel_on_stdin(args: &[&str], stdin: &str) {
+    let run = |cmd: &mut assert_cmd::Command| {
+        let out = cmd.args(args).write_stdin(stdin).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let ours = run(brood().arg("run"));
+    crate::support::require_parallel();
+    let theirs = run(assert_cmd::Command::new("parallel")
+        .arg("--will-cite")
+        .timeout(crate::support::LIMIT));
+    assert_eq!(ours, theirs, "{args:?} on {stdin:?}");
+}
+
 #[test]
 fn delimiters_and_columns() {
-    let out = brood()
-        .args(["run", "-k", "-0", "echo", "[{}]"])
-        .write_stdin("a b\0c\nd\0")
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "[a b]\n[c\nd]\n");
-    let out = brood()
-        .args(["run", "-k", "-d", ",", "echo"])
-        .write_stdin("x,y,z")
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "x\ny\nz\n");
+    same_as_parallel_on_stdin(&["-k", "-0", "echo", "[{}]"], "a b\0c\nd\0");
+    same_as_parallel_on_stdin(&["-k", "--null", "echo"], "x\0\0y");
+    same_as_parallel_on_stdin(&["-k", "-d", ",", "echo"], "x,y,z");
+    same_as_parallel_on_stdin(&["-k", "-d", "\\t", "echo", "[{}]"], "a b\tc\n");
+    same_as_parallel_on_stdin(&["-k", "--colsep", "\\t", "echo", "{2}"], "a\tb\nc\td\n");
     same_as_parallel(&[
         "-k", "--colsep", "-", "echo", "{4}", "{3}", "{2}", "{1}", ":::", "A-B", "C-D", ":::",
         "e-f", "g-h",
@@ -136,31 +146,27 @@ fn max_chars_bounds_each_job() {
 
 #[test]
 fn slot_and_sequence_in_env_and_template() {
-    let (code, out) = brood_run(&[
-        "-j2",
-        "-k",
-        "sh",
-        "-c",
-        "echo $0 {#} {%} $PARALLEL_SEQ $PARALLEL_JOBSLOT $BROOD_SEQ $BROOD_SLOT; sleep 0.2",
-        ":::",
-        "a",
-        "b",
-        "c",
-    ]);
+    // Three jobs, two at a time; the first two wait for each other, so
+    // they run at once.
+    let dir = TempDir::new("slot-env");
+    let script = format!(
+        "touch {d}/{{}}; i=0; while [ $(ls {d} | wc -l) -lt 2 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; \
+         echo {{}} {{#}} {{%}} $PARALLEL_SEQ $PARALLEL_JOBSLOT $BROOD_SEQ $BROOD_SLOT",
+        d = dir.s("")
+    );
+    let (code, out) = brood_run(&["-j2", "-k", "sh", "-c", &script, ":::", "a", "b", "c"]);
     assert_eq!(code, Some(0));
     let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split(' ').collect()).collect();
     assert_eq!(rows.len(), 3);
-    for (i, row) in rows.iter().enumerate() {
+    for (i, (row, input)) in rows.iter().zip(["a", "b", "c"]).enumerate() {
         let seq = (i + 1).to_string();
-        assert_eq!(row[1], seq);
-        assert_eq!(row[3], seq);
-        assert_eq!(row[5], seq);
-        assert_eq!(row[2], row[4]);
-        assert_eq!(row[2], row[6]);
+        assert_eq!(row[0], input, "{out}");
+        assert_eq!((row[1], row[3], row[5]), (&*seq, &*seq, &*seq), "{out}");
+        assert_eq!((row[2], row[2]), (row[4], row[6]), "{out}");
         assert!(row[2] == "1" || row[2] == "2", "{out}");
     }
     // Two jobs at once never share a slot.
-    assert_ne!(rows[0][2], rows[1][2]);
+    assert_ne!(rows[0][2], rows[1][2], "{out}");
 }
 
 #[test]

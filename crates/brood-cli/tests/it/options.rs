@@ -12,12 +12,6 @@ fn stdout_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn sorted_lines(text: &str) -> Vec<String> {
-    let mut v: Vec<String> = text.lines().map(String::from).collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn inputs_after_triple_colon_with_placeholders() {
     let out = brood()
@@ -145,106 +139,122 @@ fn grace_is_waited_between_term_and_kill() {
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
 }
 
+/// Jobs that finish in reverse input order: input N waits (bounded) for
+/// input N - 1 to finish, so `1` ends first and `4` last.
+fn reverse_finishing(dir: &TempDir) -> Vec<String> {
+    let script = format!(
+        "p=$(($0 - 1)); i=0; while [ $p -gt 0 ] && [ ! -e {d}/done-$p ] && [ $i -lt 400 ]; do \
+         sleep 0.05; i=$((i+1)); done; echo $0; touch {d}/done-$0",
+        d = dir.s("")
+    );
+    ["--", "sh", "-c", &script, ":::", "4", "3", "2", "1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
 #[test]
 fn keep_order_prints_in_input_order() {
-    // Later inputs finish first.
-    let args = [
-        "--",
-        "sh",
-        "-c",
-        "sleep 0.$0; echo $0",
-        ":::",
-        "4",
-        "3",
-        "2",
-        "1",
-    ];
-    brood()
-        .args(["run", "-j", "4", "--keep-order"])
-        .args(args)
-        .assert()
-        .success()
-        .stdout("4\n3\n2\n1\n");
-    // Same in line and tag modes.
-    brood()
-        .args(["run", "-j", "4", "-k", "--output", "line"])
-        .args(args)
-        .assert()
-        .success()
-        .stdout("4\n3\n2\n1\n");
-    brood()
-        .args(["run", "-j", "4", "-k", "--output", "tag"])
-        .args(args)
-        .assert()
-        .success()
-        .stdout("4\t4\n3\t3\n2\t2\n1\t1\n");
-    // Without -k the fastest comes first.
-    let out = brood()
-        .args(["run", "-j", "4"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert_eq!(sorted_lines(&stdout_of(&out)), ["1", "2", "3", "4"]);
+    for (mode, expect) in [
+        (&["--keep-order"][..], "4\n3\n2\n1\n"),
+        (&["-k", "--output", "line"], "4\n3\n2\n1\n"),
+        (&["-k", "--output", "tag"], "4\t4\n3\t3\n2\t2\n1\t1\n"),
+        // Without -k, in the order they finish.
+        (&[], "1\n2\n3\n4\n"),
+    ] {
+        let dir = TempDir::new("keep-order");
+        brood()
+            .args(["run", "-j", "4"])
+            .args(mode)
+            .args(reverse_finishing(&dir))
+            .assert()
+            .success()
+            .stdout(expect);
+    }
 }
 
+/// Each job prints a line, waits until every job has printed its first,
+/// then prints a second: unless held whole, the lines would interleave.
 #[test]
 fn group_output_keeps_each_job_whole() {
-    let out = brood()
-        .args(["run", "-j", "3", "--output", "group", "--", "sh", "-c"])
-        .args([
-            "echo $0-1; sleep 0.2; echo $0-2; echo $0-err >&2",
-            ":::",
-            "a",
-            "b",
-            "c",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let lines: Vec<String> = stdout_of(&out).lines().map(String::from).collect();
-    assert_eq!(lines.len(), 6);
-    for pair in lines.chunks(2) {
-        let job = &pair[0][..1];
-        assert_eq!(pair, [format!("{job}-1"), format!("{job}-2")], "{lines:?}");
-    }
-    let err = String::from_utf8_lossy(&out.stderr);
-    for job in ["a", "b", "c"] {
-        assert!(err.contains(&format!("{job}-err\n")), "{err}");
+    let dir = TempDir::new("group");
+    let script = format!(
+        "echo $0-1; echo $0-err >&2; touch {d}/$0; i=0; \
+         while [ $(ls {d} | wc -l) -lt 3 ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; echo $0-2",
+        d = dir.s("")
+    );
+    for mode in [&["--group"][..], &["--output", "group"], &[]] {
+        for f in std::fs::read_dir(dir.path()).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        let out = brood()
+            .args(["run", "-j", "3"])
+            .args(mode)
+            .args(["--", "sh", "-c", &script, ":::", "a", "b", "c"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let lines: Vec<String> = stdout_of(&out).lines().map(String::from).collect();
+        assert_eq!(lines.len(), 6);
+        for pair in lines.chunks(2) {
+            let job = &pair[0][..1];
+            assert_eq!(
+                pair,
+                [format!("{job}-1"), format!("{job}-2")],
+                "{mode:?}: {lines:?}"
+            );
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        for job in ["a", "b", "c"] {
+            assert!(err.contains(&format!("{job}-err\n")), "{err}");
+        }
     }
 }
 
-/// Line mode prints a line while its job still runs: the job waits for a
-/// file that the test creates only after reading the line from brood.
+/// Line mode prints a line while its job still runs, and `-u` even a
+/// partial one: the job waits for a file that the test creates only after
+/// reading from brood. Every spelling of the two modes.
 #[test]
-fn line_output_streams_while_job_runs() {
-    for (mode, expect) in [("line", "first"), ("tag", "in\tfirst")] {
+fn output_streams_while_the_job_runs() {
+    for (mode, first) in [
+        (&["--line-buffer"][..], "first\n"),
+        (&["--lb"], "first\n"),
+        (&["--output", "line"], "first\n"),
+        (&["--output", "tag"], "in\tfirst\n"),
+        (&["--line-buffer", "--tag"], "in\tfirst\n"),
+        // -u passes bytes through as they come: no newline needed.
+        (&["-u"], "first"),
+        (&["--ungroup"], "first"),
+        (&["--output", "ungroup"], "first"),
+    ] {
         let dir = TempDir::new("line");
         let script = format!(
-            "echo first; i=0; while [ ! -e {f} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; echo second",
+            "echo first; printf first; i=0; while [ ! -e {f} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; echo second",
             f = dir.s("go")
         );
+        // Line modes see the first line; -u then also the partial line.
+        let script = if first.ends_with('\n') {
+            script.replacen("printf first; ", "", 1)
+        } else {
+            script.replacen("echo first; ", "", 1)
+        };
         let mut child = std::process::Command::new(crate::support::bin())
-            .args([
-                "run", "--output", mode, "--", "sh", "-c", &script, ":::", "in",
-            ])
+            .arg("run")
+            .args(mode)
+            .args(["--", "sh", "-c", &script, ":::", "in"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        let t0 = Instant::now();
-        out.read_line(&mut line).unwrap();
-        assert_eq!(line, format!("{expect}\n"));
-        assert!(
-            t0.elapsed() < Duration::from_secs(15),
-            "the first line came only at the end"
-        );
+        let mut out = child.stdout.take().unwrap();
+        let mut got = vec![0u8; first.len()];
+        out.read_exact(&mut got).unwrap();
+        assert_eq!(String::from_utf8_lossy(&got), first, "{mode:?}");
         std::fs::write(dir.join("go"), "").unwrap();
         let mut rest = String::new();
         out.read_to_string(&mut rest).unwrap();
-        assert!(rest.ends_with("second\n"), "{rest:?}");
-        assert!(child.wait().unwrap().success());
+        assert!(rest.ends_with("second\n"), "{mode:?}: {rest:?}");
+        assert!(child.wait().unwrap().success(), "{mode:?}");
     }
 }
 

@@ -1,8 +1,7 @@
 //! Output modes, tags, --results, --files, the summary, and bounded
 //! memory for held-back output.
 
-use crate::support::{brood, brood_run, parallel, TempDir};
-use std::time::Duration;
+use crate::support::{brood, brood_run, parallel, TempDir, LIMIT};
 
 #[test]
 fn tag_and_tagstring_match_gnu_parallel() {
@@ -148,84 +147,142 @@ fn summary_only_on_request_off_a_terminal() {
 }
 
 #[test]
-fn forced_bar_draws_off_a_terminal() {
+fn bar_eta_and_progress_force_the_bar_off_a_terminal() {
+    for flag in ["--bar", "--eta", "--progress"] {
+        let out = brood()
+            .args(["run", flag, "true", ":::", "a", "b"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{flag}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("/2 done,") && err.contains("ETA"),
+            "{flag}: {err:?}"
+        );
+    }
+}
+
+/// The ETA counts the running jobs' elapsed time: while the second job
+/// runs it goes down with the clock instead of standing still until the
+/// next completion (the mean runtime so far, less what runs has done).
+#[test]
+fn eta_goes_down_while_a_job_runs() {
     let out = brood()
-        .args(["run", "--bar", "sh", "-c", "sleep 0.3", ":::", "a", "b"])
+        .args(["run", "-j1", "--eta", "sleep", ":::", "0.6", "1.2"])
         .output()
         .unwrap();
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("done,") && err.contains("ETA"), "{err:?}");
+    let line = regex::Regex::new(r"1/2 done, 1 running, 0 failed, ETA (\d+)ms").unwrap();
+    let etas: Vec<u64> = line
+        .captures_iter(&err)
+        .map(|c| c[1].parse().unwrap())
+        .collect();
+    assert!(etas.len() >= 3, "too few redraws while job 2 ran: {err:?}");
+    assert!(
+        etas.windows(2).all(|w| w[1] <= w[0]),
+        "the ETA climbed: {etas:?}"
+    );
+    assert!(
+        etas[0] >= etas[etas.len() - 1] + 200,
+        "the ETA did not go down: {etas:?}"
+    );
 }
 
-/// Peak RSS of a finished process, from `/proc/<pid>/status`, read by
-/// a wrapper shell just before brood exits (VmHWM).
-fn peak_rss_kib(args: &[&str], limit: Duration) -> u64 {
-    let bin = crate::support::bin().display().to_string();
-    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
-    // The shell runs brood in the background and reads its VmHWM while it
-    // still exists: after its output is drained, before it is reaped.
-    let script = format!(
-        "{bin} {} >/dev/null 2>&1 & pid=$!; hwm=0; while kill -0 $pid 2>/dev/null; do \
-         h=$(awk '/VmHWM/ {{print $2}}' /proc/$pid/status 2>/dev/null); [ -n \"$h\" ] && hwm=$h; sleep 0.05; done; echo $hwm",
-        quoted.join(" ")
-    );
-    let out = assert_cmd::Command::new("sh")
-        .args(["-c", &script])
-        .timeout(limit)
+/// `--quiet`: none of brood's own lines (bar, summary, failure and halt
+/// messages), but the jobs' output and brood's errors.
+#[test]
+fn quiet_silences_brood_but_not_jobs_or_errors() {
+    let out = brood()
+        .args([
+            "run",
+            "--quiet",
+            "--summary",
+            "--bar",
+            "--halt",
+            "soon,fail=1",
+            "-j1",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit $0",
+            ":::",
+            "0",
+            "3",
+            "0",
+        ])
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\nout\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\nerr\n");
+    let out = brood()
+        .args([
+            "run",
+            "--quiet",
+            "--joblog",
+            "/nonexistent/log",
+            "true",
+            ":::",
+            "a",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot create job log"));
+}
+
+/// brood's peak RSS in MiB running `args`, and its exit status: from
+/// wait4(2), through the brood library. The figure is the largest of brood
+/// and the jobs it reaped, which here (`head`, `yes`) stay near 2 MiB.
+fn peak_rss_mib(args: &[&str]) -> (u64, Option<i32>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut child = brood::Command::new(crate::support::bin())
+            .args(args)
+            .stdout(brood::Stdio::null())
+            .stderr(brood::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let (status, usage) = tokio::time::timeout(LIMIT, child.wait_with_rusage())
+            .await
+            .expect("brood ran past the time limit")
+            .unwrap();
+        (usage.max_rss() >> 20, status.code())
+    })
 }
 
 #[test]
 fn group_mode_memory_is_bounded() {
     // 20 jobs of 10 MiB each, held until each ends, with -k: 200 MiB of
     // output through brood.
-    let kib = peak_rss_kib(
-        &[
-            "run",
-            "-k",
-            "-j",
-            "20",
-            "head",
-            "-c",
-            "10485760",
-            "/dev/zero",
-            ":::",
-            "1",
-            "2",
-            "3",
-            "4",
-            "5",
-            "6",
-            "7",
-            "8",
-            "9",
-            "10",
-            "11",
-            "12",
-            "13",
-            "14",
-            "15",
-            "16",
-            "17",
-            "18",
-            "19",
-            "20",
-        ],
-        Duration::from_secs(60),
-    );
-    assert!(kib > 0 && kib < 64 * 1024, "peak RSS {kib} KiB");
+    let inputs: Vec<String> = (1..=20).map(|i| i.to_string()).collect();
+    let mut args = vec![
+        "run",
+        "-k",
+        "-j",
+        "20",
+        "-N0",
+        "head",
+        "-c",
+        "10485760",
+        "/dev/zero",
+        ":::",
+    ];
+    args.extend(inputs.iter().map(String::as_str));
+    let (mib, code) = peak_rss_mib(&args);
+    assert_eq!(code, Some(0));
+    assert!(mib < 64, "peak RSS {mib} MiB");
 }
 
 #[test]
 fn endless_job_in_group_mode_is_bounded() {
     // `yes` never ends; the timeout stops it after 2 s, by when it has
     // written gigabytes that brood spooled to disk.
-    let kib = peak_rss_kib(
-        &["run", "--timeout", "2s", "yes", ":::", "x"],
-        Duration::from_secs(30),
-    );
-    assert!(kib > 0 && kib < 64 * 1024, "peak RSS {kib} KiB");
+    let (mib, code) = peak_rss_mib(&["run", "--timeout", "2s", "yes", ":::", "x"]);
+    assert_eq!(code, Some(1), "the timed-out job is a failure");
+    assert!(mib < 64, "peak RSS {mib} MiB");
 }

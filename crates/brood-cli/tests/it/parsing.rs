@@ -90,8 +90,10 @@ fn second_arg_file_is_a_second_source() {
     let dir = TempDir::new("twoa");
     std::fs::write(dir.join("a"), "1\n2\n").unwrap();
     std::fs::write(dir.join("b"), "x\ny\n").unwrap();
-    let (code, out) = brood_run(&["-k", "-a", &dir.s("a"), "-a", &dir.s("b"), "echo", "{1}{2}"]);
+    let args = ["-k", "-a", &dir.s("a"), "-a", &dir.s("b"), "echo", "{1}{2}"];
+    let (code, out) = brood_run(&args);
     assert_eq!((code, out.as_str()), (Some(0), "1x\n1y\n2x\n2y\n"));
+    assert_eq!(crate::support::parallel(&args), (code, out));
 }
 
 /// `::::` became part of the command, and stdin was read instead.

@@ -32,7 +32,7 @@ fn on_tty(args: &str) -> (Option<i32>, String) {
     )
 }
 
-const JOBS: &str = "run -j 2 -- sh -c 'sleep 0.3; echo job $0' ::: a b c d";
+const JOBS: &str = "run -j 2 -- sh -c 'echo job $0' ::: a b c d";
 
 #[test]
 fn progress_line_on_a_terminal() {
@@ -67,7 +67,7 @@ fn no_progress_line_when_piped() {
             "--",
             "sh",
             "-c",
-            "sleep 0.3; echo job $0",
+            "echo job $0",
             ":::",
             "a",
             "b",

@@ -2,7 +2,7 @@
 //! --retries, --retry-delay, --timeout N%, SIGHUP drains.
 
 use crate::support::{
-    bin, brood, max_slot, parallel, read_joblog, wait_for, Field, TempDir, LIMIT,
+    bin, brood, lines_of, max_slot, parallel, read_joblog, wait_for, Field, TempDir, LIMIT,
 };
 use std::time::{Duration, Instant};
 
@@ -75,32 +75,28 @@ fn delay_paces_starts() {
     );
 }
 
+/// What `--load` and `--memfree` do is in `admission.rs`; here, their
+/// values are checked before any job runs.
 #[test]
-fn load_and_memfree_admit_jobs() {
-    brood()
-        .args([
-            "run",
-            "--load",
-            "1000",
-            "--memfree",
-            "1k",
-            "true",
-            ":::",
-            "a",
-        ])
-        .assert()
-        .success();
-    brood()
-        .args(["run", "--memfree", "lots", "true", ":::", "a"])
-        .assert()
-        .code(255);
+fn load_and_memfree_values_are_checked() {
+    for (opt, bad) in [
+        ("--memfree", "lots"),
+        ("--memfree", "1X"),
+        ("--load", "high"),
+    ] {
+        brood()
+            .args(["run", opt, bad, "true", ":::", "a"])
+            .assert()
+            .code(255);
+    }
 }
 
-/// Exit statuses as GNU parallel gives them, run side by side.
+/// Exit statuses as GNU parallel gives them, run side by side (each form
+/// in its own thread: parallel takes most of a second to start).
 #[test]
 fn halt_matches_gnu_parallel() {
-    let codes = ["0", "3", "0", "4", "0", "5", "0", "0", "0", "0"];
-    for h in [
+    const CODES: [&str; 10] = ["0", "3", "0", "4", "0", "5", "0", "0", "0", "0"];
+    let forms = [
         "now,fail=1",
         "soon,fail=1",
         "now,fail=2",
@@ -113,19 +109,28 @@ fn halt_matches_gnu_parallel() {
         "-1",
         "25%",
         "never",
-    ] {
-        let mut args = vec!["-j1", "--halt", h, "sh", "-c", "exit $0", ":::"];
-        args.extend(codes);
-        let ours = brood()
-            .arg("run")
-            .args(&args)
-            .output()
-            .unwrap()
-            .status
-            .code();
-        let mut theirs_args = vec!["-j1", "--halt", h, "exit {}", ":::"];
-        theirs_args.extend(codes);
-        let (theirs, _) = parallel(&theirs_args);
+    ];
+    let threads: Vec<_> = forms
+        .into_iter()
+        .map(|h| {
+            std::thread::spawn(move || {
+                let mut args = vec!["-j1", "--halt", h, "sh", "-c", "exit $0", ":::"];
+                args.extend(CODES);
+                let ours = brood()
+                    .arg("run")
+                    .args(&args)
+                    .output()
+                    .unwrap()
+                    .status
+                    .code();
+                let mut theirs_args = vec!["-j1", "--halt", h, "exit {}", ":::"];
+                theirs_args.extend(CODES);
+                (h, ours, parallel(&theirs_args).0)
+            })
+        })
+        .collect();
+    for t in threads {
+        let (h, ours, theirs) = t.join().unwrap();
         assert_eq!(ours, theirs, "--halt {h}");
     }
 }
@@ -305,28 +310,84 @@ fn timeout_relative_to_median() {
         .success();
 }
 
+/// SIGHUP drains, as in GNU parallel: no new jobs, the running ones
+/// finish, the usual exit status. A retry is a new start, so a job that
+/// fails after the SIGHUP is not retried either.
 #[test]
 fn sighup_drains() {
     let dir = TempDir::new("hup");
-    let script = format!("touch {d}/started-$0; sleep 1; echo done $0", d = dir.s(""));
-    let child = std::process::Command::new(bin())
+    let (events, go) = (dir.join("events"), dir.join("go"));
+    let script = format!(
+        "echo start $0 >> {ev}; i=0; while [ ! -e {go} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; \
+         echo done $0; [ $0 != b ]",
+        ev = events.display(),
+        go = go.display(),
+    );
+    let mut child = std::process::Command::new(bin())
         .args([
-            "run", "-j", "2", "sh", "-c", &script, ":::", "a", "b", "c", "d",
+            "run",
+            "-k",
+            "-j",
+            "2",
+            "--retries",
+            "3",
+            "sh",
+            "-c",
+            &script,
+            ":::",
+            "a",
+            "b",
+            "c",
+            "d",
         ])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(wait_for(LIMIT, || dir.join("started-a").exists()
-        && dir.join("started-b").exists()));
+    assert!(wait_for(LIMIT, || lines_of(&events).len() == 2));
     crate::support::kill(child.id(), nix::sys::signal::Signal::SIGHUP).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        text.lines().count(),
-        2,
-        "running jobs finish, no new ones: {text}"
+    // brood says when it has taken the SIGHUP in; only then may the jobs end.
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+    assert!(
+        line.contains("got SIGHUP: starting no new jobs, waiting for 2 running"),
+        "{line}"
     );
-    assert!(!dir.join("started-c").exists());
+    std::fs::write(&go, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "one job failed");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "done a\ndone b\n");
+    let mut started = lines_of(&events);
+    started.sort();
+    assert_eq!(started, ["start a", "start b"], "no new job, no retry");
+}
+
+/// The default --termseq is GNU parallel's TERM,200,TERM,100,TERM,50,KILL,25:
+/// a job that ignores SIGTERM gets it three times, then SIGKILL.
+#[test]
+fn default_termseq_is_gnu_parallels() {
+    let dir = TempDir::new("termseq-default");
+    let run = |parallel_tool: bool| {
+        let sigs = dir.join(if parallel_tool { "theirs" } else { "ours" });
+        let script = format!(
+            "trap 'echo TERM >> {s}' TERM; echo ready >> {s}; while :; do sleep 0.01; done; :",
+            s = sigs.display()
+        );
+        std::thread::spawn(move || {
+            if parallel_tool {
+                parallel(&["--timeout", "0.5", &script, ":::", "x"]);
+            } else {
+                brood()
+                    .args(["run", "--timeout", "0.5", "sh", "-c", &script, ":::", "x"])
+                    .assert()
+                    .code(1);
+            }
+            lines_of(&sigs)
+        })
+    };
+    let (ours, theirs) = (run(false), run(true));
+    let (ours, theirs) = (ours.join().unwrap(), theirs.join().unwrap());
+    assert_eq!(ours, ["ready", "TERM", "TERM", "TERM"]);
+    assert_eq!(ours, theirs);
 }
