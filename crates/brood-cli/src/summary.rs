@@ -1,6 +1,7 @@
 //! The end-of-run summary printed on stderr.
 
 use crate::duration::human;
+use indicatif::HumanBytes;
 use std::time::Duration;
 
 pub use crate::joblog::Outcome as Ending;
@@ -110,7 +111,7 @@ impl Summary {
             human(self.user + self.sys),
             human(self.user),
             human(self.sys),
-            bytes(self.peak_rss)
+            HumanBytes(self.peak_rss)
         ));
         if !self.slowest.is_empty() {
             text.push_str("\n  slowest:");
@@ -126,22 +127,6 @@ impl Summary {
             }
         }
         text
-    }
-}
-
-/// Bytes for people: `512 B`, `3.2 MiB`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -184,17 +169,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("cpu 35ms (user 30ms, sys 5ms), peak rss 4.9 KiB"),
+            text.contains("cpu 35ms (user 30ms, sys 5ms), peak rss 4.88 KiB"),
             "{text}"
         );
         assert!(text.contains("#3        1.00s  c"), "{text}");
-    }
-
-    #[test]
-    fn byte_units() {
-        assert_eq!(bytes(0), "0 B");
-        assert_eq!(bytes(1023), "1023 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(3 << 20), "3.0 MiB");
     }
 }

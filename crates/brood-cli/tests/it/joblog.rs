@@ -113,6 +113,11 @@ fn tsv_matches_gnu_parallels_columns() {
             assert_eq!(a[i], b[i], "column {i}");
         }
         assert_eq!(a[3].len(), b[3].len(), "JobRuntime is %10.3f");
+        let epoch = regex::Regex::new(r"^\d{10}\.\d{3}$").unwrap();
+        assert!(
+            epoch.is_match(a[2]) && epoch.is_match(b[2]),
+            "Starttime: {a:?} {b:?}"
+        );
     }
 }
 

@@ -73,10 +73,9 @@ fn timeout_stops_slow_job() {
     assert!(t0.elapsed() < Duration::from_secs(10));
 }
 
-#[test]
-fn grace_is_waited_between_term_and_kill() {
-    // The job ignores SIGTERM (and so does its sleep): only SIGKILL, after
-    // the grace period, ends it.
+/// Runs one job that the timeout stops after 200 ms, with `grace`, and
+/// returns its job log record.
+fn stopped_with_grace(grace: &str, command: &[&str]) -> serde_json::Value {
     let dir = TempDir::new("grace");
     let log = dir.s("log.jsonl");
     brood()
@@ -85,56 +84,44 @@ fn grace_is_waited_between_term_and_kill() {
             "--timeout",
             "200ms",
             "--grace",
-            "1.2s",
+            grace,
             "--joblog",
             &log,
+            "--",
         ])
-        .args(["--", "sh", "-c", "trap '' TERM; sleep 20", ":::", "x"])
+        .args(command)
+        .args([":::", "x"])
         .assert()
         .code(1);
-    let rec = &read_joblog(dir.join("log.jsonl").as_path())[0];
+    read_joblog(dir.join("log.jsonl").as_path()).remove(0)
+}
+
+/// The job ignores SIGTERM (and so does its sleep): only SIGKILL, after
+/// the grace period, ends it.
+#[test]
+fn grace_is_waited_between_term_and_kill() {
+    let rec = stopped_with_grace("1.2s", &["sh", "-c", "trap '' TERM; sleep 20"]);
     let runtime = rec.field("runtime_s").num();
     assert!(runtime >= 1.35, "runtime {runtime}");
     assert_eq!(rec.field("signal").num(), 9.0);
     assert!(rec.field("timed_out").bool());
-    // Grace 0: SIGKILL right away.
-    brood()
-        .args([
-            "run",
-            "--timeout",
-            "200ms",
-            "--grace",
-            "0",
-            "--joblog",
-            &log,
-        ])
-        .args(["--", "sh", "-c", "trap '' TERM; sleep 20", ":::", "x"])
-        .assert()
-        .code(1);
-    let rec = &read_joblog(dir.join("log.jsonl").as_path())[0];
-    assert!(rec.field("runtime_s").num() < 1.0);
-    // A job that exits on SIGTERM ends without waiting for the grace period
-    // (brood itself may still wait it out before exiting, for stragglers in
-    // the job's process group).
+}
+
+#[test]
+fn grace_zero_kills_at_once() {
+    let rec = stopped_with_grace("0", &["sh", "-c", "trap '' TERM; sleep 20"]);
+    assert!(rec.field("runtime_s").num() < 1.0, "{rec}");
+    assert_eq!(rec.field("signal").num(), 9.0);
+}
+
+/// A job that exits on SIGTERM ends without waiting for the grace period
+/// (brood itself still waits it out before exiting, for stragglers in the
+/// job's process group).
+#[test]
+fn a_job_ending_on_sigterm_skips_the_grace() {
     let t0 = Instant::now();
-    brood()
-        .args([
-            "run",
-            "--timeout",
-            "200ms",
-            "--grace",
-            "3s",
-            "--joblog",
-            &log,
-            "--",
-            "sleep",
-            ":::",
-            "20",
-        ])
-        .assert()
-        .code(1);
-    let rec = &read_joblog(dir.join("log.jsonl").as_path())[0];
-    assert!(rec.field("runtime_s").num() < 2.0, "{rec:?}");
+    let rec = stopped_with_grace("2s", &["sh", "-c", "sleep 20"]);
+    assert!(rec.field("runtime_s").num() < 1.0, "{rec}");
     assert_eq!(rec.field("signal").num(), 15.0);
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
 }

@@ -101,10 +101,15 @@ fn demo_on_a_terminal() {
 
 #[test]
 fn demo_without_arguments_and_by_name() {
-    for args in [&[][..], &["demo"][..]] {
-        let out = brood().args(args).output().unwrap();
+    // Both at once: the demo takes about three seconds.
+    let runs: Vec<_> = [&[][..], &["demo"][..]]
+        .into_iter()
+        .map(|args| std::thread::spawn(move || (args, brood().args(args).output().unwrap())))
+        .collect();
+    for run in runs {
+        let (args, out) = run.join().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
         assert!(
             err.contains("job 3 timed out after 1.00s; its process group was stopped"),
             "{err}"

@@ -269,45 +269,50 @@ fn retry_delay_backs_off() {
     assert!(t[2] - t[1] >= 0.4, "{t:?}");
 }
 
+/// Three quick jobs set the median near 0.1 s; at 300% the slow one is
+/// stopped long before its 20 s. Side by side with GNU parallel: the same
+/// job log rows but for the times (timed out: Exitval -1, Signal 15).
 #[test]
 fn timeout_relative_to_median() {
     let dir = TempDir::new("pct");
-    let log = dir.s("log.jsonl");
-    // Three quick jobs set the median near 0.1 s; at 300% the slow one is
-    // stopped long before its 20 s.
+    let (ours, theirs) = (dir.s("ours.tsv"), dir.s("theirs.tsv"));
+    let args = |log: &str| {
+        let mut a = vec!["-j1", "--timeout", "300%", "--joblog", log];
+        a.extend(["sleep", ":::", "0.1", "0.1", "0.1", "20"]);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let (a, b) = (args(&ours), args(&theirs));
+    let parallel_run =
+        std::thread::spawn(move || parallel(&b.iter().map(String::as_str).collect::<Vec<_>>()).0);
     let t0 = Instant::now();
     brood()
-        .args([
-            "run",
-            "-j1",
-            "--timeout",
-            "300%",
-            "--joblog",
-            &log,
-            "sleep",
-            ":::",
-            "0.1",
-            "0.1",
-            "0.1",
-            "20",
-        ])
+        .args(["run", "--joblog-format", "tsv"])
+        .args(&a)
         .assert()
         .code(1);
     assert!(t0.elapsed() < Duration::from_secs(10));
-    let recs = read_joblog(dir.join("log.jsonl").as_path());
-    let slow = recs
-        .iter()
-        .find(|r| r.field("input").str() == "20")
-        .unwrap();
-    assert!(slow.field("timed_out").bool());
-    brood()
-        .args(["run", "--timeout", "1h30m", "true", ":::", "a"])
-        .assert()
-        .success();
-    brood()
-        .args(["run", "--timeout", "2.5", "true", ":::", "a"])
-        .assert()
-        .success();
+    assert_eq!(parallel_run.join().unwrap(), Some(1));
+    let rows = |p: &str| -> Vec<Vec<String>> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                [0, 1, 4, 5, 6, 7, 8]
+                    .iter()
+                    .map(|&i| f[i].to_string())
+                    .collect()
+            })
+            .collect()
+    };
+    assert_eq!(rows(&ours), rows(&theirs));
+    assert_eq!(rows(&ours)[4][4..6], ["-1", "15"]);
+    for d in ["1h30m", "2.5"] {
+        brood()
+            .args(["run", "--timeout", d, "true", ":::", "a"])
+            .assert()
+            .success();
+    }
 }
 
 /// SIGHUP drains, as in GNU parallel: no new jobs, the running ones
