@@ -104,6 +104,7 @@ fn tsv_matches_gnu_parallels_columns() {
     let read = |p: &str| std::fs::read_to_string(p).unwrap();
     let (o, t) = (read(&ours), read(&theirs));
     assert_eq!(o.lines().next(), t.lines().next(), "header");
+    let epoch = regex::Regex::new(r"^\d{10}\.\d{3}$").unwrap();
     for (a, b) in o.lines().skip(1).zip(t.lines().skip(1)) {
         let a: Vec<&str> = a.split('\t').collect();
         let b: Vec<&str> = b.split('\t').collect();
@@ -113,7 +114,6 @@ fn tsv_matches_gnu_parallels_columns() {
             assert_eq!(a[i], b[i], "column {i}");
         }
         assert_eq!(a[3].len(), b[3].len(), "JobRuntime is %10.3f");
-        let epoch = regex::Regex::new(r"^\d{10}\.\d{3}$").unwrap();
         assert!(
             epoch.is_match(a[2]) && epoch.is_match(b[2]),
             "Starttime: {a:?} {b:?}"
