@@ -1,7 +1,7 @@
 //! Output modes, tags, --results, --files, the summary, and bounded
 //! memory for held-back output.
 
-use crate::support::{brood, brood_run, parallel, TempDir, LIMIT};
+use crate::support::{brood, brood_run, parallel, Field, TempDir, LIMIT};
 
 #[test]
 fn tag_and_tagstring_match_gnu_parallel() {
@@ -280,9 +280,27 @@ fn group_mode_memory_is_bounded() {
 
 #[test]
 fn endless_job_in_group_mode_is_bounded() {
-    // `yes` never ends; the timeout stops it after 2 s, by when it has
-    // written gigabytes that brood spooled to disk.
-    let (mib, code) = peak_rss_mib(&["run", "--timeout", "2s", "yes", ":::", "x"]);
+    // `yes` never ends; the timeout stops it after 1 s, by when it has
+    // written far more than the bound, which brood spooled to disk.
+    let dir = TempDir::new("endless");
+    let log = dir.s("log.jsonl");
+    let (mib, code) = peak_rss_mib(&[
+        "run",
+        "--timeout",
+        "1s",
+        "--joblog",
+        &log,
+        "yes",
+        ":::",
+        "x",
+    ]);
     assert_eq!(code, Some(1), "the timed-out job is a failure");
     assert!(mib < 64, "peak RSS {mib} MiB");
+    let written = crate::support::read_joblog(dir.join("log.jsonl").as_path())[0]
+        .field("stdout_bytes")
+        .num();
+    assert!(
+        written > 128.0 * 1024.0 * 1024.0,
+        "only {written} bytes went through"
+    );
 }

@@ -156,7 +156,7 @@ fn interrupted_run(sig: nix::sys::signal::Signal, code: i32) {
             "2",
             "--summary",
             "--grace",
-            "2s",
+            "1s",
             "--joblog",
             &log,
         ])
