@@ -79,11 +79,7 @@ pub fn run() -> u8 {
         attempts: 1,
         retry_delay: None,
         display,
-        tag: Some(Arc::new(|spec: &JobSpec, _| {
-            let mut t = spec.input();
-            t.push(b'\t');
-            t
-        })),
+        tag: Some(crate::job::tag_with_input()),
         save: Save::No,
         verbose: false,
         memfree: None,
@@ -97,26 +93,19 @@ pub fn run() -> u8 {
         halt: None,
         summary: true,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            crate::say(format_args!(
-                "brood: error: cannot start the Tokio runtime: {e}\n"
-            ));
-            return 255;
-        }
-    };
     let _ = brood::become_subreaper();
-    match rt.block_on(crate::schedule::run(
+    let status = crate::block_on(crate::schedule::run(
         plan,
         JobSource::fixed(jobs),
         ctx,
         None,
-    )) {
-        0..=101 => 0,
-        code => code,
+    ));
+    match status {
+        Ok(0..=101) => 0,
+        Ok(code) => code,
+        Err(e) => {
+            crate::say(format_args!("brood: error: {e}\n"));
+            255
+        }
     }
 }

@@ -80,6 +80,15 @@ pub enum Save {
 /// its slot.
 pub type Tagger = Arc<dyn Fn(&JobSpec, u64) -> Vec<u8> + Send + Sync>;
 
+/// `--tag`: each line prefixed with the job's arguments and a tab.
+pub fn tag_with_input() -> Tagger {
+    Arc::new(|spec: &JobSpec, _| {
+        let mut t = spec.input();
+        t.push(b'\t');
+        t
+    })
+}
+
 /// What every job shares.
 pub struct JobContext {
     /// How to stop a job.

@@ -167,7 +167,7 @@ async fn dry_run(mut source: jobs::JobSource) -> u8 {
 
 /// Runs `fut` on a multi-thread Tokio runtime, then shuts the runtime down,
 /// which drops any job still running (kill_on_drop stops its group).
-fn block_on<F: std::future::Future<Output = u8>>(fut: F) -> Result<u8, String> {
+pub(crate) fn block_on<F: std::future::Future<Output = u8>>(fut: F) -> Result<u8, String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -165,21 +165,15 @@ impl Display {
 
     /// Writes spools out: stdout first, then stderr.
     fn drain(&self, st: &mut State, out: &mut Spool, err: &mut Spool) {
-        if !out.is_empty() {
-            let mut sink = Sink {
-                display: self,
-                stream: Stream::Out,
-                state: st,
-            };
-            let _ = out.drain_to(&mut sink);
-        }
-        if !err.is_empty() {
-            let mut sink = Sink {
-                display: self,
-                stream: Stream::Err,
-                state: st,
-            };
-            let _ = err.drain_to(&mut sink);
+        for (stream, spool) in [(Stream::Out, out), (Stream::Err, err)] {
+            if !spool.is_empty() {
+                let mut sink = Sink {
+                    display: self,
+                    stream,
+                    state: st,
+                };
+                let _ = spool.drain_to(&mut sink);
+            }
         }
     }
 

@@ -80,11 +80,7 @@ impl ContextSpec {
     pub fn build(self, display: Arc<crate::output::Display>) -> JobContext {
         let tag: Option<Tagger> = match self.tag {
             None => None,
-            Some(None) => Some(Arc::new(|spec: &JobSpec, _| {
-                let mut t = spec.input();
-                t.push(b'\t');
-                t
-            })),
+            Some(None) => Some(crate::job::tag_with_input()),
             Some(Some(text)) => Some(Arc::new(move |spec: &JobSpec, slot| {
                 let mut t = template::expand_text(&text, &spec.args, spec.seq, Some(slot));
                 t.push(b'\t');

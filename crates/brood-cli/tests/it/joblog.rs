@@ -1,15 +1,11 @@
 //! The JSON Lines job log, GNU parallel's TSV, and restarts keyed by
 //! content.
 
-use crate::support::{brood, parallel, read_joblog, Field, TempDir};
+use crate::support::{brood, lines_of, parallel, read_joblog, Field, TempDir};
 use std::collections::BTreeSet;
 
 fn ran(dir: &TempDir) -> Vec<String> {
-    std::fs::read_to_string(dir.join("ran"))
-        .unwrap_or_default()
-        .lines()
-        .map(String::from)
-        .collect()
+    lines_of(&dir.join("ran"))
 }
 
 #[test]
