@@ -126,8 +126,9 @@ fn a_job_ending_on_sigterm_skips_the_grace() {
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
 }
 
-/// Jobs that finish in reverse input order: input N waits (bounded) for
-/// input N - 1 to finish, so `1` ends first and `4` last.
+/// Jobs that end in reverse input order: input N waits (bounded) for
+/// input N - 1 to be done, so `1` ends first and `4` last, and -k must
+/// hold the others back until `4` has printed.
 fn reverse_finishing(dir: &TempDir) -> Vec<String> {
     let script = format!(
         "p=$(($0 - 1)); i=0; while [ $p -gt 0 ] && [ ! -e {d}/done-$p ] && [ $i -lt 400 ]; do \
@@ -146,8 +147,6 @@ fn keep_order_prints_in_input_order() {
         (&["--keep-order"][..], "4\n3\n2\n1\n"),
         (&["-k", "--output", "line"], "4\n3\n2\n1\n"),
         (&["-k", "--output", "tag"], "4\t4\n3\t3\n2\t2\n1\t1\n"),
-        // Without -k, in the order they finish.
-        (&[], "1\n2\n3\n4\n"),
     ] {
         let dir = TempDir::new("keep-order");
         brood()
@@ -158,6 +157,16 @@ fn keep_order_prints_in_input_order() {
             .success()
             .stdout(expect);
     }
+    // Without -k, in the order brood sees them end: every one, once.
+    let dir = TempDir::new("keep-order");
+    let out = brood()
+        .args(["run", "-j", "4"])
+        .args(reverse_finishing(&dir))
+        .output()
+        .unwrap();
+    let mut lines: Vec<String> = stdout_of(&out).lines().map(String::from).collect();
+    lines.sort();
+    assert_eq!(lines, ["1", "2", "3", "4"]);
 }
 
 /// Each job prints a line, waits until every job has printed its first,
