@@ -110,7 +110,7 @@ fn run(args: args::RunArgs, sources: Vec<separators::SourceArg>) -> Result<u8, S
         })?;
     }
     if settings.dry_run {
-        return block_on(dry_run(source));
+        return block_on(dry_run(source, settings.plan.jobs));
     }
     // As a subreaper, brood adopts the jobs' orphaned descendants and reaps
     // them: a stopped process tree leaves no zombies behind. Where this is
@@ -141,12 +141,18 @@ fn run(args: args::RunArgs, sources: Vec<separators::SourceArg>) -> Result<u8, S
 }
 
 /// `--dry-run`: prints each job's command line. Returns the exit status.
-async fn dry_run(mut source: jobs::JobSource) -> u8 {
+/// `{%}` shows the slots of `jobs` slots taken in turn, as jobs of equal
+/// length would get them.
+async fn dry_run(mut source: jobs::JobSource, jobs: usize) -> u8 {
     let stdout = std::io::stdout();
+    let mut n = 0;
     while let Some(next) = source.next().await {
         match next {
             Ok(spec) => {
-                let line = template::display_argv(&spec.argv) + "\n";
+                let slot = (n % jobs as u64) + 1;
+                n += 1;
+                let argv = spec.argv_for_slot(source.template(), slot);
+                let line = template::display_argv(&argv) + "\n";
                 if let Err(e) = stdout.lock().write_all(line.as_bytes()) {
                     if e.kind() == std::io::ErrorKind::BrokenPipe {
                         return 0;

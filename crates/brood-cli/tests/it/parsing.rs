@@ -114,6 +114,11 @@ fn four_colons_reads_files() {
 fn slot_and_positional_are_replacement_strings() {
     let (code, out) = brood_run(&["-j1", "-k", "echo", "{%}", "{1}", ":::", "a", "b"]);
     assert_eq!((code, out.as_str()), (Some(0), "1 a\n1 b\n"));
+    // --dry-run too; with more slots, they are taken in turn.
+    let args = ["--dry-run", "-j1", "echo", "{%}", "{#}", ":::", "a", "b"];
+    assert_eq!(brood_run(&args), crate::support::parallel(&args));
+    let (_, out) = brood_run(&["--dry-run", "-j2", "echo", "{%}", ":::", "a", "b", "c"]);
+    assert_eq!(out, "echo 1\necho 2\necho 1\n");
 }
 
 /// A `{#}`-only template still had the input appended.
