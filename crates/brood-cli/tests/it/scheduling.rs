@@ -38,24 +38,27 @@ fn jobs_forms_match_gnu_parallel() {
 }
 
 /// `-j 0`: as many as RLIMIT_NPROC allows (less 64 for brood and the
-/// rest of the user's processes) and RLIMIT_NOFILE, whose soft limit is
-/// raised to the hard one first (four descriptors a job, 64 kept back).
+/// rest of the user's processes), here 6; the soft RLIMIT_NOFILE of 80
+/// alone would allow 4 (four descriptors a job, 64 kept back), but brood
+/// raises it to the hard limit first.
 #[test]
-fn jobs_zero_is_capped_by_the_limits() {
+fn jobs_zero_is_capped_by_rlimit_nproc() {
     let uid = std::process::Command::new("id").arg("-u").output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&uid.stdout).trim(),
         "0",
-        "this test lowers RLIMIT_NPROC, which binds only non-root users' \
-         forks: run it as root (CI does)"
+        "this test lowers RLIMIT_NPROC, which would block a non-root user's \
+         other forks: run it as root (CI does)"
     );
-    // NPROC 70 allows 6; the soft NOFILE of 80 alone would allow 4, but
-    // it is raised to the hard limit.
     assert_eq!(
         max_slot(false, "0", 6, "ulimit -S -u 70; ulimit -S -n 80;"),
         6
     );
-    // A hard NOFILE of 96 allows (96 - 64) / 4 = 8.
+}
+
+/// `-j 0` under a hard RLIMIT_NOFILE of 96: (96 - 64) / 4 = 8 at once.
+#[test]
+fn jobs_zero_is_capped_by_rlimit_nofile() {
     assert_eq!(max_slot(false, "0", 8, "ulimit -n 96;"), 8);
 }
 

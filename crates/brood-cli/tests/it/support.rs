@@ -204,11 +204,11 @@ pub fn brood_run(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
-/// A fake `/proc` file for brood alone: brood runs in a new mount
-/// namespace (`unshare -m`, private propagation) where this file is
-/// bind-mounted over the real one, as lxcfs does for containers. The test
-/// changes what brood reads with [`FakeProc::set`]; the host's `/proc`
-/// is untouched. Needs root (CI runs as root), and says so otherwise.
+/// A fake `/proc` file for brood alone: brood runs in a new user and mount
+/// namespace (`unshare -rm`, private propagation; no privilege needed
+/// where user namespaces are enabled) where this file is bind-mounted over
+/// the real one, as lxcfs does for containers. The test changes what brood
+/// reads with [`FakeProc::set`]; the host's `/proc` is untouched.
 pub struct FakeProc {
     path: PathBuf,
     target: &'static str,
@@ -247,16 +247,19 @@ impl FakeProc {
 
     /// `brood ARGS` in a mount namespace that sees this file as `target`.
     pub fn brood(&self, args: &[&str]) -> std::process::Command {
+        const UNSHARE: [&str; 4] = ["--map-root-user", "--mount", "--propagation", "private"];
         let probe = std::process::Command::new("unshare")
-            .args(["-m", "true"])
+            .args(UNSHARE)
+            .arg("true")
             .output();
         assert!(
             probe.as_ref().is_ok_and(|o| o.status.success()),
-            "this test needs `unshare -m` (util-linux) and root to fake {}: {probe:?}",
+            "this test needs `unshare` (util-linux) and user namespaces to fake {}: {probe:?}",
             self.target
         );
         let mut cmd = std::process::Command::new("unshare");
-        cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+        cmd.args(UNSHARE)
+            .args(["sh", "-c"])
             .arg("mount --bind \"$1\" \"$2\" && shift 2 && exec \"$@\"")
             .arg("sh")
             .arg(&self.path)
