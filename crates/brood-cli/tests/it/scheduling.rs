@@ -156,7 +156,7 @@ fn halt_now_stops_running_jobs() {
             "-c",
         ])
         .args([
-            "if [ $0 = fail ]; then sleep 0.2; exit 1; else sleep 30; fi",
+            "if [ $0 = fail ]; then exit 1; else sleep 30; fi",
             ":::",
             "slow",
             "fail",

@@ -1,5 +1,4 @@
 //! Helpers shared by the integration tests: kept small and self-contained.
-#![allow(dead_code)]
 
 use nix::sys::signal::{kill as nix_kill, Signal};
 use nix::unistd::Pid;
