@@ -19,11 +19,11 @@ use tokio::sync::watch;
 /// Where a job's eviction stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
-    /// Its attempt runs (or it is between attempts for another reason).
+    /// An attempt runs: it may be evicted.
     Running,
     /// The scheduler asked it to stop its attempt.
     Requested,
-    /// Its attempt ended; it waits for memory or has finished.
+    /// No attempt runs (between attempts, waiting for memory, or finished).
     Done,
 }
 
@@ -32,8 +32,9 @@ pub enum State {
 pub struct Eviction(Arc<watch::Sender<State>>);
 
 impl Default for Eviction {
+    /// Before the first attempt: not yet evictable.
     fn default() -> Eviction {
-        Eviction(Arc::new(watch::Sender::new(State::Running)))
+        Eviction(Arc::new(watch::Sender::new(State::Done)))
     }
 }
 
@@ -55,12 +56,12 @@ impl Eviction {
         let _ = rx.wait_for(|s| *s == State::Requested).await;
     }
 
-    /// The job: its evicted attempt has ended.
+    /// The job: its attempt has ended.
     pub fn done(&self) {
         self.0.send_replace(State::Done);
     }
 
-    /// The job: a new attempt starts.
+    /// The job: an attempt has started.
     pub fn restart(&self) {
         self.0.send_replace(State::Running);
     }
@@ -100,6 +101,9 @@ mod tests {
     #[test]
     fn one_eviction_at_a_time() {
         let (a, b) = (Eviction::default(), Eviction::default());
+        assert_eq!(a.state(), State::Done, "no attempt yet");
+        a.restart();
+        b.restart();
         let both = || [&a, &b].into_iter();
         assert!(!needed(1000, Some(600), both()));
         assert!(!needed(1000, None, both()));

@@ -136,10 +136,11 @@ pub fn is_stdin(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
-/// Records read from stdin by a thread, as they arrive.
-pub fn stream_stdin(splitter: Splitter) -> mpsc::UnboundedReceiver<io::Result<Record>> {
+/// Records read from stdin by a thread, as they arrive. `hint`: say so
+/// when stdin is a terminal (not with `--quiet`).
+pub fn stream_stdin(splitter: Splitter, hint: bool) -> mpsc::UnboundedReceiver<io::Result<Record>> {
     let (tx, rx) = mpsc::unbounded_channel();
-    if io::stdin().is_terminal() {
+    if hint && io::stdin().is_terminal() {
         crate::say(format_args!(
             "brood: reading inputs from the terminal, one per line (Ctrl-D ends)\n"
         ));

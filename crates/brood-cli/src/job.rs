@@ -496,6 +496,11 @@ async fn run_attempt(
             )
         }
     };
+    if let Some(e) = &controls.eviction {
+        // Evictable from now on. A request made before (between attempts,
+        // or as the last one ended) is dropped: the scheduler looks again.
+        e.restart();
+    }
     let handle = child.handle();
     let (out, err) = (child.stdout.take(), child.stderr.take());
     let display = &*ctx.display;
@@ -592,11 +597,9 @@ async fn run_attempt(
         }
     }
     if let Some(e) = &controls.eviction {
-        // Said after the whole group is gone, so that the scheduler reads
-        // memory again only once this job's is free.
-        if interrupted == Some(Interrupt::LowMemory) {
-            e.done();
-        }
+        // Said after the whole group is gone, so that after an eviction
+        // the scheduler reads memory again only once this job's is free.
+        e.done();
     }
     let runtime = ended.unwrap_or_else(|| t0.elapsed());
     let ((stdout_bytes, mut out), (stderr_bytes, err)) = io_done.unwrap_or_default();
@@ -649,13 +652,12 @@ async fn retry(attempt: &Attempt, retries: u32, ctx: &JobContext, controls: &mut
             _ = stop_requested(&mut controls.stop, Stop::Drain) => return false,
         }
     }
-    if let (Some(e), Some(memfree)) = (&controls.eviction, ctx.memfree) {
+    if let Some(memfree) = ctx.memfree {
         if attempt.interrupted == Some(Interrupt::LowMemory)
             && !evict::wait_for_memory(memfree, &mut controls.stop).await
         {
             return false;
         }
-        e.restart();
     }
     true
 }

@@ -378,7 +378,7 @@ pub fn from_args(args: RunArgs, sources: Vec<SourceArg>) -> Result<(Settings, Jo
             || HaltState::new(halt).needs_total();
         let streaming = all.len() == 1 && stdin_sources == 1 && !needs_all && !args.dry_run;
         let units = if streaming {
-            Units::Stream(inputs::stream_stdin(splitter))
+            Units::Stream(inputs::stream_stdin(splitter, !args.quiet))
         } else {
             let mut read = Vec::new();
             for s in &all {
