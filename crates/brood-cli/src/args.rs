@@ -169,7 +169,7 @@ pub struct RunArgs {
     /// Prefix each output line with STR (replacement strings allowed) and a tab.
     #[arg(long, value_name = "STR", help_heading = "Output")]
     pub tagstring: Option<String>,
-    /// Save each job's output in NAME/1/<arg>/.../{stdout,stderr,seq} instead of printing
+    /// Save each job's output in NAME/1/ARG/.../{stdout,stderr,seq} instead of printing
     /// it; with replacement strings, in the dir NAME expands to (if it ends in /) or in
     /// that file, .err and .seq.
     #[arg(
