@@ -372,30 +372,71 @@ fn sighup_drains() {
 }
 
 /// The default --termseq is GNU parallel's TERM,200,TERM,100,TERM,50,KILL,25:
-/// a job that ignores SIGTERM gets it three times, then SIGKILL.
+/// a job that ignores SIGTERM gets it (the shell may run its trap fewer than
+/// three times, since a pending SIGTERM absorbs the next), then SIGKILL once
+/// the 350 ms of the sequence have passed; the same in both tools' job logs
+/// (parallel's TSV, brood's as TSV).
 #[test]
 fn default_termseq_is_gnu_parallels() {
     let dir = TempDir::new("termseq-default");
     let run = |parallel_tool: bool| {
-        let sigs = dir.join(if parallel_tool { "theirs" } else { "ours" });
+        let name = if parallel_tool { "theirs" } else { "ours" };
+        let (sigs, log) = (dir.join(name), dir.s(&format!("{name}.tsv")));
         let script = format!(
             "trap 'echo TERM >> {s}' TERM; echo ready >> {s}; while :; do sleep 0.01; done; :",
             s = sigs.display()
         );
         std::thread::spawn(move || {
+            let args = ["--timeout", "1", "--joblog", &log];
             if parallel_tool {
-                parallel(&["--timeout", "0.5", &script, ":::", "x"]);
+                let mut a = args.to_vec();
+                a.extend([script.as_str(), ":::", "x"]);
+                parallel(&a);
             } else {
                 brood()
-                    .args(["run", "--timeout", "0.5", "sh", "-c", &script, ":::", "x"])
+                    .args(["run", "--joblog-format", "tsv"])
+                    .args(args)
+                    .args(["sh", "-c", &script, ":::", "x"])
                     .assert()
                     .code(1);
             }
-            lines_of(&sigs)
+            let row = std::fs::read_to_string(&log).unwrap();
+            let f: Vec<String> = row
+                .lines()
+                .nth(1)
+                .unwrap()
+                .split('\t')
+                .map(String::from)
+                .collect();
+            (
+                lines_of(&sigs),
+                f[3].trim().parse::<f64>().unwrap(),
+                f[6].clone(),
+                f[7].clone(),
+            )
         })
     };
     let (ours, theirs) = (run(false), run(true));
-    let (ours, theirs) = (ours.join().unwrap(), theirs.join().unwrap());
-    assert_eq!(ours, ["ready", "TERM", "TERM", "TERM"]);
-    assert_eq!(ours, theirs);
+    for (who, t) in [("brood", ours), ("parallel", theirs)] {
+        let (sigs, runtime, exitval, signal) = t.join().unwrap();
+        assert_eq!(
+            sigs.first().map(String::as_str),
+            Some("ready"),
+            "{who}: {sigs:?}"
+        );
+        assert!(
+            sigs.len() >= 2 && sigs[1..].iter().all(|l| l == "TERM"),
+            "{who}: {sigs:?}"
+        );
+        assert_eq!((exitval.as_str(), signal.as_str()), ("-1", "9"), "{who}");
+        assert!(runtime >= 1.0 + 0.35, "{who}: killed after {runtime} s");
+        if who == "brood" {
+            // Not much after: SIGKILL follows the sequence's last wait
+            // (parallel's loop looks at its jobs less often).
+            assert!(
+                runtime < 1.0 + 0.375 + 0.6,
+                "{who}: killed after {runtime} s"
+            );
+        }
+    }
 }
