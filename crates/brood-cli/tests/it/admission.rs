@@ -7,9 +7,10 @@
 //! per `--term-seq`) and put back on the queue, `--retries` deciding how
 //! often it runs again.
 
-use crate::support::{lines_of, read_joblog, wait_for, FakeProc, Field, TempDir, LIMIT};
+use crate::support::{
+    lines_of, read_joblog, wait_for, Background, FakeProc, Field, TempDir, LIMIT,
+};
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 /// How long a thing that must not happen is watched for: several of
@@ -26,18 +27,6 @@ fn stat(running: u32) -> String {
 
 fn count(events: &Path, line: &str) -> usize {
     lines_of(events).iter().filter(|l| *l == line).count()
-}
-
-fn finish(mut child: Child) -> (Option<i32>, String) {
-    assert!(
-        wait_for(LIMIT, || child.try_wait().unwrap().is_some()),
-        "brood did not exit"
-    );
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]
@@ -58,27 +47,22 @@ fn memfree_holds_starts_and_evicts_the_youngest_job() {
         mem = mem.path().display(),
         mid = 400 * 1024,
     );
-    let child = mem
-        .brood(&[
-            "run",
-            "-j2",
-            "--memfree",
-            "600M",
-            "--retries",
-            "2",
-            "--joblog",
-            &log,
-            "sh",
-            "-c",
-            &script,
-            ":::",
-            "a",
-            "b",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = Background::spawn(&mut mem.brood(&[
+        "run",
+        "-j2",
+        "--memfree",
+        "600M",
+        "--retries",
+        "2",
+        "--joblog",
+        &log,
+        "sh",
+        "-c",
+        &script,
+        ":::",
+        "a",
+        "b",
+    ]));
     // 500 MiB of 600: nothing starts.
     assert!(
         !wait_for(QUIET, || events.exists()),
@@ -99,7 +83,7 @@ fn memfree_holds_starts_and_evicts_the_youngest_job() {
     mem.set(&meminfo(1000));
     assert!(wait_for(LIMIT, || count(&events, "start b") == 2));
     std::fs::write(&go, "").unwrap();
-    let (code, err) = finish(child);
+    let (code, _, err) = run.finish();
     assert_eq!(code, Some(0), "{err}");
     assert!(
         err.contains("job 2 stopped: less than half of --memfree is available"),
@@ -132,13 +116,8 @@ fn memfree_eviction_without_retries_fails_the_job() {
         let mut args = vec!["run", "--memfree", "600M", "--joblog", log];
         args.extend_from_slice(extra);
         args.extend(["sh", "-c", &script, ":::", "x"]);
-        let child = mem
-            .brood(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        finish(child)
+        let (code, _, err) = Background::spawn(&mut mem.brood(&args)).finish();
+        (code, err)
     };
     let (code, err) = run(&[], &log);
     assert_eq!(code, Some(1), "{err}");
@@ -170,24 +149,19 @@ fn load_holds_starts() {
     let dir = TempDir::new("load");
     let proc_stat = FakeProc::new(&dir, "/proc/stat", &stat(50));
     let ran = dir.join("ran");
-    let child = proc_stat
-        .brood(&[
-            "run",
-            "--load",
-            "4",
-            "sh",
-            "-c",
-            &format!("echo $0 >> {}", ran.display()),
-            ":::",
-            "x",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = Background::spawn(&mut proc_stat.brood(&[
+        "run",
+        "--load",
+        "4",
+        "sh",
+        "-c",
+        &format!("echo $0 >> {}", ran.display()),
+        ":::",
+        "x",
+    ]));
     assert!(!wait_for(QUIET, || ran.exists()), "started at load 50");
     proc_stat.set(&stat(3));
-    let (code, err) = finish(child);
+    let (code, _, err) = run.finish();
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(lines_of(&ran), ["x"]);
 }

@@ -2,7 +2,8 @@
 //! --retries, --retry-delay, --timeout N%, SIGHUP drains.
 
 use crate::support::{
-    bin, brood, lines_of, max_slot, parallel, read_joblog, wait_for, Field, TempDir, LIMIT,
+    bin, brood, lines_of, max_slot, parallel, read_joblog, wait_for, Background, Field, TempDir,
+    LIMIT,
 };
 use std::time::{Duration, Instant};
 
@@ -332,31 +333,26 @@ fn sighup_drains() {
         ev = events.display(),
         go = go.display(),
     );
-    let mut child = std::process::Command::new(bin())
-        .args([
-            "run",
-            "-k",
-            "-j",
-            "2",
-            "--retries",
-            "3",
-            "sh",
-            "-c",
-            &script,
-            ":::",
-            "a",
-            "b",
-            "c",
-            "d",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = Background::spawn(std::process::Command::new(bin()).args([
+        "run",
+        "-k",
+        "-j",
+        "2",
+        "--retries",
+        "3",
+        "sh",
+        "-c",
+        &script,
+        ":::",
+        "a",
+        "b",
+        "c",
+        "d",
+    ]));
     assert!(wait_for(LIMIT, || lines_of(&events).len() == 2));
-    crate::support::kill(child.id(), nix::sys::signal::Signal::SIGHUP).unwrap();
+    crate::support::kill(run.child().id(), nix::sys::signal::Signal::SIGHUP).unwrap();
     // brood says when it has taken the SIGHUP in; only then may the jobs end.
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut err = std::io::BufReader::new(run.child().stderr.take().unwrap());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut err, &mut line).unwrap();
     assert!(
@@ -364,9 +360,9 @@ fn sighup_drains() {
         "{line}"
     );
     std::fs::write(&go, "").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "one job failed");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "done a\ndone b\n");
+    let (code, stdout, _) = run.finish();
+    assert_eq!(code, Some(1), "one job failed");
+    assert_eq!(stdout, "done a\ndone b\n");
     let mut started = lines_of(&events);
     started.sort();
     assert_eq!(started, ["start a", "start b"], "no new job, no retry");

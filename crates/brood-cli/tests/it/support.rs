@@ -316,3 +316,52 @@ pub fn max_slot(parallel: bool, j: &str, want: usize, limits: &str) -> usize {
     assert_eq!(slots.len(), inputs.len(), "-j {j}: {out:?}");
     slots.into_iter().max().unwrap()
 }
+
+/// brood running in the background, stopped (SIGTERM, then SIGKILL) if the
+/// test fails before it ends, so that no run outlives its test.
+pub struct Background(Option<std::process::Child>);
+
+impl Background {
+    /// Spawns `cmd` (stderr piped).
+    pub fn spawn(cmd: &mut std::process::Command) -> Background {
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        Background(Some(child))
+    }
+
+    /// The process.
+    pub fn child(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("not finished")
+    }
+
+    /// Waits (at most [`LIMIT`]) for it to end; its exit status, stdout
+    /// and stderr.
+    pub fn finish(mut self) -> (Option<i32>, String, String) {
+        let mut child = self.0.take().expect("not finished");
+        let ended = wait_for(LIMIT, || child.try_wait().unwrap().is_some());
+        if !ended {
+            self.0 = Some(child);
+            panic!("brood did not exit within {LIMIT:?}");
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = kill(child.id(), Signal::SIGTERM);
+            if !wait_for(Duration::from_secs(5), || {
+                child.try_wait().is_ok_and(|s| s.is_some())
+            }) {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+}
