@@ -1,97 +1,90 @@
 #!/usr/bin/env bash
-# brood vs xargs -P vs GNU parallel: N `true` jobs (default 10000), -j at
-# twice the core count, all three timed in the same run, side by side.
+# brood vs xargs -P vs GNU parallel, side by side in one hyperfine run:
+# N `true` jobs for each N in $SIZES (default "2000 10000"), -j at twice
+# the core count. Reports each tool's mean and the ratios the CLI issue
+# targets: brood <= 1.1x xargs -P, and parallel >= 5x brood.
 #
-#   crates/brood-cli/bench/vs-xargs.sh            # N=10000, 3 rounds
-#   N=2000 ROUNDS=1 crates/brood-cli/bench/vs-xargs.sh
+#   crates/brood-cli/bench/vs-xargs.sh
+#   SIZES=2000 RUNS=3 crates/brood-cli/bench/vs-xargs.sh
 #
-# Targets: brood within 1.1x of xargs -P, and at least 5x faster than GNU
-# parallel. Each round runs the tools in turn (brood, xargs, parallel) so
-# that background load hits them alike; the median round counts.
-#
-# Installs GNU parallel with apt-get if it is missing (this script only;
-# the tests never do). Set SKIP_PARALLEL=1 to leave it out.
+# Then brood's peak RSS in the output cases of the issue: 1 GiB of
+# group-mode output held back by -k, an endless job in group mode bounded by
+# --timeout, and 1 GiB of long lines in line mode held back by -k.
 set -euo pipefail
 
-N=${N:-10000}
-ROUNDS=${ROUNDS:-3}
-CORES=$(nproc)
-J=${J:-$((2 * CORES))}
+SIZES=${SIZES:-"2000 10000"}
+RUNS=${RUNS:-3}
+J=${J:-$((2 * $(nproc)))}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+command -v hyperfine >/dev/null || { echo "hyperfine is not installed" >&2; exit 1; }
+command -v parallel >/dev/null || { echo "GNU parallel is not installed" >&2; exit 1; }
 
-echo "building brood (release)..." >&2
 cargo build --quiet --release -p brood-cli --manifest-path "$ROOT/Cargo.toml"
 BROOD="$CARGO_TARGET_DIR/release/brood"
-
-HAVE_PARALLEL=0
-if [ "${SKIP_PARALLEL:-0}" != 1 ]; then
-    if ! parallel --version 2>/dev/null | grep -q 'GNU parallel'; then
-        echo "installing GNU parallel..." >&2
-        SUDO=""
-        [ "$(id -u)" = 0 ] || SUDO=sudo
-        $SUDO apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq parallel >&2
-    fi
-    parallel --version 2>/dev/null | grep -q 'GNU parallel' && HAVE_PARALLEL=1
-fi
-
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-seq "$N" >"$WORK/inputs"
 TRUE=$(command -v true)
 
-now() { date +%s.%N; }
-
-# time_cmd NAME CMD...: runs CMD with the inputs on stdin, prints seconds.
-time_cmd() {
-    local start end
-    start=$(now)
-    "$@" <"$WORK/inputs" >/dev/null 2>"$WORK/stderr" || {
-        echo "$1 failed:" >&2
-        cat "$WORK/stderr" >&2
-        exit 1
-    }
-    end=$(now)
-    echo "$end - $start" | bc -l
-}
-
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
-echo "N=$N jobs of $TRUE, -j $J ($CORES cores), $ROUNDS round(s)" >&2
-: >"$WORK/brood.t"
-: >"$WORK/xargs.t"
-: >"$WORK/parallel.t"
-for round in $(seq "$ROUNDS"); do
-    b=$(time_cmd "$BROOD" run -j "$J" -- "$TRUE")
-    x=$(time_cmd xargs -P "$J" -n 1 "$TRUE")
-    echo "$b" >>"$WORK/brood.t"
-    echo "$x" >>"$WORK/xargs.t"
-    line="round $round: brood ${b}s  xargs ${x}s"
-    if [ "$HAVE_PARALLEL" = 1 ]; then
-        p=$(time_cmd parallel --will-cite -j "$J" "$TRUE")
-        echo "$p" >>"$WORK/parallel.t"
-        line="$line  parallel ${p}s"
-    fi
-    echo "$line" >&2
+for N in $SIZES; do
+    seq "$N" >"$WORK/in"
+    hyperfine --runs "$RUNS" --warmup 1 --export-json "$WORK/r$N.json" \
+        -n brood "$BROOD run -j $J $TRUE < $WORK/in" \
+        -n "xargs -P" "xargs -P $J -n 1 $TRUE < $WORK/in" \
+        -n "GNU parallel" "parallel --will-cite -j $J $TRUE < $WORK/in" >&2
+    python3 - "$WORK/r$N.json" "$N" <<'PY'
+import json, sys
+r = {x["command"]: x["mean"] for x in json.load(open(sys.argv[1]))["results"]}
+n = int(sys.argv[2])
+b, x, p = r["brood"], r["xargs -P"], r["GNU parallel"]
+print(f"N={n}: brood {b:.3f}s, xargs -P {x:.3f}s, GNU parallel {p:.3f}s")
+print(f"  brood / xargs    = {b/x:.2f}x (target <= 1.10x: {'met' if b/x <= 1.10 else 'MISSED'})")
+print(f"  parallel / brood = {p/b:.2f}x (target >= 5x: {'met' if p/b >= 5 else 'MISSED'})")
+PY
 done
 
-B=$(median <"$WORK/brood.t")
-X=$(median <"$WORK/xargs.t")
-printf '\n%-14s %10s %14s\n' tool "seconds" "per job (us)"
-printf '%-14s %10.3f %14.1f\n' brood "$B" "$(echo "$B * 1000000 / $N" | bc -l)"
-printf '%-14s %10.3f %14.1f\n' "xargs -P" "$X" "$(echo "$X * 1000000 / $N" | bc -l)"
-if [ "$HAVE_PARALLEL" = 1 ]; then
-    P=$(median <"$WORK/parallel.t")
-    printf '%-14s %10.3f %14.1f\n' "GNU parallel" "$P" "$(echo "$P * 1000000 / $N" | bc -l)"
-fi
-echo
-RX=$(echo "$B / $X" | bc -l)
-printf 'brood / xargs    = %.2fx  (target <= 1.10x: %s)\n' "$RX" \
-    "$(echo "$RX <= 1.10" | bc -l | sed 's/1/met/;s/0/MISSED/')"
-if [ "$HAVE_PARALLEL" = 1 ]; then
-    RP=$(echo "$P / $B" | bc -l)
-    printf 'parallel / brood = %.2fx  (target >= 5x: %s)\n' "$RP" \
-        "$(echo "$RP >= 5" | bc -l | sed 's/1/met/;s/0/MISSED/')"
-fi
+# parent_cpu N CMD...: the CPU time of CMD's own process (all its threads,
+# not its children) per job, in microseconds: utime + stime read from
+# /proc/PID/stat once CMD has exited but is not yet reaped.
+parent_cpu() {
+    python3 - "$@" <<'PY'
+import os, subprocess, sys, time
+n, cmd = int(sys.argv[1]), sys.argv[2:]
+child = subprocess.Popen(["sh", "-c", 'exec "$@" < "$IN"', "sh"] + cmd,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+tick = os.sysconf("SC_CLK_TCK")
+while True:
+    with open(f"/proc/{child.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        break
+    time.sleep(0.01)
+cpu = (int(fields[11]) + int(fields[12])) / tick
+child.wait()
+print(f"{cpu * 1e6 / n:.0f}")
+PY
+}
+N=${SIZES##* }
+seq "$N" >"$WORK/in"
+export IN="$WORK/in"
+echo "own CPU per job (N=$N, -j $J; utime + stime of the tool's process, children excluded):"
+echo "  brood:        $(parent_cpu "$N" "$BROOD" run -j "$J" "$TRUE") us"
+echo "  xargs -P:     $(parent_cpu "$N" xargs -P "$J" -n 1 "$TRUE") us"
+echo "  GNU parallel: $(parent_cpu "$N" parallel --will-cite -j "$J" "$TRUE") us"
+
+# peak_rss CMD...: the peak RSS in MiB of CMD, from wait4(2): the largest
+# of brood and the jobs it waited for (`head` and `yes` stay near 2 MiB,
+# so a larger figure is brood's).
+peak_rss() {
+    python3 - "$@" <<'PY'
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+_, _, usage = os.wait4(child.pid, 0)
+print(usage.ru_maxrss // 1024)
+PY
+}
+# -N0: each input makes a job but is not passed to it.
+echo "peak RSS, 1 GiB held back (-k -j 16, 16 x 64 MiB): $(peak_rss "$BROOD" run -k -j 16 -N0 head -c 67108864 /dev/zero ::: $(seq 16)) MiB (bound: 64)"
+echo "peak RSS, endless job in group mode (yes, --timeout 10s): $(peak_rss "$BROOD" run --timeout 10s yes ::: x) MiB (bound: 64)"
+echo "peak RSS, 1 GiB in 1 MiB lines, --line-buffer -k -j 16: $(peak_rss "$BROOD" run -k -j 16 --line-buffer -N0 sh -c 'head -c 67108864 /dev/zero | tr "\\0" x | fold -w 1048576' ::: $(seq 16)) MiB (bound: 64)"

@@ -5,25 +5,23 @@
 //! process tree (`sleep 30 & sleep 30`) that the timeout stops as a whole
 //! group. It needs no input and ends within about three seconds.
 
-use crate::cli::Halt;
-use crate::runner::{Config, JobSpec, Source};
-use std::collections::VecDeque;
+use crate::job::{JobContext, Save};
+use crate::jobkey::job_key;
+use crate::jobs::{JobSource, JobSpec};
+use crate::output::{Display, Mode};
+use crate::progress::Bar;
+use crate::schedule::{Plan, TimeoutSpec};
+use crate::termseq::TermSeq;
+use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::Duration;
-
-/// The demo's settings.
-pub fn config() -> Config {
-    Config {
-        jobs: 3,
-        timeout: Some(Duration::from_secs(1)),
-        grace: Duration::from_millis(300),
-        retries: 0,
-        halt: Halt::Never,
-    }
-}
 
 /// The demo's jobs: (label, shell script).
 const JOBS: &[(&str, &str)] = &[
-    ("hello", "echo hello from job $BROOD_DEMO_SEQ; sleep 0.3"),
+    (
+        "hello",
+        "echo hello from job $BROOD_SEQ in slot $BROOD_SLOT; sleep 0.3",
+    ),
     ("nap-0.8", "sleep 0.8; echo napped for 0.8s"),
     (
         "tree",
@@ -45,28 +43,69 @@ const JOBS: &[(&str, &str)] = &[
     ("bye", "sleep 0.4; echo goodbye"),
 ];
 
-/// The demo's jobs as a source.
-pub fn source() -> Source {
-    let jobs: VecDeque<JobSpec> = JOBS
-        .iter()
-        .enumerate()
-        .map(|(i, (label, script))| {
-            let script = script.replace("$BROOD_DEMO_SEQ", &(i + 1).to_string());
-            JobSpec {
-                seq: i as u64 + 1,
-                input: label.as_bytes().to_vec(),
-                argv: vec!["sh".into(), "-c".into(), script.into()],
-            }
-        })
-        .collect();
-    let total = jobs.len();
-    Source::Fixed(jobs, total)
-}
-
 /// What the demo prints before it starts.
-pub const INTRO: &str = "\
-brood demo: 14 shell jobs, 3 at a time, each limited to 1s (output: tag).
+const INTRO: &str = "\
+brood demo: 14 shell jobs, 3 at a time, each limited to 1s (output: --line-buffer --tag).
   job 'tree' runs `sleep 30 & sleep 30`: at 1s its whole process group gets
   SIGTERM (then SIGKILL after 300ms), grandchild included. Job 'fail' exits 3.
   Try: brood run -j 4 --timeout 2s -- echo {#}: {} ::: a b c
 ";
+
+/// Runs the demo; the failures are on purpose, so its status is 0.
+pub fn run() -> u8 {
+    crate::say(format_args!("{INTRO}"));
+    let jobs: Vec<JobSpec> = JOBS
+        .iter()
+        .enumerate()
+        .map(|(i, (label, script))| {
+            let argv = vec!["sh".into(), "-c".into(), (*script).into()];
+            JobSpec {
+                seq: i as u64 + 1,
+                args: vec![label.as_bytes().to_vec()],
+                key: job_key(&argv),
+                argv,
+            }
+        })
+        .collect();
+    let tty = std::io::stderr().is_terminal();
+    let display = Arc::new(Display::new(
+        Mode::Line,
+        false,
+        false,
+        tty.then(|| Bar::new(false)),
+    ));
+    let ctx = Arc::new(JobContext {
+        termseq: TermSeq::grace(Duration::from_millis(300)),
+        attempts: 1,
+        retry_delay: None,
+        display,
+        tag: Some(crate::job::tag_with_input()),
+        save: Save::No,
+        verbose: false,
+        memfree: None,
+    });
+    let plan = Plan {
+        jobs: 3,
+        delay: None,
+        load: None,
+        memfree: None,
+        timeout: TimeoutSpec::Fixed(Duration::from_secs(1)),
+        halt: None,
+        summary: true,
+    };
+    let _ = brood::become_subreaper();
+    let status = crate::block_on(crate::schedule::run(
+        plan,
+        JobSource::fixed(jobs),
+        ctx,
+        None,
+    ));
+    match status {
+        Ok(0..=101) => 0,
+        Ok(code) => code,
+        Err(e) => {
+            crate::say(format_args!("brood: error: {e}\n"));
+            255
+        }
+    }
+}

@@ -1,144 +1,223 @@
-//! Where the inputs come from: the `:::` list, a file (`-a`), or stdin.
+//! Input sources: the `:::` words, files (`::::`, `-a`) and stdin, split
+//! into records at the delimiter (`-d`, `-0`, newline by default) and into
+//! columns at `--colsep`.
 //!
 //! A file is read whole before any job starts, so an unreadable file is an
-//! error with no job run. Stdin is read by a thread as lines arrive, so jobs
-//! start while a slow producer is still writing; the total becomes known at
-//! end of input.
+//! error with no job run. A lone stdin source is read by a thread as
+//! records arrive, so jobs start while a slow producer is still writing.
 
-use crate::cli::InputSource;
-use std::io::{self, BufRead, IsTerminal};
+use crate::separators::SourceSpec;
+use regex::bytes::Regex;
+use std::io::{self, BufRead, IsTerminal, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::path::Path;
 use tokio::sync::mpsc;
 
-/// Marks a total that is not known yet.
-const UNKNOWN: usize = usize::MAX;
+/// One input record: its columns (one without `--colsep`).
+pub type Record = Vec<Vec<u8>>;
 
-/// A source of inputs, one byte string each.
-pub enum Inputs {
-    /// All inputs, known up front.
-    List {
-        /// The remaining inputs.
-        items: std::vec::IntoIter<Vec<u8>>,
-        /// How many there were.
-        total: usize,
-    },
-    /// Lines read from stdin by a thread.
-    Stream {
-        /// Lines, or the read error that ended them.
-        rx: mpsc::UnboundedReceiver<io::Result<Vec<u8>>>,
-        /// The number of lines once end of input was reached.
-        total: Arc<AtomicUsize>,
-    },
+/// How records are cut out of a file or stdin.
+#[derive(Clone, Debug)]
+pub struct Splitter {
+    /// The record delimiter.
+    pub delimiter: Vec<u8>,
+    /// The column separator, if any.
+    pub colsep: Option<Regex>,
 }
 
-impl Inputs {
-    /// Opens `source`. Reads a file whole; errors name the file.
-    pub fn open(source: &InputSource) -> Result<Inputs, String> {
-        match source {
-            InputSource::Args(list) => Ok(Inputs::list(
-                list.iter().map(|a| a.as_bytes().to_vec()).collect(),
-            )),
-            InputSource::File(path) => match std::fs::read(path) {
-                Ok(bytes) => Ok(Inputs::list(split_lines(&bytes))),
-                Err(e) => Err(format!("cannot read input file {}: {e}", path.display())),
-            },
-            InputSource::Stdin => Ok(Inputs::stdin()),
+impl Default for Splitter {
+    fn default() -> Splitter {
+        Splitter {
+            delimiter: b"\n".to_vec(),
+            colsep: None,
+        }
+    }
+}
+
+impl Splitter {
+    /// A record from its raw bytes: split into columns, each trimmed of
+    /// surrounding blanks (`--colsep` implies GNU parallel's `--trim rl`).
+    pub fn record(&self, raw: Vec<u8>) -> Record {
+        match &self.colsep {
+            None => vec![raw],
+            Some(re) => re.split(&raw).map(|c| c.trim_ascii().to_vec()).collect(),
         }
     }
 
-    /// A fixed list.
-    pub fn list(items: Vec<Vec<u8>>) -> Inputs {
-        Inputs::List {
-            total: items.len(),
-            items: items.into_iter(),
+    /// Splits a whole file's bytes into records. A final record without a
+    /// delimiter counts; a trailing delimiter does not start an empty one.
+    pub fn records(&self, bytes: &[u8]) -> Vec<Record> {
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            match find(rest, &self.delimiter) {
+                Some(i) => {
+                    out.push(self.record(rest[..i].to_vec()));
+                    rest = &rest[i + self.delimiter.len()..];
+                }
+                None => {
+                    out.push(self.record(rest.to_vec()));
+                    break;
+                }
+            }
         }
+        out
     }
+}
 
-    fn stdin() -> Inputs {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let total = Arc::new(AtomicUsize::new(UNKNOWN));
-        let done = total.clone();
-        if io::stdin().is_terminal() {
-            crate::say(format_args!(
-                "brood: reading inputs from the terminal, one per line (Ctrl-D ends)\n"
-            ));
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.len() == 1 {
+        return hay.iter().position(|&b| b == needle[0]);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Parses a `-d` delimiter: one character or a C-style escape (`\n`,
+/// `\t`, `\0`, `\\`, `\xHH`, octal `\NNN`, ...), as GNU parallel does.
+pub fn parse_delimiter(text: &str) -> Result<Vec<u8>, String> {
+    let bad = || {
+        format!(
+            "invalid delimiter {text:?}: expected a character or an escape like \\t, \\0, \\x1f"
+        )
+    };
+    let bytes = text.as_bytes();
+    let out = if let Some(esc) = text.strip_prefix('\\') {
+        match esc {
+            "n" => vec![b'\n'],
+            "t" => vec![b'\t'],
+            "r" => vec![b'\r'],
+            "0" => vec![0],
+            "\\" => vec![b'\\'],
+            "a" => vec![7],
+            "b" => vec![8],
+            "f" => vec![12],
+            "v" => vec![11],
+            _ if esc.starts_with('x') && esc.len() > 1 => {
+                vec![u8::from_str_radix(&esc[1..], 16).map_err(|_| bad())?]
+            }
+            _ if !esc.is_empty() && esc.bytes().all(|b| (b'0'..=b'7').contains(&b)) => {
+                vec![u8::from_str_radix(esc, 8).map_err(|_| bad())?]
+            }
+            _ => return Err(bad()),
         }
-        std::thread::Builder::new()
-            .name("brood-stdin".into())
-            .spawn(move || {
-                let mut count = 0;
-                for line in io::stdin().lock().split(b'\n') {
-                    let failed = line.is_err();
-                    if line.is_ok() {
-                        count += 1;
-                    }
-                    if tx.send(line).is_err() || failed {
+    } else {
+        bytes.to_vec()
+    };
+    if out.is_empty() {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+/// Reads one source whole. Errors name the file.
+pub fn read_source(spec: &SourceSpec, splitter: &Splitter) -> Result<Vec<Record>, String> {
+    match spec {
+        SourceSpec::Args(words) => Ok(words
+            .iter()
+            .map(|w| splitter.record(w.as_bytes().to_vec()))
+            .collect()),
+        SourceSpec::File(path) if is_stdin(path) => {
+            let mut bytes = Vec::new();
+            io::stdin()
+                .lock()
+                .read_to_end(&mut bytes)
+                .map_err(|e| format!("cannot read inputs from stdin: {e}"))?;
+            Ok(splitter.records(&bytes))
+        }
+        SourceSpec::File(path) => match std::fs::read(path) {
+            Ok(bytes) => Ok(splitter.records(&bytes)),
+            Err(e) => Err(format!("cannot read input file {}: {e}", path.display())),
+        },
+    }
+}
+
+/// Whether a file source means stdin (`-`).
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Records read from stdin by a thread, as they arrive. `hint`: say so
+/// when stdin is a terminal (not with `--quiet`).
+pub fn stream_stdin(splitter: Splitter, hint: bool) -> mpsc::UnboundedReceiver<io::Result<Record>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    if hint && io::stdin().is_terminal() {
+        crate::say(format_args!(
+            "brood: reading inputs from the terminal, one per line (Ctrl-D ends)\n"
+        ));
+    }
+    std::thread::Builder::new()
+        .name("brood-stdin".into())
+        .spawn(move || {
+            let stdin = io::stdin();
+            let mut lock = stdin.lock();
+            let last = *splitter.delimiter.last().expect("delimiter not empty");
+            let mut pending: Vec<u8> = Vec::new();
+            loop {
+                let mut chunk = Vec::new();
+                match lock.read_until(last, &mut chunk) {
+                    Ok(0) => break,
+                    Ok(_) => pending.extend_from_slice(&chunk),
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
                         return;
                     }
                 }
-                done.store(count, Ordering::Release);
-            })
-            .expect("spawning the stdin reader thread");
-        Inputs::Stream { rx, total }
-    }
-
-    /// The next input; `None` at the end.
-    pub async fn next(&mut self) -> Option<io::Result<Vec<u8>>> {
-        match self {
-            Inputs::List { items, .. } => items.next().map(Ok),
-            Inputs::Stream { rx, .. } => rx.recv().await,
-        }
-    }
-
-    /// The number of inputs, once known.
-    pub fn total(&self) -> Option<usize> {
-        match self {
-            Inputs::List { total, .. } => Some(*total),
-            Inputs::Stream { total, .. } => match total.load(Ordering::Acquire) {
-                UNKNOWN => None,
-                n => Some(n),
-            },
-        }
-    }
-}
-
-/// Splits on `\n`; a final line without a newline counts, a trailing
-/// newline does not start an empty one.
-pub fn split_lines(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut lines: Vec<Vec<u8>> = bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
-    if bytes.ends_with(b"\n") || bytes.is_empty() {
-        lines.pop();
-    }
-    lines
+                // A multi-byte delimiter ends a record only when all of it
+                // has arrived.
+                if pending.ends_with(&splitter.delimiter) {
+                    pending.truncate(pending.len() - splitter.delimiter.len());
+                    if tx
+                        .send(Ok(splitter.record(std::mem::take(&mut pending))))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+            if !pending.is_empty() {
+                let _ = tx.send(Ok(splitter.record(pending)));
+            }
+        })
+        .expect("spawning the stdin reader thread");
+    rx
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn lines() {
-        assert_eq!(split_lines(b""), Vec::<Vec<u8>>::new());
-        assert_eq!(split_lines(b"a\nb\n"), [b"a".to_vec(), b"b".to_vec()]);
-        assert_eq!(split_lines(b"a\nb"), [b"a".to_vec(), b"b".to_vec()]);
-        assert_eq!(
-            split_lines(b"a\n\nb\n"),
-            [b"a".to_vec(), vec![], b"b".to_vec()]
-        );
-        assert_eq!(split_lines(b"\n"), [Vec::<u8>::new()]);
+    fn recs(s: &Splitter, b: &[u8]) -> Vec<Vec<String>> {
+        s.records(b)
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|c| String::from_utf8(c).unwrap())
+                    .collect()
+            })
+            .collect()
     }
 
-    #[tokio::test]
-    async fn list_and_file() {
-        let mut inputs = Inputs::open(&InputSource::Args(vec!["x".into(), "y".into()])).unwrap();
-        assert_eq!(inputs.total(), Some(2));
-        assert_eq!(inputs.next().await.unwrap().unwrap(), b"x");
-        assert_eq!(inputs.next().await.unwrap().unwrap(), b"y");
-        assert!(inputs.next().await.is_none());
-        let missing = InputSource::File("/nonexistent/brood-inputs".into());
-        let err = Inputs::open(&missing).err().unwrap();
-        assert!(err.contains("/nonexistent/brood-inputs"), "{err}");
+    #[test]
+    fn lines() {
+        let s = Splitter::default();
+        assert!(recs(&s, b"").is_empty());
+        assert_eq!(recs(&s, b"a\nb\n"), [["a"], ["b"]]);
+        assert_eq!(recs(&s, b"a\nb"), [["a"], ["b"]]);
+        assert_eq!(recs(&s, b"a\n\nb\n"), [["a"], [""], ["b"]]);
+    }
+
+    #[test]
+    fn delimiters_and_columns() {
+        assert_eq!(parse_delimiter("\\0").unwrap(), [0]);
+        assert_eq!(parse_delimiter(",").unwrap(), b",");
+        assert_eq!(parse_delimiter("\\x1f").unwrap(), [0x1f]);
+        assert_eq!(parse_delimiter("\\012").unwrap(), [b'\n']);
+        assert!(parse_delimiter("\\q").is_err());
+        assert!(parse_delimiter("").is_err());
+        let s = Splitter {
+            delimiter: vec![0],
+            colsep: Some(Regex::new(",+").unwrap()),
+        };
+        assert_eq!(recs(&s, b"a, b,,c\0d\0"), [vec!["a", "b", "c"], vec!["d"]]);
     }
 }

@@ -1,56 +1,89 @@
 //! `brood`: run jobs in parallel, GNU parallel style, on the brood library.
 //!
-//! `brood run [OPTIONS] -- COMMAND [ARGS...] ::: INPUTS...`; `brood` alone
-//! runs a short demo. See `brood --help` and the modules below.
+//! `brood run [OPTIONS] [COMMAND [ARGS...]] ::: INPUTS...`; `brood` alone
+//! runs a short demo. See `brood run --help` and the crate's README.
 
-mod cli;
+mod admission;
+mod args;
+mod combine;
 mod demo;
 mod duration;
+mod evict;
+mod halt;
 mod inputs;
+mod job;
+mod jobkey;
 mod joblog;
+mod jobs;
 mod output;
 mod progress;
-mod runner;
+mod results;
+mod resume;
+mod schedule;
+mod script;
+mod separators;
+mod settings;
+mod spool;
 mod summary;
 mod template;
+mod termseq;
 
-use std::io::{IsTerminal, Write};
+use clap::Parser;
+use std::ffi::OsString;
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 fn main() -> ExitCode {
-    let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let code = match cli::parse(&args) {
-        Err(e) => fail(&e.0),
-        Ok(cli::Action::Help) => {
-            let _ = std::io::stdout().write_all(cli::help().as_bytes());
-            0
-        }
-        Ok(cli::Action::Version) => {
-            let _ = writeln!(std::io::stdout(), "brood {}", env!("CARGO_PKG_VERSION"));
-            0
-        }
-        Ok(cli::Action::Demo) => {
-            say(format_args!("{}", demo::INTRO));
-            let display = Arc::new(output::Display::new(
-                cli::OutputMode::Tag,
-                false,
-                std::io::stderr().is_terminal(),
-            ));
-            // The demo fails a job and times one out on purpose; that is its
-            // success.
-            match block_on(runner::run(demo::config(), demo::source(), display, None)) {
-                Ok(0..=101) => 0,
-                Ok(code) => code,
-                Err(e) => fail(&e),
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    ExitCode::from(dispatch(argv))
+}
+
+fn dispatch(argv: Vec<OsString>) -> u8 {
+    // The `:::` pre-pass applies to `run` only: everything from the first
+    // separator on is input sources, never seen by clap.
+    let is_run = argv.get(1).is_some_and(|a| a == "run");
+    let (front, sources) = if is_run {
+        match separators::split(&argv[2..]) {
+            Ok(split) => {
+                let mut front = argv[..2].to_vec();
+                front.extend(split.front);
+                (front, split.sources)
             }
+            Err(e) => return fail(&e),
         }
-        Ok(cli::Action::Run(args)) => match run(args) {
+    } else {
+        (argv, Vec::new())
+    };
+    let cli = match args::Cli::try_parse_from(&front) {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(e),
+    };
+    match cli.command {
+        None | Some(args::Command::Demo) => demo::run(),
+        Some(args::Command::Run(run_args)) => match run(*run_args, sources) {
             Ok(code) => code,
             Err(e) => fail(&e),
         },
-    };
-    ExitCode::from(code)
+    }
+}
+
+/// clap's help and version go to stdout with status 0; any other error is
+/// one line on stderr with status 255.
+fn clap_error(e: clap::Error) -> u8 {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = write!(std::io::stdout(), "{}", e.render());
+            0
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            fail(&format!("{first} (see brood run --help)"))
+        }
+    }
 }
 
 fn fail(msg: &str) -> u8 {
@@ -64,49 +97,83 @@ pub(crate) fn say(args: std::fmt::Arguments<'_>) {
     let _ = std::io::stderr().write_fmt(args);
 }
 
-/// Sets up inputs, job log and display (any failure here starts no job),
-/// then runs.
-fn run(args: cli::RunArgs) -> Result<u8, String> {
-    let inputs = inputs::Inputs::open(&args.inputs)?;
-    let template = template::Template::new(&args.command, args.shell);
-    let source = runner::Source::Template {
-        template,
-        inputs,
-        next_seq: 1,
-    };
-    if args.dry_run {
-        return block_on(runner::dry_run(source));
+/// Checks the options, opens inputs and the job log (any failure here
+/// starts no job), then runs.
+fn run(args: args::RunArgs, sources: Vec<separators::SourceArg>) -> Result<u8, String> {
+    let (settings, mut source) = settings::from_args(args, sources)?;
+    if settings.shuf {
+        block_on(async {
+            match source.shuffle().await {
+                Ok(()) => 0,
+                Err(e) => fail(&format!("reading inputs: {e}")),
+            }
+        })?;
+    }
+    if settings.dry_run {
+        return block_on(dry_run(source, settings.plan.jobs));
     }
     // As a subreaper, brood adopts the jobs' orphaned descendants and reaps
-    // them: a stopped process tree leaves no zombies behind, and a graceful
-    // stop can tell at once when a job's whole group is gone. Where this is
-    // unsupported (not Linux), group stops simply wait out the grace period.
+    // them: a stopped process tree leaves no zombies behind. Where this is
+    // unsupported (not Linux), nothing changes but that.
     let _ = brood::become_subreaper();
-    let joblog = match &args.joblog {
-        Some(path) => Some(
-            joblog::JobLog::create(path)
-                .map_err(|e| format!("cannot create job log {}: {e}", path.display()))?,
+    let p = &settings.presentation;
+    let display = Arc::new(output::Display::new(
+        p.mode,
+        p.keep_order,
+        p.quiet,
+        p.bar.map(progress::Bar::new),
+    ));
+    let joblog = match &settings.joblog {
+        Some((target, format, append)) => Some(
+            joblog::JobLog::open(target, *format, *append, display.clone()).map_err(|e| {
+                format!(
+                    "cannot create job log {}: {e}",
+                    target
+                        .path()
+                        .map_or("-".into(), |p| p.display().to_string())
+                )
+            })?,
         ),
         None => None,
     };
-    let display = Arc::new(output::Display::new(
-        args.output,
-        args.keep_order,
-        std::io::stderr().is_terminal(),
-    ));
-    let cfg = runner::Config {
-        jobs: args.jobs,
-        timeout: args.timeout,
-        grace: args.grace,
-        retries: args.retries,
-        halt: args.halt,
-    };
-    block_on(runner::run(cfg, source, display, joblog))
+    let ctx = Arc::new(settings.context.build(display));
+    block_on(schedule::run(settings.plan, source, ctx, joblog))
+}
+
+/// `--dry-run`: prints each job's command line. Returns the exit status.
+/// `{%}` shows the slots of `jobs` slots taken in turn, as jobs of equal
+/// length would get them.
+async fn dry_run(mut source: jobs::JobSource, jobs: usize) -> u8 {
+    let stdout = std::io::stdout();
+    let mut n = 0;
+    while let Some(next) = source.next().await {
+        match next {
+            Ok(spec) => {
+                let slot = (n % jobs as u64) + 1;
+                n += 1;
+                let argv = spec.argv_for_slot(source.template(), slot);
+                let line = template::display_argv(&argv) + "\n";
+                if let Err(e) = stdout.lock().write_all(line.as_bytes()) {
+                    if e.kind() == std::io::ErrorKind::BrokenPipe {
+                        return 0;
+                    }
+                    say(format_args!("brood: error: writing to stdout: {e}\n"));
+                    return 255;
+                }
+            }
+            Err(e) => {
+                say(format_args!("brood: error: reading inputs: {e}\n"));
+                return 255;
+            }
+        }
+    }
+    let _ = stdout.lock().flush();
+    0
 }
 
 /// Runs `fut` on a multi-thread Tokio runtime, then shuts the runtime down,
 /// which drops any job still running (kill_on_drop stops its group).
-fn block_on<F: std::future::Future<Output = u8>>(fut: F) -> Result<u8, String> {
+pub(crate) fn block_on<F: std::future::Future<Output = u8>>(fut: F) -> Result<u8, String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

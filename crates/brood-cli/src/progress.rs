@@ -1,96 +1,166 @@
-//! The progress line: jobs done/total, running, failed, elapsed and ETA.
+//! The progress bar (`--bar`, `--eta`, `--progress`), on indicatif.
 //!
-//! Drawn on stderr only when it is a terminal, as one line redrawn in place
-//! (`\r` and "erase line"), kept under 80 columns so it never wraps on a
-//! normal terminal.
+//! By default it is shown when stderr is a terminal; the options force it
+//! on anywhere, `--quiet` off. It shows jobs done of the total (once the
+//! total is known), running and failed jobs, and the estimated time left.
+//!
+//! The estimate counts the running jobs' elapsed time: the work left is
+//! the jobs not yet finished times the mean runtime so far, less what the
+//! running jobs have already done; divided by the jobs that run at once.
+//! So between two completions it goes down with the clock instead of
+//! climbing.
 
 use crate::duration::human;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
+use std::fmt;
+use std::io::{self, Write};
 use std::time::Duration;
 
-/// Carriage return, then ANSI "erase entire line".
-pub const CLEAR: &str = "\r\x1b[2K";
+/// The progress bar.
+pub struct Bar {
+    bar: ProgressBar,
+}
 
-/// What the progress line shows.
-#[derive(Clone, Copy, Debug, Default)]
+/// What the bar shows.
+#[derive(Clone, Debug, Default)]
 pub struct Counts {
     /// Jobs finished.
     pub done: usize,
     /// Jobs in all, once known.
     pub total: Option<usize>,
-    /// Jobs running now.
-    pub running: usize,
-    /// Jobs that failed.
+    /// Jobs failed.
     pub failed: usize,
-    /// Time since the start.
-    pub elapsed: Duration,
+    /// How long each running job has run.
+    pub running: Vec<Duration>,
+    /// The summed runtime of finished jobs.
+    pub finished_runtime: Duration,
+    /// Jobs at once.
+    pub slots: usize,
 }
 
-const BAR: usize = 10;
+/// The estimated time left, if it can be told.
+pub fn eta(c: &Counts) -> Option<Duration> {
+    let total = c.total?;
+    if c.done == 0 {
+        return None;
+    }
+    let mean = c.finished_runtime.as_secs_f64() / c.done as f64;
+    let left_jobs = total.saturating_sub(c.done) as f64;
+    let in_progress: f64 = c.running.iter().map(|d| d.as_secs_f64().min(mean)).sum();
+    let work = (left_jobs * mean - in_progress).max(0.0);
+    let width = c.slots.max(1).min(total.saturating_sub(c.done).max(1)) as f64;
+    Some(Duration::from_secs_f64(work / width))
+}
 
-/// The progress line, without the leading [`CLEAR`].
-pub fn render(c: &Counts) -> String {
-    let bar = match c.total {
-        Some(total) if total > 0 => {
-            let filled = (c.done * BAR / total).min(BAR);
-            format!("[{}{}]", "#".repeat(filled), "-".repeat(BAR - filled))
+impl Bar {
+    /// A bar on stderr: drawn only if stderr is a terminal, unless
+    /// `forced`.
+    pub fn new(forced: bool) -> Bar {
+        let target = if forced {
+            ProgressDrawTarget::term_like_with_hz(Box::new(Stderr), 10)
+        } else {
+            ProgressDrawTarget::stderr_with_hz(10)
+        };
+        let bar = ProgressBar::with_draw_target(None, target);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:20} {pos}/{len} done, {msg}")
+                .expect("valid template")
+                .progress_chars("#>-"),
+        );
+        Bar { bar }
+    }
+
+    /// Redraws with new counts.
+    pub fn update(&self, c: &Counts) {
+        if let Some(total) = c.total {
+            self.bar.set_length(total as u64);
         }
-        _ => format!("[{}]", "?".repeat(BAR)),
-    };
-    let total = c.total.map_or_else(|| "?".to_string(), |t| t.to_string());
-    let eta = match c.total {
-        Some(total) if c.done > 0 && c.done < total => {
-            let per_job = c.elapsed.as_secs_f64() / c.done as f64;
-            let left = Duration::from_secs_f64(per_job * (total - c.done) as f64);
-            format!("ETA {}", human(left))
-        }
-        Some(total) if c.done >= total => "ETA 0s".to_string(),
-        _ => "ETA ?".to_string(),
-    };
-    format!(
-        "{bar} {}/{total} done, {} running, {} failed, {}, {eta}",
-        c.done,
-        c.running,
-        c.failed,
-        human(c.elapsed)
-    )
+        self.bar.set_position(c.done as u64);
+        let eta = eta(c).map_or_else(|| "?".to_string(), human);
+        self.bar.set_message(format!(
+            "{} running, {} failed, ETA {eta}",
+            c.running.len(),
+            c.failed
+        ));
+    }
+
+    /// Runs `f` with the bar hidden.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.bar.suspend(f)
+    }
+
+    /// Removes the bar from the screen.
+    pub fn clear(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// stderr as a terminal for indicatif, whether or not it is one (a forced
+/// bar on a pipe still draws, with the same escape sequences).
+struct Stderr;
+
+impl fmt::Debug for Stderr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Stderr")
+    }
+}
+
+impl TermLike for Stderr {
+    fn width(&self) -> u16 {
+        80
+    }
+    fn move_cursor_up(&self, n: usize) -> io::Result<()> {
+        write!(io::stderr(), "\x1b[{n}A")
+    }
+    fn move_cursor_down(&self, n: usize) -> io::Result<()> {
+        write!(io::stderr(), "\x1b[{n}B")
+    }
+    fn move_cursor_right(&self, n: usize) -> io::Result<()> {
+        write!(io::stderr(), "\x1b[{n}C")
+    }
+    fn move_cursor_left(&self, n: usize) -> io::Result<()> {
+        write!(io::stderr(), "\x1b[{n}D")
+    }
+    fn write_line(&self, s: &str) -> io::Result<()> {
+        writeln!(io::stderr(), "{s}")
+    }
+    fn write_str(&self, s: &str) -> io::Result<()> {
+        io::stderr().write_all(s.as_bytes())
+    }
+    fn clear_line(&self) -> io::Result<()> {
+        io::stderr().write_all(b"\r\x1b[2K")
+    }
+    fn flush(&self) -> io::Result<()> {
+        io::stderr().flush()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn s(n: f64) -> Duration {
+        Duration::from_secs_f64(n)
+    }
+
     #[test]
-    fn renders() {
-        let line = render(&Counts {
-            done: 5,
+    fn eta_goes_down_between_completions() {
+        // 10 jobs of ~2 s, 2 at once; 2 done, 2 running.
+        let mut c = Counts {
+            done: 2,
             total: Some(10),
-            running: 2,
-            failed: 1,
-            elapsed: Duration::from_secs(10),
-        });
-        assert_eq!(
-            line,
-            "[#####-----] 5/10 done, 2 running, 1 failed, 10.00s, ETA 10.00s"
-        );
-        let line = render(&Counts {
-            done: 3,
-            total: None,
-            running: 4,
             failed: 0,
-            elapsed: Duration::from_millis(500),
-        });
-        assert!(
-            line.contains("3/? done") && line.contains("ETA ?"),
-            "{line}"
-        );
-        // The worst case stays under 80 columns.
-        let line = render(&Counts {
-            done: 999_999,
-            total: Some(1_000_000),
-            running: 9999,
-            failed: 99_999,
-            elapsed: Duration::from_secs(86_000),
-        });
-        assert!(line.len() < 80, "{} columns: {line}", line.len());
+            running: vec![s(0.0), s(0.0)],
+            finished_runtime: s(4.0),
+            slots: 2,
+        };
+        let first = eta(&c).unwrap();
+        assert_eq!(first, s(8.0));
+        c.running = vec![s(1.0), s(1.0)];
+        let later = eta(&c).unwrap();
+        assert!(later < first, "{later:?} >= {first:?}");
+        assert_eq!(later, s(7.0));
+        c.total = None;
+        assert_eq!(eta(&c), None);
     }
 }

@@ -1,20 +1,10 @@
 //! The end-of-run summary printed on stderr.
 
 use crate::duration::human;
+use indicatif::HumanBytes;
 use std::time::Duration;
 
-/// How one job ended, for counting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ending {
-    /// Exit status 0.
-    Ok,
-    /// Non-zero exit, killed by a signal, or could not start.
-    Failed,
-    /// Ran out of time and was stopped (also a failure).
-    TimedOut,
-    /// Stopped by brood: Ctrl-C, SIGTERM, --halt-on-error=now, broken pipe.
-    Cancelled,
-}
+pub use crate::joblog::Outcome as Ending;
 
 /// Totals over a run.
 #[derive(Debug, Default)]
@@ -25,10 +15,14 @@ pub struct Summary {
     pub failed: usize,
     /// Jobs that timed out.
     pub timed_out: usize,
+    /// Jobs stopped by `--memfree` with no attempt left.
+    pub low_memory: usize,
     /// Jobs stopped by brood.
     pub cancelled: usize,
     /// Inputs that never got a job (the run was stopped first), if known.
     pub not_started: Option<usize>,
+    /// Jobs skipped because the job log has them (`--resume`).
+    pub skipped: usize,
     /// User CPU time of all jobs (all attempts).
     pub user: Duration,
     /// System CPU time of all jobs (all attempts).
@@ -64,7 +58,11 @@ impl Summary {
                 self.failed += 1;
                 self.timed_out += 1;
             }
-            Ending::Cancelled => self.cancelled += 1,
+            Ending::LowMemory => {
+                self.failed += 1;
+                self.low_memory += 1;
+            }
+            Ending::Stopped => self.cancelled += 1,
         }
         self.user += user;
         self.sys += sys;
@@ -86,7 +84,7 @@ impl Summary {
     /// The summary, several lines, each starting with `brood: ` or indented.
     pub fn render(&self) -> String {
         let mut head = format!(
-            "brood: {} job{} in {}: {} ok, {} failed ({} timed out)",
+            "brood: {} job{} in {}: {} ok, {} failed ({} timed out",
             self.finished(),
             if self.finished() == 1 { "" } else { "s" },
             human(self.wall),
@@ -94,8 +92,15 @@ impl Summary {
             self.failed,
             self.timed_out
         );
+        if self.low_memory > 0 {
+            head.push_str(&format!(", {} stopped for memory", self.low_memory));
+        }
+        head.push(')');
         if self.cancelled > 0 {
             head.push_str(&format!(", {} stopped by brood", self.cancelled));
+        }
+        if self.skipped > 0 {
+            head.push_str(&format!(", {} skipped (in the job log)", self.skipped));
         }
         if let Some(n) = self.not_started.filter(|&n| n > 0) {
             head.push_str(&format!(", {n} not started"));
@@ -106,7 +111,7 @@ impl Summary {
             human(self.user + self.sys),
             human(self.user),
             human(self.sys),
-            bytes(self.peak_rss)
+            HumanBytes(self.peak_rss)
         ));
         if !self.slowest.is_empty() {
             text.push_str("\n  slowest:");
@@ -122,22 +127,6 @@ impl Summary {
             }
         }
         text
-    }
-}
-
-/// Bytes for people: `512 B`, `3.2 MiB`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -157,10 +146,14 @@ mod tests {
         s.add(Ending::Failed, 2, ms(300), ms(20), z, 5000, || "b".into());
         s.add(Ending::TimedOut, 3, ms(1000), z, z, 10, || "c".into());
         s.add(Ending::Ok, 4, ms(200), z, z, 10, || "d".into());
-        s.add(Ending::Cancelled, 5, ms(50), z, z, 10, || {
+        s.add(Ending::Stopped, 5, ms(50), z, z, 10, || {
             panic!("not among the slowest")
         });
-        assert_eq!((s.ok, s.failed, s.timed_out, s.cancelled), (2, 2, 1, 1));
+        s.add(Ending::LowMemory, 6, ms(40), z, z, 10, || {
+            panic!("not among the slowest")
+        });
+        assert_eq!((s.ok, s.failed, s.timed_out, s.cancelled), (2, 3, 1, 1));
+        assert_eq!(s.low_memory, 1);
         assert_eq!(s.user + s.sys, ms(35));
         assert_eq!(s.peak_rss, 5000);
         let seqs: Vec<u64> = s.slowest.iter().map(|e| e.1).collect();
@@ -168,19 +161,17 @@ mod tests {
         s.wall = ms(1500);
         s.not_started = Some(7);
         let text = s.render();
-        assert!(text.starts_with("brood: 5 jobs in 1.50s: 2 ok, 2 failed (1 timed out), 1 stopped by brood, 7 not started"), "{text}");
         assert!(
-            text.contains("cpu 35ms (user 30ms, sys 5ms), peak rss 4.9 KiB"),
+            text.starts_with(
+                "brood: 6 jobs in 1.50s: 2 ok, 3 failed (1 timed out, 1 stopped for memory), \
+                 1 stopped by brood, 7 not started"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("cpu 35ms (user 30ms, sys 5ms), peak rss 4.88 KiB"),
             "{text}"
         );
         assert!(text.contains("#3        1.00s  c"), "{text}");
-    }
-
-    #[test]
-    fn byte_units() {
-        assert_eq!(bytes(0), "0 B");
-        assert_eq!(bytes(1023), "1023 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(3 << 20), "3.0 MiB");
     }
 }

@@ -2,9 +2,7 @@
 //! stop every job gracefully, a second Ctrl-C kills at once, and no job
 //! process outlives brood.
 
-mod common;
-
-use common::{assert_all_dead, bin, brood, read_joblog, wait_for, TempDir, LIMIT};
+use crate::support::{assert_all_dead, bin, brood, read_joblog, wait_for, Field, TempDir, LIMIT};
 use predicates::str::contains;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -34,9 +32,8 @@ fn started(dir: &TempDir) -> usize {
         .count()
 }
 
-fn send(child: &Child, sig: i32) {
-    // SAFETY: kill(2) on our own child's pid with a valid signal.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+fn send(child: &Child, sig: nix::sys::signal::Signal) {
+    crate::support::kill(child.id(), sig).unwrap();
 }
 
 /// Waits for `child` with a deadline; kills it on expiry.
@@ -89,6 +86,7 @@ fn timeout_kills_the_whole_tree() {
     brood()
         .args([
             "run",
+            "--summary",
             "--timeout",
             "1s",
             "--grace",
@@ -105,8 +103,8 @@ fn timeout_kills_the_whole_tree() {
     // 2 jobs × (2 sleeps + the shell).
     assert_all_dead(&dir.join("pids"), 6);
     for rec in read_joblog(dir.join("log.jsonl").as_path()) {
-        assert!(rec.get("timed_out").bool());
-        assert_eq!(rec.get("signal").num(), 15.0);
+        assert!(rec.field("timed_out").bool());
+        assert_eq!(rec.field("signal").num(), 15.0);
     }
 }
 
@@ -148,11 +146,20 @@ fn leader_exiting_on_term_does_not_save_stragglers() {
     assert_all_dead(&dir.join("pids"), 2);
 }
 
-fn interrupted_run(sig: i32, code: i32) {
+fn interrupted_run(sig: nix::sys::signal::Signal, code: i32) {
     let dir = TempDir::new("sigint");
     let log = dir.s("log.jsonl");
     let mut child = Command::new(bin())
-        .args(["run", "-j", "2", "--grace", "2s", "--joblog", &log])
+        .args([
+            "run",
+            "-j",
+            "2",
+            "--summary",
+            "--grace",
+            "1s",
+            "--joblog",
+            &log,
+        ])
         .args([
             "--",
             "sh",
@@ -187,20 +194,20 @@ fn interrupted_run(sig: i32, code: i32) {
     let recs = read_joblog(dir.join("log.jsonl").as_path());
     assert_eq!(recs.len(), 2);
     for rec in &recs {
-        assert_eq!(rec.get("signal").num(), 15.0);
-        assert!(!rec.get("timed_out").bool());
+        assert_eq!(rec.field("signal").num(), 15.0);
+        assert!(!rec.field("timed_out").bool());
     }
     assert_all_dead(&dir.join("pids"), 6);
 }
 
 #[test]
 fn sigint_stops_jobs_and_exits_130() {
-    interrupted_run(libc::SIGINT, 130);
+    interrupted_run(nix::sys::signal::Signal::SIGINT, 130);
 }
 
 #[test]
 fn sigterm_stops_jobs_and_exits_143() {
-    interrupted_run(libc::SIGTERM, 143);
+    interrupted_run(nix::sys::signal::Signal::SIGTERM, 143);
 }
 
 #[test]
@@ -230,9 +237,9 @@ fn second_sigint_kills_at_once() {
         panic!("jobs did not start");
     }
     let t0 = Instant::now();
-    send(&child, libc::SIGINT);
+    send(&child, nix::sys::signal::Signal::SIGINT);
     wait_line(&lines, "got SIGINT");
-    send(&child, libc::SIGINT);
+    send(&child, nix::sys::signal::Signal::SIGINT);
     let status = wait_bounded(&mut child, LIMIT);
     assert_eq!(status.code(), Some(130));
     assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
@@ -240,7 +247,7 @@ fn second_sigint_kills_at_once() {
     let recs = read_joblog(dir.join("log.jsonl").as_path());
     assert_eq!(recs.len(), 2);
     for rec in &recs {
-        assert_eq!(rec.get("signal").num(), 9.0);
+        assert_eq!(rec.field("signal").num(), 9.0);
     }
     assert_all_dead(&dir.join("pids"), 6);
 }

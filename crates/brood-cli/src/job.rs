@@ -1,0 +1,707 @@
+//! Running one job: its attempts (`--retries`, `--retry-delay`), its time
+//! limit (`--timeout`, fixed or relative to the median), its stop
+//! (`--termseq`), and where its output goes.
+//!
+//! Each job leads its own process group, and every stop goes to the whole
+//! group, so grandchildren stop too. `kill_on_drop` is set as a backstop:
+//! a job whose task is dropped (runtime shutdown, panic) is SIGKILLed with
+//! its group.
+
+use crate::evict::{self, Eviction};
+use crate::joblog::{rfc3339, Outcome, Record};
+use crate::jobs::JobSpec;
+use crate::output::{Display, LineSplitter, Mode, Stream};
+use crate::results::Results;
+use crate::spool::Spool;
+use crate::template::display_argv;
+use crate::termseq::TermSeq;
+use brood::{Command, ExitStatus, ResourceUsage, Signal, Stdio};
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::watch;
+use tokio::time::{sleep, sleep_until, Instant};
+
+/// What running jobs are told; each level includes the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stop {
+    /// Keep running.
+    Run,
+    /// Start no new attempt (SIGHUP, `--halt soon`): a retry would be a
+    /// new start, so running attempts finish and no retry follows.
+    Drain,
+    /// Stop through the termination sequence.
+    Graceful,
+    /// SIGKILL the group now.
+    Kill,
+}
+
+impl Stop {
+    /// Raises the order on `tx` to `level`; a lower one never replaces a
+    /// higher one (a SIGHUP after Ctrl-C changes nothing).
+    pub fn raise(tx: &watch::Sender<Stop>, level: Stop) {
+        tx.send_if_modified(|now| {
+            let higher = level > *now;
+            if higher {
+                *now = level;
+            }
+            higher
+        });
+    }
+}
+
+/// The time limit of a job.
+#[derive(Clone, Debug)]
+pub enum Timeout {
+    /// None.
+    Never,
+    /// A fixed duration.
+    Fixed(Duration),
+    /// The current limit, which moves with the median runtime (`N%`);
+    /// `None` until a job has succeeded.
+    Relative(watch::Receiver<Option<Duration>>),
+}
+
+/// Where a job's output goes, besides the display.
+#[derive(Clone, Debug)]
+pub enum Save {
+    /// Nowhere else.
+    No,
+    /// `--results NAME`.
+    Results(Results),
+    /// `--files`.
+    Files,
+}
+
+/// Makes a job's tag prefix (`--tag`, `--tagstring`) from the job and
+/// its slot.
+pub type Tagger = Arc<dyn Fn(&JobSpec, u64) -> Vec<u8> + Send + Sync>;
+
+/// `--tag`: each line prefixed with the job's arguments and a tab.
+pub fn tag_with_input() -> Tagger {
+    Arc::new(|spec: &JobSpec, _| {
+        let mut t = spec.input();
+        t.push(b'\t');
+        t
+    })
+}
+
+/// What every job shares.
+pub struct JobContext {
+    /// How to stop a job.
+    pub termseq: TermSeq,
+    /// Attempts in all.
+    pub attempts: u32,
+    /// Wait before the second attempt; doubled for each later one.
+    pub retry_delay: Option<Duration>,
+    /// Where output goes.
+    pub display: Arc<Display>,
+    /// The tag prefix, per job (`--tag`, `--tagstring`).
+    pub tag: Option<Tagger>,
+    /// `--results`, `--files`.
+    pub save: Save,
+    /// `-t`: print each command line on stderr.
+    pub verbose: bool,
+    /// `--memfree`, in bytes: an evicted job's next attempt waits for it.
+    pub memfree: Option<u64>,
+}
+
+/// Why an attempt was cut short by brood.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interrupt {
+    /// It ran out of time.
+    TimedOut,
+    /// The whole run was stopped (signal, `--halt now`, broken stdout).
+    Stopped,
+    /// `--memfree`: memory ran low and it was the youngest job.
+    LowMemory,
+}
+
+/// One run of a job's command.
+pub struct Attempt {
+    start: SystemTime,
+    /// How long it ran.
+    pub runtime: Duration,
+    status: Option<ExitStatus>,
+    usage: ResourceUsage,
+    interrupted: Option<Interrupt>,
+    stdout_bytes: u64,
+    stderr_bytes: u64,
+    out: Spool,
+    err: Spool,
+    /// Why the job could not be run or waited for.
+    pub error: Option<String>,
+}
+
+impl Attempt {
+    fn ok(&self) -> bool {
+        self.interrupted.is_none() && self.status.is_some_and(|s| s.success())
+    }
+
+    fn failed_to_start(start: SystemTime, t0: Instant, error: String) -> Attempt {
+        Attempt {
+            start,
+            runtime: t0.elapsed(),
+            status: None,
+            usage: ResourceUsage::default(),
+            interrupted: None,
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            out: Spool::default(),
+            err: Spool::default(),
+            error: Some(error),
+        }
+    }
+}
+
+/// A finished job.
+pub struct Finished {
+    /// The job.
+    pub spec: JobSpec,
+    /// The argv that ran.
+    pub argv: Vec<OsString>,
+    /// Its last attempt.
+    pub last: Attempt,
+    /// Attempts after the first.
+    pub retries: u32,
+    /// User CPU of all attempts.
+    pub user: Duration,
+    /// System CPU of all attempts.
+    pub sys: Duration,
+    /// Peak RSS of any attempt.
+    pub peak_rss: u64,
+}
+
+impl Finished {
+    /// How the job ended.
+    pub fn outcome(&self) -> Outcome {
+        match self.last.interrupted {
+            Some(Interrupt::Stopped) => Outcome::Stopped,
+            Some(Interrupt::TimedOut) => Outcome::TimedOut,
+            Some(Interrupt::LowMemory) => Outcome::LowMemory,
+            None if self.last.ok() => Outcome::Ok,
+            None => Outcome::Failed,
+        }
+    }
+
+    /// The job's own status for `--halt`: its exit code, or 128 + signal
+    /// (127 if it could not start).
+    pub fn status_code(&self) -> u8 {
+        match (self.last.status, &self.last.error) {
+            (Some(s), _) => match (s.code(), s.signal()) {
+                (Some(c), _) => c as u8,
+                (None, Some(sig)) => (128 + sig) as u8,
+                _ => 1,
+            },
+            (None, Some(_)) => 127,
+            (None, None) => 1,
+        }
+    }
+
+    /// The job log record.
+    pub fn record(&self) -> Record {
+        let a = &self.last;
+        Record {
+            seq: self.spec.seq,
+            key: self.spec.key.clone(),
+            input: String::from_utf8_lossy(&self.spec.input()).into_owned(),
+            argv: self
+                .argv
+                .iter()
+                .map(|w| w.to_string_lossy().into_owned())
+                .collect(),
+            start: rfc3339(a.start),
+            runtime_s: a.runtime.as_secs_f64(),
+            exit_code: match (a.status, &a.error) {
+                (Some(s), _) => s.code(),
+                // Could not start: the shell's convention.
+                (None, Some(_)) => Some(127),
+                (None, None) => None,
+            },
+            signal: a.status.and_then(|s| s.signal()),
+            timed_out: a.interrupted == Some(Interrupt::TimedOut),
+            retries: self.retries,
+            user_s: a.usage.user_time().as_secs_f64(),
+            sys_s: a.usage.system_time().as_secs_f64(),
+            max_rss_bytes: a.usage.max_rss(),
+            stdout_bytes: a.stdout_bytes,
+            stderr_bytes: a.stderr_bytes,
+            outcome: self.outcome(),
+        }
+    }
+
+    /// A one-line account of a failure, for stderr.
+    pub fn failure_message(&self, limit: Option<Duration>) -> String {
+        let a = &self.last;
+        let what = if a.interrupted == Some(Interrupt::LowMemory) {
+            "was stopped: less than half of --memfree was available".to_string()
+        } else if a.interrupted == Some(Interrupt::TimedOut) {
+            match limit {
+                Some(l) => format!(
+                    "timed out after {}; its process group was stopped",
+                    crate::duration::human(l)
+                ),
+                None => "timed out; its process group was stopped".to_string(),
+            }
+        } else if let Some(e) = &a.error {
+            e.clone()
+        } else if let Some(sig) = a.status.and_then(|s| s.signal()) {
+            format!("killed by {:?}", Signal::from_raw(sig))
+        } else {
+            format!(
+                "failed with exit status {}",
+                a.status.and_then(|s| s.code()).unwrap_or(-1)
+            )
+        };
+        let attempts = match self.retries {
+            0 => String::new(),
+            n => format!(" (after {} attempts)", n + 1),
+        };
+        format!(
+            "brood: job {} {what}{attempts}: {}",
+            self.spec.seq,
+            display_argv(&self.argv)
+        )
+    }
+}
+
+/// Waits until jobs are told `level` or more; returns the order.
+pub async fn stop_requested(rx: &mut watch::Receiver<Stop>, level: Stop) -> Stop {
+    loop {
+        let now = *rx.borrow_and_update();
+        if now >= level {
+            return now;
+        }
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// Resolves when the attempt started at `t0` has run out of time.
+async fn time_limit(t0: Instant, timeout: &mut Timeout) {
+    match timeout {
+        Timeout::Never => std::future::pending().await,
+        Timeout::Fixed(d) => sleep_until(t0 + *d).await,
+        Timeout::Relative(rx) => loop {
+            let limit = *rx.borrow_and_update();
+            match limit {
+                Some(l) => tokio::select! {
+                    () = sleep_until(t0 + l) => return,
+                    r = rx.changed() => if r.is_err() { sleep_until(t0 + l).await; return },
+                },
+                None => {
+                    if rx.changed().await.is_err() {
+                        return std::future::pending().await;
+                    }
+                }
+            }
+        },
+    }
+}
+
+/// Where one of a job's streams goes.
+enum Sink {
+    /// Counted only.
+    Count,
+    /// Held until the job ends (group mode).
+    Spool(Spool),
+    /// Whole lines to the display, tagged.
+    Lines(LineSplitter),
+    /// Whole lines, tagged, held until the job ends (group mode).
+    TaggedSpool(LineSplitter, Spool),
+    /// Bytes to the display as they come.
+    Raw,
+    /// A file (`--results`, `--files`).
+    File(std::fs::File),
+}
+
+/// Reads one of a job's pipes to its end. Returns the byte count and what
+/// was held back.
+async fn pump<R: AsyncRead + Unpin>(
+    pipe: Option<R>,
+    mut sink: Sink,
+    stream: Stream,
+    order: u64,
+    display: &Display,
+) -> (u64, Spool) {
+    let Some(mut pipe) = pipe else {
+        return (0, Spool::default());
+    };
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        total += n as u64;
+        let bytes = &buf[..n];
+        match &mut sink {
+            Sink::Count => {}
+            Sink::Spool(s) => {
+                if let Err(e) = s.write(bytes) {
+                    display.error(&format!("brood: error: holding back job output: {e}"));
+                    sink = Sink::Count;
+                }
+            }
+            Sink::Lines(split) => {
+                if let Some(lines) = split.feed(bytes) {
+                    display.stream(order, stream, &lines);
+                }
+            }
+            Sink::TaggedSpool(split, s) => {
+                if let Some(lines) = split.feed(bytes) {
+                    let _ = s.write(&lines);
+                }
+            }
+            Sink::Raw => display.stream(order, stream, bytes),
+            Sink::File(f) => {
+                if let Err(e) = f.write_all(bytes) {
+                    display.error(&format!("brood: error: saving job output: {e}"));
+                    sink = Sink::Count;
+                }
+            }
+        }
+    }
+    match sink {
+        Sink::Spool(s) => (total, s),
+        Sink::TaggedSpool(mut split, mut s) => {
+            if let Some(rest) = split.finish() {
+                let _ = s.write(&rest);
+            }
+            (total, s)
+        }
+        Sink::Lines(mut split) => {
+            if let Some(rest) = split.finish() {
+                display.stream(order, stream, &rest);
+            }
+            (total, Spool::default())
+        }
+        _ => (total, Spool::default()),
+    }
+}
+
+/// The sinks of a job's stdout and stderr, and what to print for it at
+/// its end (`--files`: the file name).
+fn sinks(ctx: &JobContext, spec: &JobSpec, slot: u64) -> io::Result<(Sink, Sink, Spool)> {
+    let mode = ctx.display.mode();
+    let tag = ctx.tag.as_ref().map(|t| t(spec, slot));
+    let stream = |tag: Option<Vec<u8>>| match mode {
+        Mode::Group => Sink::Spool(Spool::default()),
+        Mode::Line => Sink::Lines(LineSplitter::new(tag)),
+        Mode::Ungroup => Sink::Raw,
+        Mode::None => Sink::Count,
+    };
+    let group_tagged = |tag: Option<Vec<u8>>| match (mode, tag) {
+        // Group mode with a tag: tag whole lines as they come, but hold
+        // them until the job ends.
+        (Mode::Group, Some(tag)) => {
+            Sink::TaggedSpool(LineSplitter::new(Some(tag)), Spool::default())
+        }
+        (_, tag) => stream(tag),
+    };
+    match &ctx.save {
+        Save::No => Ok((
+            group_tagged(tag.clone()),
+            group_tagged(tag),
+            Spool::default(),
+        )),
+        Save::Results(results) => {
+            let files = results.files(spec, slot)?;
+            std::fs::write(&files.seq, spec.seq.to_string())?;
+            let out = std::fs::File::create(&files.stdout)?;
+            let err = std::fs::File::create(&files.stderr)?;
+            Ok((Sink::File(out), Sink::File(err), Spool::default()))
+        }
+        Save::Files => {
+            let file = tempfile::Builder::new()
+                .prefix("brood.")
+                .suffix(".out")
+                .tempfile()?;
+            let (file, path) = file.keep().map_err(|e| e.error)?;
+            let mut name = Spool::default();
+            name.write(path.as_os_str().as_encoded_bytes())?;
+            name.write(b"\n")?;
+            Ok((Sink::File(file), stream(tag), name))
+        }
+    }
+}
+
+/// How the scheduler steers one running job.
+pub struct Controls {
+    /// Its time limit.
+    pub timeout: Timeout,
+    /// The run-wide stop order.
+    pub stop: watch::Receiver<Stop>,
+    /// Its `--memfree` eviction, if `--memfree` is given.
+    pub eviction: Option<Eviction>,
+}
+
+/// Resolves when the job is to be evicted for memory; never without
+/// `--memfree`.
+async fn evicted(eviction: Option<&Eviction>) {
+    match eviction {
+        Some(e) => e.requested().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The job's command, ready to spawn.
+fn command(spec: &JobSpec, argv: &[OsString], slot: u64) -> Command {
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .env("PARALLEL_SEQ", spec.seq.to_string())
+        .env("PARALLEL_JOBSLOT", slot.to_string())
+        .env("BROOD_SEQ", spec.seq.to_string())
+        .env("BROOD_SLOT", slot.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs the job's command once.
+async fn run_attempt(
+    spec: &JobSpec,
+    argv: &[OsString],
+    slot: u64,
+    order: u64,
+    ctx: &JobContext,
+    controls: &mut Controls,
+) -> Attempt {
+    let start = SystemTime::now();
+    let t0 = Instant::now();
+    let (out_sink, err_sink, trailer) = match sinks(ctx, spec, slot) {
+        Ok(s) => s,
+        Err(e) => {
+            return Attempt::failed_to_start(start, t0, format!("could not save its output: {e}"))
+        }
+    };
+    if ctx.verbose {
+        ctx.display.error(&display_argv(argv));
+    }
+    let mut child = match command(spec, argv, slot).spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            return Attempt::failed_to_start(
+                start,
+                t0,
+                format!("could not start {}: {e}", argv[0].to_string_lossy()),
+            )
+        }
+    };
+    if let Some(e) = &controls.eviction {
+        // Evictable from now on. A request made before (between attempts,
+        // or as the last one ended) is dropped: the scheduler looks again.
+        e.restart();
+    }
+    let handle = child.handle();
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let display = &*ctx.display;
+    let io = async {
+        tokio::join!(
+            pump(out, out_sink, Stream::Out, order, display),
+            pump(err, err_sink, Stream::Err, order, display),
+        )
+    };
+    tokio::pin!(io);
+    let mut io_done = None;
+    let mut exit: Option<io::Result<(ExitStatus, ResourceUsage)>> = None;
+    let mut interrupted = None;
+    // When the job ended, before any wait for stragglers.
+    let mut ended: Option<Duration> = None;
+    {
+        let wait = child.wait_with_rusage();
+        tokio::pin!(wait);
+        let stop = &mut controls.stop;
+        // Run until the leader has exited and the pipes are closed, or
+        // until the time limit, a stop order or an eviction.
+        {
+            let limit = time_limit(t0, &mut controls.timeout);
+            tokio::pin!(limit);
+            while exit.is_none() || io_done.is_none() {
+                tokio::select! {
+                    r = &mut wait, if exit.is_none() => exit = Some(r),
+                    r = &mut io, if io_done.is_none() => io_done = Some(r),
+                    () = &mut limit => {
+                        interrupted = Some(Interrupt::TimedOut);
+                        break;
+                    }
+                    _ = stop_requested(stop, Stop::Graceful) => {
+                        interrupted = Some(Interrupt::Stopped);
+                        break;
+                    }
+                    () = evicted(controls.eviction.as_ref()) => {
+                        interrupted = Some(Interrupt::LowMemory);
+                        break;
+                    }
+                }
+            }
+        }
+        if interrupted.is_some() {
+            // The termination sequence: each signal to the whole group,
+            // then up to its wait for the job to end.
+            let began = Instant::now();
+            let mut killed = false;
+            'steps: for &(sig, wait_for) in &ctx.termseq.0 {
+                if *stop.borrow() == Stop::Kill {
+                    break;
+                }
+                let _ = handle.signal_group(sig);
+                killed |= sig == Signal::KILL;
+                let until = Instant::now() + wait_for;
+                while exit.is_none() || io_done.is_none() {
+                    tokio::select! {
+                        r = &mut wait, if exit.is_none() => exit = Some(r),
+                        r = &mut io, if io_done.is_none() => io_done = Some(r),
+                        () = sleep_until(until) => continue 'steps,
+                        _ = stop_requested(stop, Stop::Kill) => break 'steps,
+                    }
+                }
+                break;
+            }
+            if exit.is_none() || io_done.is_none() {
+                // Outlived the sequence (or a second Ctrl-C): SIGKILL. The
+                // leader then exits; output still held by a member that
+                // escaped the group gets a moment, no more.
+                let _ = handle.signal_group(Signal::KILL);
+                killed = true;
+                if exit.is_none() {
+                    exit = Some(wait.as_mut().await);
+                }
+                if io_done.is_none() {
+                    tokio::select! {
+                        r = &mut io => io_done = Some(r),
+                        () = sleep(Duration::from_millis(200)) => {}
+                    }
+                }
+            }
+            ended = Some(t0.elapsed());
+            if !killed && *stop.borrow() != Stop::Kill {
+                // The job ended within the sequence, but members that left
+                // the pipes (a background `sleep >/dev/null`) may remain:
+                // they get the rest of the sequence, then SIGKILL.
+                let end = began + ctx.termseq.total();
+                tokio::select! {
+                    () = sleep_until(end) => {}
+                    _ = stop_requested(stop, Stop::Kill) => {}
+                }
+                let _ = handle.signal_group(Signal::KILL);
+            }
+        }
+    }
+    if let Some(e) = &controls.eviction {
+        // Said after the whole group is gone, so that after an eviction
+        // the scheduler reads memory again only once this job's is free.
+        e.done();
+    }
+    let runtime = ended.unwrap_or_else(|| t0.elapsed());
+    let ((stdout_bytes, mut out), (stderr_bytes, err)) = io_done.unwrap_or_default();
+    if !trailer.is_empty() {
+        out.append(trailer);
+    }
+    let (status, mut usage, error) = match exit {
+        Some(Ok((status, usage))) => (Some(status), usage, None),
+        Some(Err(e)) => (
+            None,
+            ResourceUsage::default(),
+            Some(format!("could not be waited for: {e}")),
+        ),
+        None => (None, ResourceUsage::default(), None),
+    };
+    if let Some(real) = child.resource_usage() {
+        usage = real;
+    }
+    Attempt {
+        start,
+        runtime,
+        status,
+        usage,
+        interrupted,
+        stdout_bytes,
+        stderr_bytes,
+        out,
+        err,
+        error,
+    }
+}
+
+/// Whether a failed attempt gets another: attempts remain, the run is not
+/// being stopped or drained, and, after an eviction, SIZE is available
+/// again (the wait a new job would have). The retry delay is waited here.
+async fn retry(attempt: &Attempt, retries: u32, ctx: &JobContext, controls: &mut Controls) -> bool {
+    let again = !attempt.ok()
+        && attempt.interrupted != Some(Interrupt::Stopped)
+        && retries + 1 < ctx.attempts
+        && *controls.stop.borrow() == Stop::Run;
+    if !again {
+        return false;
+    }
+    if let Some(base) = ctx.retry_delay {
+        // Exponential backoff: base, 2 base, 4 base, ... (capped at 1024
+        // base so the factor cannot overflow).
+        let delay = base.saturating_mul(1u32 << retries.min(10));
+        tokio::select! {
+            () = sleep(delay) => {}
+            _ = stop_requested(&mut controls.stop, Stop::Drain) => return false,
+        }
+    }
+    if let Some(memfree) = ctx.memfree {
+        if attempt.interrupted == Some(Interrupt::LowMemory)
+            && !evict::wait_for_memory(memfree, &mut controls.stop).await
+        {
+            return false;
+        }
+    }
+    true
+}
+
+/// Runs a job, with its attempts, and hands its output to the display.
+/// `order` is the job's place in start order (for `--keep-order`).
+pub async fn run_job(
+    spec: JobSpec,
+    argv: Vec<OsString>,
+    slot: u64,
+    order: u64,
+    ctx: Arc<JobContext>,
+    mut controls: Controls,
+) -> Finished {
+    let mut retries = 0;
+    let (mut user, mut sys, mut peak_rss) = (Duration::ZERO, Duration::ZERO, 0);
+    loop {
+        let mut attempt = run_attempt(&spec, &argv, slot, order, &ctx, &mut controls).await;
+        user += attempt.usage.user_time();
+        sys += attempt.usage.system_time();
+        peak_rss = peak_rss.max(attempt.usage.max_rss());
+        if attempt.interrupted == Some(Interrupt::LowMemory) && retries + 1 < ctx.attempts {
+            // The last attempt's eviction is told as the job's failure.
+            ctx.display.message(&format!(
+                "brood: job {} stopped: less than half of --memfree is available; \
+                 it runs again once --memfree is: {}",
+                spec.seq,
+                display_argv(&argv)
+            ));
+        }
+        if !retry(&attempt, retries, &ctx, &mut controls).await {
+            let out = std::mem::take(&mut attempt.out);
+            let err = std::mem::take(&mut attempt.err);
+            ctx.display.finish(order, out, err);
+            return Finished {
+                spec,
+                argv,
+                last: attempt,
+                retries,
+                user,
+                sys,
+                peak_rss,
+            };
+        }
+        retries += 1;
+    }
+}
