@@ -2,8 +2,9 @@
 //! worker process, alternating the library order between repetitions, and
 //! collects the medians.
 
+use crate::params::{Case, WorkerOptions, S1, S2, S3, S4, S5, S6};
 use crate::report::Report;
-use crate::scenarios::{Lib, Params, Scenario};
+use crate::scenarios::{Lib, Scenario};
 use crate::stats;
 use crate::sys;
 use crate::table;
@@ -49,118 +50,88 @@ pub struct Options {
     pub command: String,
 }
 
-/// One scenario at one size.
-#[derive(Clone, Debug)]
-pub struct Case {
-    pub scenario: Scenario,
-    pub params: Params,
-}
-
-impl Case {
-    fn new(scenario: Scenario, params: Params) -> Case {
-        Case { scenario, params }
-    }
-
-    /// "n=2000" and friends: the size that tells this case from its siblings.
-    pub fn size_label(&self) -> String {
-        self.params.to_args().join(" ")
-    }
-
-    pub fn n(&self) -> u64 {
-        self.params.get("n", 0)
-    }
-
-    /// Worker parameters for `lib`, including S6's seccomp switch.
-    pub fn params_for(&self, lib: Lib) -> Params {
-        if self.scenario == Scenario::S6 && lib.s6_denies_pidfd() {
-            self.params.clone().with("deny_pidfd", 1)
-        } else {
-            self.params.clone()
-        }
-    }
-}
-
 fn plan(mode: Mode) -> Vec<Case> {
-    let p = Params::default;
-    let mut cases = Vec::new();
     match mode {
-        Mode::Smoke => {
-            cases.push(Case::new(Scenario::S1, p().with("n", 20)));
-            cases.push(Case::new(
-                Scenario::S2,
-                p().with("n", 40).with("inflight", 8),
-            ));
-            cases.push(Case::new(
-                Scenario::S3,
-                p().with("n", 20).with("sleep_s", 1),
-            ));
-            cases.push(Case::new(
-                Scenario::S4,
-                p().with("bytes", 4 << 20).with("captures", 3),
-            ));
-            cases.push(Case::new(Scenario::S5, p().with("runs", 20)));
-            cases.push(Case::new(
-                Scenario::S6,
-                p().with("n", 20)
-                    .with("delay_ms", 50)
-                    .with("stagger_ms", 200),
-            ));
-        }
+        Mode::Smoke => vec![
+            Case::S1(S1 { n: 20 }),
+            Case::S2(S2 { n: 40, inflight: 8 }),
+            Case::S3(S3 { n: 20, sleep_s: 1 }),
+            Case::S4(S4 {
+                bytes: 4 << 20,
+                captures: 3,
+            }),
+            Case::S5(S5 { runs: 20 }),
+            Case::S6(S6 {
+                n: 20,
+                delay_ms: 50,
+                stagger_ms: 200,
+            }),
+        ],
+        // The defaults, and more sizes for the scenarios whose point is
+        // scale.
         Mode::Full => {
-            cases.push(Case::new(Scenario::S1, p().with("n", 2000)));
-            cases.push(Case::new(
-                Scenario::S2,
-                p().with("n", 2000).with("inflight", 256),
-            ));
-            for n in [2000, 10000] {
-                cases.push(Case::new(Scenario::S3, p().with("n", n).with("sleep_s", 2)));
-            }
-            cases.push(Case::new(
-                Scenario::S4,
-                p().with("bytes", 268_435_456).with("captures", 3),
-            ));
-            cases.push(Case::new(Scenario::S5, p().with("runs", 500)));
+            let mut cases = vec![
+                Case::S1(S1::default()),
+                Case::S2(S2::default()),
+                Case::S3(S3::default()),
+                Case::S3(S3 {
+                    n: 10000,
+                    ..S3::default()
+                }),
+                Case::S4(S4::default()),
+                Case::S5(S5::default()),
+            ];
             for n in [500, 1000, 2000, 4000] {
-                cases.push(Case::new(
-                    Scenario::S6,
-                    p().with("n", n)
-                        .with("delay_ms", 200)
-                        .with("stagger_ms", 2000),
-                ));
+                cases.push(Case::S6(S6 { n, ..S6::default() }));
             }
+            cases
         }
+        // The same scenarios at sizes that fit in about two minutes on this
+        // machine with 3 repetitions. Per-op and per-child figures do not
+        // depend on the count; S3 and S6 keep two of their defining
+        // properties (many children alive at once; one SIGCHLD per exit, two
+        // sizes to show flatness in N) at a shorter sleep and stagger.
         Mode::Quick => {
-            // The same scenarios at sizes that fit in about two minutes on
-            // this machine with 3 repetitions. Per-op and per-child figures
-            // do not depend on the count; S3 and S6 keep two of their
-            // defining properties (many children alive at once; one SIGCHLD
-            // per exit, two sizes to show flatness in N) at a shorter sleep
-            // and stagger.
-            cases.push(Case::new(Scenario::S1, p().with("n", 500)));
-            cases.push(Case::new(
-                Scenario::S2,
-                p().with("n", 1000).with("inflight", 256),
-            ));
-            cases.push(Case::new(
-                Scenario::S3,
-                p().with("n", 1000).with("sleep_s", 1),
-            ));
-            cases.push(Case::new(
-                Scenario::S4,
-                p().with("bytes", 134_217_728).with("captures", 3),
-            ));
-            cases.push(Case::new(Scenario::S5, p().with("runs", 300)));
+            let mut cases = vec![
+                Case::S1(S1 { n: 500 }),
+                Case::S2(S2 {
+                    n: 1000,
+                    ..S2::default()
+                }),
+                Case::S3(S3 {
+                    n: 1000,
+                    sleep_s: 1,
+                }),
+                Case::S4(S4 {
+                    bytes: 134_217_728,
+                    ..S4::default()
+                }),
+                Case::S5(S5 { runs: 300 }),
+            ];
             for n in [250, 1000] {
-                cases.push(Case::new(
-                    Scenario::S6,
-                    p().with("n", n)
-                        .with("delay_ms", 100)
-                        .with("stagger_ms", 1000),
-                ));
+                cases.push(Case::S6(S6 {
+                    n,
+                    delay_ms: 100,
+                    stagger_ms: 1000,
+                }));
             }
+            cases
         }
     }
-    cases
+}
+
+/// "n=2000" and friends: the size that tells a case from its siblings.
+pub fn size_label(case: &Case) -> String {
+    case.to_args().join(" ")
+}
+
+/// The worker options for `lib` in `case`: S6 denies pidfds to the
+/// libraries whose own SIGCHLD fallback it measures.
+fn options_for(case: &Case, lib: Lib) -> WorkerOptions {
+    WorkerOptions {
+        deny_pidfd: case.scenario() == Scenario::S6 && lib.s6_denies_pidfd(),
+        ..WorkerOptions::default()
+    }
 }
 
 /// Everything measured for one case.
@@ -211,20 +182,20 @@ pub fn main(options: Options) -> io::Result<bool> {
     let strace_ok = options.strace && strace_available();
     for case in plan(options.mode) {
         if let Some(only) = &options.only {
-            if !only.contains(&case.scenario) {
+            if !only.contains(&case.scenario()) {
                 continue;
             }
         }
         let mut result = CaseResult::default();
-        if matches!(case.scenario, Scenario::S3 | Scenario::S6) {
-            if let Some(why) = sys::live_children_blocker(case.n()) {
-                eprintln!("[{} {}] skipped: {why}", case.scenario, case.size_label());
+        if matches!(case.scenario(), Scenario::S3 | Scenario::S6) {
+            if let Some(why) = sys::live_children_blocker(case.n().unwrap_or(0)) {
+                eprintln!("[{} {}] skipped: {why}", case.scenario(), size_label(&case));
                 result.skipped = Some(why);
                 cases.push((case, result));
                 continue;
             }
         }
-        let libs = case.scenario.libs();
+        let libs = case.scenario().libs();
         for rep in 0..reps {
             let order: Vec<Lib> = if rep % 2 == 0 {
                 libs.to_vec()
@@ -233,8 +204,8 @@ pub fn main(options: Options) -> io::Result<bool> {
             };
             let mut line = format!(
                 "[{} {}] rep {}/{reps}:",
-                case.scenario,
-                case.size_label(),
+                case.scenario(),
+                size_label(&case),
                 rep + 1
             );
             for lib in order {
@@ -252,10 +223,10 @@ pub fn main(options: Options) -> io::Result<bool> {
             }
             eprintln!("{line}");
         }
-        if case.scenario == Scenario::S1 && strace_ok {
+        if case.scenario() == Scenario::S1 && strace_ok {
             syscall_profile(&exe, &case, &mut result, &mut failures);
         }
-        if case.scenario == Scenario::S6 {
+        if case.scenario() == Scenario::S6 {
             if strace_ok {
                 strace_case(&exe, &case, &mut result, &mut failures);
             } else if options.strace {
@@ -297,9 +268,9 @@ fn run_worker(
     lib: Lib,
     wrapper: Option<&[String]>,
 ) -> Result<Report, String> {
-    let mut params = case.params_for(lib);
+    let mut options = options_for(case, lib);
     if wrapper.is_some() {
-        params = params.with("warmup", 0);
+        options.warmup = 0;
     }
     let mut cmd = match wrapper {
         Some(w) => {
@@ -311,8 +282,9 @@ fn run_worker(
     };
     cmd.arg("worker")
         .arg(lib.name())
-        .arg(case.scenario.to_string())
-        .args(params.to_args())
+        .arg(case.scenario().to_string())
+        .args(case.to_args())
+        .args(options.to_args())
         .stdin(Stdio::null());
     match lib.brood_reaper() {
         Some(value) => cmd.env(brood::reaper::ENV_VAR, value),
@@ -348,12 +320,12 @@ fn strace_available() -> bool {
 
 /// Counts wait4 and waitid calls of one worker run under `strace -f -c`.
 fn strace_counts(exe: &Path, case: &Case, lib: Lib) -> Result<BTreeMap<String, u64>, String> {
-    let file = std::env::temp_dir().join(format!(
-        "brood-bench-strace-{}-{}-{}.txt",
-        std::process::id(),
-        lib.name(),
-        case.n()
-    ));
+    let file = tempfile::Builder::new()
+        .prefix("brood-bench-strace-")
+        .suffix(".txt")
+        .tempfile()
+        .map_err(|e| format!("cannot create strace's output file: {e}"))?;
+    let file = file.path();
     let wrapper: Vec<String> = [
         "strace",
         "-f",
@@ -367,26 +339,23 @@ fn strace_counts(exe: &Path, case: &Case, lib: Lib) -> Result<BTreeMap<String, u
     .map(|s| s.to_string())
     .chain([file.display().to_string()])
     .collect();
-    let outcome = run_worker(exe, case, lib, Some(&wrapper)).and_then(|_| {
-        let text =
-            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    run_worker(exe, case, lib, Some(&wrapper)).and_then(|_| {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
         Ok(parse_strace_counts(&text))
-    });
-    let _ = std::fs::remove_file(&file);
-    outcome
+    })
 }
 
 /// S6 once more per library under `strace -f -c`, for the count of
 /// wait4 + waitid calls per child; and once with no child at all, whose
 /// calls (start-up probes) are subtracted. Timings of these runs are dropped.
 fn strace_case(exe: &Path, case: &Case, result: &mut CaseResult, failures: &mut usize) {
-    let n = case.n().max(1);
-    let empty = Case::new(case.scenario, case.params.clone().with("n", 0));
+    let n = case.n().unwrap_or(0).max(1);
+    let empty = case.with_n(0);
     let total = |counts: &BTreeMap<String, u64>| {
         counts.get("wait4").copied().unwrap_or(0) + counts.get("waitid").copied().unwrap_or(0)
     };
     let mut raw = Vec::new();
-    for &lib in case.scenario.libs() {
+    for &lib in case.scenario().libs() {
         let t = Instant::now();
         let outcome = strace_counts(exe, &empty, lib)
             .and_then(|fixed| Ok((fixed, strace_counts(exe, case, lib)?)));
@@ -411,8 +380,8 @@ fn strace_case(exe: &Path, case: &Case, result: &mut CaseResult, failures: &mut 
                 raw.push(format!("{} {calls} − {fixed_calls}", lib.name()));
                 eprintln!(
                     "[{} {}] strace {}: {calls} wait4+waitid calls, {fixed_calls} with no child ({:.1}s)",
-                    case.scenario,
-                    case.size_label(),
+                    case.scenario(),
+                    size_label(case),
                     lib.name(),
                     t.elapsed().as_secs_f64()
                 );
@@ -430,8 +399,8 @@ fn strace_case(exe: &Path, case: &Case, result: &mut CaseResult, failures: &mut 
          run per library under `strace -f --seccomp-bpf -c -e trace=wait4,waitid -o FILE -- \
          brood-bench worker <lib> {} {} warmup=0` (plus deny_pidfd=1 for tokio and \
          async-process; timings of these runs are discarded). Raw totals: {}.",
-        case.scenario,
-        case.params.to_args().join(" "),
+        case.scenario(),
+        case.to_args().join(" "),
         raw.join(", ")
     ));
 }
@@ -440,13 +409,11 @@ fn strace_case(exe: &Path, case: &Case, result: &mut CaseResult, failures: &mut 
 /// in one run under `strace -f -ff`, by name. A per-thread trace file
 /// belongs to a child if it execs anything but the bench binary itself.
 fn parent_syscalls(exe: &Path, case: &Case, lib: Lib) -> Result<BTreeMap<String, u64>, String> {
-    let dir = std::env::temp_dir().join(format!(
-        "brood-bench-ff-{}-{}-{}",
-        std::process::id(),
-        lib.name(),
-        case.n()
-    ));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("brood-bench-ff-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a directory for strace's output: {e}"))?;
+    let dir = dir.path();
     let wrapper: Vec<String> = vec![
         "strace".into(),
         "-f".into(),
@@ -457,7 +424,7 @@ fn parent_syscalls(exe: &Path, case: &Case, lib: Lib) -> Result<BTreeMap<String,
     let outcome = run_worker(exe, case, lib, Some(&wrapper)).and_then(|_| {
         let own_exec = format!("execve(\"{}\"", exe.display());
         let mut counts = BTreeMap::new();
-        let entries = std::fs::read_dir(&dir).map_err(|e| e.to_string())?;
+        let entries = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
         for entry in entries.filter_map(Result::ok) {
             let text = std::fs::read_to_string(entry.path()).map_err(|e| e.to_string())?;
             let is_child = text
@@ -482,7 +449,6 @@ fn parent_syscalls(exe: &Path, case: &Case, lib: Lib) -> Result<BTreeMap<String,
         }
         Ok(counts)
     });
-    let _ = std::fs::remove_dir_all(&dir);
     outcome
 }
 
@@ -490,10 +456,10 @@ fn parent_syscalls(exe: &Path, case: &Case, lib: Lib) -> Result<BTreeMap<String,
 /// parent's own threads per operation, minus those of a run with no
 /// operation. Shown as notes; timings of these runs are discarded.
 fn syscall_profile(exe: &Path, case: &Case, result: &mut CaseResult, failures: &mut usize) {
-    let n = case.n().max(1);
-    let empty = Case::new(case.scenario, case.params.clone().with("n", 0));
+    let n = case.n().unwrap_or(0).max(1);
+    let empty = case.with_n(0);
     let mut lines = Vec::new();
-    for &lib in case.scenario.libs() {
+    for &lib in case.scenario().libs() {
         let outcome = parent_syscalls(exe, &empty, lib)
             .and_then(|fixed| Ok((fixed, parent_syscalls(exe, case, lib)?)));
         match outcome {
@@ -524,8 +490,8 @@ fn syscall_profile(exe: &Path, case: &Case, result: &mut CaseResult, failures: &
                 ));
                 eprintln!(
                     "[{} {}] syscall profile {}: {total:.1}/op",
-                    case.scenario,
-                    case.size_label(),
+                    case.scenario(),
+                    size_label(case),
                     lib.name()
                 );
             }
@@ -542,8 +508,8 @@ fn syscall_profile(exe: &Path, case: &Case, result: &mut CaseResult, failures: &
          (calls with n={n} − calls with n=0) / {n}, from one extra run per library under \
          `strace -f -ff -o DIR/t -- brood-bench worker <lib> {} {} warmup=0`, timings \
          discarded): {}",
-        case.scenario,
-        case.params.to_args().join(" "),
+        case.scenario(),
+        case.to_args().join(" "),
         lines.join("; ")
     ));
 }
@@ -591,8 +557,8 @@ mod tests {
     #[test]
     fn alternating_order_covers_every_lib() {
         for case in plan(Mode::Full) {
-            assert!(!case.scenario.libs().is_empty());
-            assert_eq!(case.scenario.libs()[0], Lib::Std);
+            assert!(!case.scenario().libs().is_empty());
+            assert_eq!(case.scenario().libs()[0], Lib::Std);
         }
     }
 }

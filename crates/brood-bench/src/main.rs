@@ -9,16 +9,16 @@
 
 mod children;
 mod driver;
+mod params;
 mod report;
 mod scenarios;
-mod seccomp;
 mod stats;
 mod sys;
 mod table;
 mod workers;
 
 use driver::{Mode, Options};
-use scenarios::{Lib, Params, Scenario};
+use scenarios::{Lib, Scenario};
 use std::process::ExitCode;
 
 /// Seconds after which a worker ends itself (SIGALRM), overridable.
@@ -62,14 +62,14 @@ fn worker(args: &[String]) -> ExitCode {
     let Some(scenario) = Scenario::parse(scenario) else {
         return fail(format!("unknown scenario {scenario:?}"));
     };
-    let params = match Params::parse(&args[2..]) {
-        Ok(p) => p,
+    let (case, options) = match params::parse_worker_args(scenario, &args[2..]) {
+        Ok(parsed) => parsed,
         Err(e) => return fail(e),
     };
     // First, before any thread exists: every later thread inherits it.
     let mut notes = Vec::new();
-    if params.get("deny_pidfd", 0) == 1 {
-        if let Err(e) = seccomp::deny_pidfd_open() {
+    if options.deny_pidfd {
+        if let Err(e) = brood_testkit::seccomp::deny_pidfd_open() {
             return fail(format!("cannot deny pidfd_open: {e}"));
         }
         notes.push("pidfd_open denied by seccomp (verified: ENOSYS)".to_owned());
@@ -79,8 +79,8 @@ fn worker(args: &[String]) -> ExitCode {
         .and_then(|v| v.parse().ok())
         .unwrap_or(WORKER_TIMEOUT_DEFAULT);
     sys::watchdog(timeout);
-    sys::raise_nofile();
-    match workers::run(lib, scenario, &params) {
+    brood_testkit::limits::raise_open_files();
+    match workers::run(lib, &case, &options) {
         Ok(mut report) => {
             for note in notes {
                 report.note(note);

@@ -1,11 +1,12 @@
-//! The six scenarios: their parameters, the libraries each one runs, the
-//! metrics each reports, and how raw timings become those metrics (shared by
-//! every worker so that all libraries are scored by the same arithmetic).
+//! The six scenarios: the libraries each one runs, the metrics each
+//! reports, and how raw timings become those metrics (shared by every worker
+//! so that all libraries are scored by the same arithmetic). Their
+//! parameters are in `params.rs`.
 
+use crate::params::S6;
 use crate::report::Report;
 use crate::stats;
 use crate::sys::{Cost, Usage};
-use std::collections::BTreeMap;
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -327,39 +328,6 @@ impl Lib {
     }
 }
 
-/// A worker's parameters, `key=value` on its command line.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Params(pub BTreeMap<String, u64>);
-
-impl Params {
-    pub fn with(mut self, key: &str, value: u64) -> Params {
-        self.0.insert(key.to_owned(), value);
-        self
-    }
-
-    pub fn get(&self, key: &str, default: u64) -> u64 {
-        self.0.get(key).copied().unwrap_or(default)
-    }
-
-    pub fn parse(args: &[String]) -> Result<Params, String> {
-        let mut map = BTreeMap::new();
-        for arg in args {
-            let (k, v) = arg
-                .split_once('=')
-                .ok_or_else(|| format!("expected key=value, got {arg:?}"))?;
-            let v = v
-                .parse()
-                .map_err(|e| format!("bad value in {arg:?}: {e}"))?;
-            map.insert(k.to_owned(), v);
-        }
-        Ok(Params(map))
-    }
-
-    pub fn to_args(&self) -> Vec<String> {
-        self.0.iter().map(|(k, v)| format!("{k}={v}")).collect()
-    }
-}
-
 // ---- raw measurements to metrics -------------------------------------------
 
 /// S1 and S2: `n` operations in `cost`.
@@ -498,9 +466,9 @@ impl Staggered {
     }
 }
 
-/// S6: child `i` of `n` exits this long after the release.
-pub fn stagger_offset_ns(params: &Params, i: u64, n: u64) -> u64 {
-    let delay_ns = params.get("delay_ms", 200) * 1_000_000;
-    let stagger_ns = params.get("stagger_ms", 2000) * 1_000_000;
-    delay_ns + stagger_ns * i / n.max(1)
+/// S6: child `i` of `p.n` exits this long after the release.
+pub fn stagger_offset_ns(p: &S6, i: u64) -> u64 {
+    let delay_ns = p.delay_ms * 1_000_000;
+    let stagger_ns = p.stagger_ms * 1_000_000;
+    delay_ns + stagger_ns * i / p.n.max(1)
 }

@@ -1,5 +1,9 @@
-//! Thin wrappers over the clock, `getrusage` and `/proc` used by the workers.
+//! The clock, this process's usage and the limits on live children, as the
+//! workers measure them. `/proc`, `getrusage` and `getrlimit` are read
+//! through `brood-testkit`, which the tests share.
 
+use brood_testkit::limits::{self, Resource};
+use brood_testkit::{procfs, rusage};
 use std::io;
 
 /// CLOCK_MONOTONIC in nanoseconds. Children use the same clock, so their
@@ -35,17 +39,13 @@ pub struct Usage {
 }
 
 pub fn usage() -> Usage {
-    // SAFETY: all-zero is a valid `rusage`.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable rusage.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    assert_eq!(rc, 0, "getrusage failed");
+    let ru = rusage::self_usage();
     let tv = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
     Usage {
         cpu_us: tv(ru.ru_utime) + tv(ru.ru_stime),
         nvcsw: ru.ru_nvcsw as f64,
         nivcsw: ru.ru_nivcsw as f64,
-        peak_rss_kib: status_kib("VmHWM:").unwrap_or(ru.ru_maxrss as f64),
+        peak_rss_kib: procfs::vm_hwm_kib().map_or(ru.ru_maxrss as f64, |kib| kib as f64),
     }
 }
 
@@ -87,16 +87,9 @@ impl Phase {
 
 /// Current resident set size (`VmRSS` in /proc/self/status), KiB.
 pub fn vm_rss_kib() -> io::Result<f64> {
-    status_kib("VmRSS:").ok_or_else(|| io::Error::other("no VmRSS line in /proc/self/status"))
-}
-
-/// A `kB` line of /proc/self/status.
-fn status_kib(key: &str) -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(key))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+    procfs::vm_rss_kib()
+        .map(|kib| kib as f64)
+        .ok_or_else(|| io::Error::other("no VmRSS line in /proc/self/status"))
 }
 
 /// Exact resident set size, KiB: the `Rss:` line of /proc/self/smaps_rollup,
@@ -111,41 +104,13 @@ pub fn exact_rss_kib() -> io::Result<f64> {
         .ok_or_else(|| io::Error::other("no Rss line in /proc/self/smaps_rollup"))
 }
 
-fn rlimit(resource: libc::__rlimit_resource_t) -> (u64, u64) {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `rl` is a valid, writable rlimit.
-    let rc = unsafe { libc::getrlimit(resource, &mut rl) };
-    assert_eq!(rc, 0, "getrlimit failed");
-    (rl.rlim_cur, rl.rlim_max)
-}
-
-/// Raises the soft open-file limit to the hard one (pidfd-based libraries
-/// hold one descriptor per live child). Returns the new soft limit.
-pub fn raise_nofile() -> u64 {
-    let (cur, max) = rlimit(libc::RLIMIT_NOFILE);
-    if cur < max {
-        let rl = libc::rlimit {
-            rlim_cur: max,
-            rlim_max: max,
-        };
-        // SAFETY: `rl` is a valid rlimit.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) } == 0 {
-            return max;
-        }
-    }
-    cur
-}
-
 /// Why `n` more live processes (each holding a pidfd in the parent) cannot
 /// be had here, if they cannot.
 pub fn live_children_blocker(n: u64) -> Option<String> {
     const MARGIN: u64 = 512;
     // SAFETY: getuid has no preconditions.
     let root = unsafe { libc::getuid() } == 0;
-    let (nproc, _) = rlimit(libc::RLIMIT_NPROC);
+    let nproc = limits::get(Resource::Processes).rlim_cur;
     if !root && nproc != libc::RLIM_INFINITY && nproc < n + MARGIN {
         return Some(format!(
             "RLIMIT_NPROC (ulimit -u) is {nproc}, below {n} children + {MARGIN} margin"
@@ -178,7 +143,7 @@ pub fn live_children_blocker(n: u64) -> Option<String> {
             }
         }
     }
-    let (_, nofile_max) = rlimit(libc::RLIMIT_NOFILE);
+    let nofile_max = limits::get(Resource::OpenFiles).rlim_max;
     if nofile_max < n + MARGIN {
         return Some(format!(
             "hard RLIMIT_NOFILE is {nofile_max}, below {n} pidfds + {MARGIN} margin"

@@ -1,6 +1,7 @@
 //! The markdown report: the targets, then one table of medians per case.
 
-use crate::driver::{Case, CaseResult, Run};
+use crate::driver::{size_label, CaseResult, Run};
+use crate::params::Case;
 use crate::scenarios::{Lib, Metric, Scenario};
 use std::fmt::Write;
 
@@ -94,9 +95,9 @@ fn render_case(s: &mut String, case: &Case, result: &CaseResult) {
     let _ = writeln!(
         s,
         "## {} — {} ({})\n",
-        case.scenario,
-        case.scenario.title(),
-        case.size_label()
+        case.scenario(),
+        case.scenario().title(),
+        size_label(case)
     );
     let _ = writeln!(
         s,
@@ -108,7 +109,7 @@ fn render_case(s: &mut String, case: &Case, result: &CaseResult) {
         return;
     }
     let metrics: Vec<&Metric> = case
-        .scenario
+        .scenario()
         .metrics()
         .iter()
         .filter(|m| result.samples.values().any(|per| per.contains_key(m.key)))
@@ -122,8 +123,8 @@ fn render_case(s: &mut String, case: &Case, result: &CaseResult) {
         let _ = write!(s, "---:|");
     }
     let _ = writeln!(s);
-    for &lib in case.scenario.libs() {
-        let _ = write!(s, "| {} |", lib.label(case.scenario));
+    for &lib in case.scenario().libs() {
+        let _ = write!(s, "| {} |", lib.label(case.scenario()));
         for m in &metrics {
             match result.median(lib, m.key) {
                 Some(v) => {
@@ -147,13 +148,13 @@ fn render_case(s: &mut String, case: &Case, result: &CaseResult) {
 }
 
 fn generic_command(case: &Case) -> String {
-    let mut params = case.params.to_args().join(" ");
-    if case.scenario == Scenario::S6 {
+    let mut params = case.to_args().join(" ");
+    if case.scenario() == Scenario::S6 {
         params += " [deny_pidfd=1 for tokio and async-process]";
     }
     format!(
         "[BROOD_REAPER=pidfd|signal] brood-bench worker <lib> {} {params}",
-        case.scenario
+        case.scenario()
     )
 }
 
@@ -182,7 +183,7 @@ fn render_targets(s: &mut String, run: &Run) {
         if r.skipped.is_some() {
             continue;
         }
-        let label = format!("{} {}", case.scenario, case.size_label());
+        let label = format!("{} {}", case.scenario(), size_label(case));
         let ratio = |lib: Lib, key: &str| -> Option<f64> {
             Some(r.median(lib, key)? / r.median(Lib::Std, key)?)
         };
@@ -195,7 +196,7 @@ fn render_targets(s: &mut String, run: &Run) {
                 signal: cells[1].clone(),
             });
         };
-        match case.scenario {
+        match case.scenario() {
             Scenario::S1 => {
                 push("parent CPU ≤ 1.10× raw std", &|l| {
                     ratio(l, "cpu_us_per_op").map(|x| verdict(format!("{x:.2}×"), x <= 1.10))
@@ -234,7 +235,7 @@ fn render_targets(s: &mut String, run: &Run) {
             Scenario::S6 => {
                 let pid = r.median(Lib::BroodPidfd, "cpu_us_per_child");
                 let sig = r.median(Lib::BroodSignal, "cpu_us_per_child");
-                s6_cpu.push((case.n(), pid, sig));
+                s6_cpu.push((case.n().unwrap_or(0), pid, sig));
                 push("parent CPU/child ≤ 1.5× brood's pidfd path", &|l| {
                     let x = r.median(l, "cpu_us_per_child")? / pid?;
                     Some(if l == Lib::BroodPidfd {

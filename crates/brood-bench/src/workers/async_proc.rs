@@ -1,179 +1,64 @@
 //! async-process 2.x, driven the smol way: an `async_executor::LocalExecutor`
 //! run inside `async_io::block_on` on the worker's main thread; concurrent
-//! waits are executor tasks.
+//! waits are executor tasks. Its exit future is `Child::status`.
 
-use super::{capture_argv, check, parse_stamp, self_exe, warmup};
-use crate::children::Gate;
+use super::async_scenarios::{self, build_command, AsyncLib, Spec};
+use crate::params::Case;
 use crate::report::Report;
-use crate::scenarios::{self, LiveChildren, Params, Scenario, Staggered};
-use crate::sys::{exact_rss_kib, now_ns, usage, vm_rss_kib, Phase};
 use async_executor::{LocalExecutor, Task};
-use async_process::{Command, Stdio};
 use futures_lite::AsyncReadExt;
-use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
+use std::process::{ExitStatus, Output};
 
-pub fn run(scenario: Scenario, params: &Params) -> io::Result<Report> {
-    let ex = LocalExecutor::new();
-    async_io::block_on(ex.run(async {
-        for _ in 0..warmup(params) {
-            check(Command::new("/bin/true").spawn()?.status().await?)?;
-        }
-        match scenario {
-            Scenario::S1 => s1(params).await,
-            Scenario::S2 => s2(&ex, params).await,
-            Scenario::S3 => s3(&ex, params).await,
-            Scenario::S4 => s4(params).await,
-            Scenario::S5 => s5(params).await,
-            Scenario::S6 => s6(&ex, params).await,
-        }
-    }))
+/// async-process on a local executor.
+struct AsyncProcess<'ex> {
+    executor: &'ex LocalExecutor<'static>,
 }
 
-async fn s1(params: &Params) -> io::Result<Report> {
-    let n = params.get("n", 2000);
-    let phase = Phase::start();
-    for _ in 0..n {
-        check(Command::new("/bin/true").spawn()?.status().await?)?;
-    }
-    Ok(scenarios::per_op_report(Scenario::S1, n, phase.end()))
+/// Runs `case` on a fresh local executor.
+pub fn run(case: &Case, warmup: u64) -> io::Result<Report> {
+    let executor = LocalExecutor::new();
+    let lib = AsyncProcess {
+        executor: &executor,
+    };
+    async_io::block_on(executor.run(async_scenarios::run(&lib, case, warmup)))
 }
 
-async fn s2(ex: &LocalExecutor<'_>, params: &Params) -> io::Result<Report> {
-    let n = params.get("n", 2000);
-    let inflight = params.get("inflight", 256) as usize;
-    let mut queue: VecDeque<Task<io::Result<std::process::ExitStatus>>> =
-        VecDeque::with_capacity(inflight);
-    let phase = Phase::start();
-    for _ in 0..n {
-        if queue.len() == inflight {
-            check(queue.pop_front().expect("full queue").await?)?;
-        }
-        let mut child = Command::new("/bin/true").spawn()?;
-        queue.push_back(ex.spawn(async move { child.status().await }));
-    }
-    for task in queue {
-        check(task.await?)?;
-    }
-    Ok(scenarios::per_op_report(Scenario::S2, n, phase.end()))
-}
+impl AsyncLib for AsyncProcess<'_> {
+    type Child = async_process::Child;
+    type Task<T: Send + 'static> = Task<T>;
 
-async fn s3(ex: &LocalExecutor<'_>, params: &Params) -> io::Result<Report> {
-    let n = params.get("n", 2000);
-    let sleep_s = params.get("sleep_s", 2);
-    let mut children = Vec::with_capacity(n as usize);
-    let exact_before_kib = exact_rss_kib()?;
-    let rss_before_kib = vm_rss_kib()?;
-    let phase = Phase::start();
-    for _ in 0..n {
-        children.push(Command::new("sleep").arg(sleep_s.to_string()).spawn()?);
+    fn spawn(&self, spec: Spec<'_>) -> io::Result<async_process::Child> {
+        build_command!(async_process::Command, spec).spawn()
     }
-    let spawn_end_ns = now_ns();
-    let spawn = phase.end();
-    let exact_spawned_kib = exact_rss_kib()?;
-    let tasks: Vec<_> = children
-        .into_iter()
-        .map(|mut child| {
-            ex.spawn(async move {
-                let status = child.status().await;
-                (status, now_ns())
-            })
-        })
-        .collect();
-    let exact_live_kib = exact_rss_kib()?;
-    let mut last_resolved_ns = 0;
-    for task in tasks {
-        let (status, resolved) = task.await;
-        check(status?)?;
-        last_resolved_ns = last_resolved_ns.max(resolved);
-    }
-    Ok(LiveChildren {
-        n,
-        sleep_s,
-        spawn,
-        spawn_end_ns,
-        last_resolved_ns,
-        rss_before_kib,
-        after: usage(),
-        exact_before_kib,
-        exact_live_kib,
-        exact_spawned_kib,
-    }
-    .report())
-}
 
-async fn s4(params: &Params) -> io::Result<Report> {
-    let bytes = params.get("bytes", 268_435_456);
-    let (program, args) = capture_argv(params);
-    let mut captures = Vec::new();
-    for _ in 0..params.get("captures", 3) {
-        let phase = Phase::start();
-        let output = Command::new(program).args(&args).output().await?;
-        let cost = phase.end();
-        check(output.status)?;
-        if output.stdout.len() as u64 != bytes {
-            return Err(io::Error::other("short capture"));
-        }
-        drop(output);
-        captures.push((cost.wall_us, cost.cpu_us));
+    fn wait(
+        child: &mut async_process::Child,
+    ) -> impl Future<Output = io::Result<ExitStatus>> + Send {
+        child.status()
     }
-    Ok(scenarios::capture_report(bytes, &captures, usage()))
-}
 
-async fn s5(params: &Params) -> io::Result<Report> {
-    let exe = self_exe()?;
-    let mut latencies = Vec::new();
-    for _ in 0..params.get("runs", 500) {
-        let mut child = Command::new(&exe)
-            .arg("stamp")
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let mut stdout = child.stdout.take().expect("piped");
-        let status = child.status().await;
-        let woke = now_ns();
-        check(status?)?;
+    fn output(&self, spec: Spec<'_>) -> impl Future<Output = io::Result<Output>> {
+        build_command!(async_process::Command, spec).output()
+    }
+
+    async fn read_stdout(child: &mut async_process::Child) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
+        let mut stdout = child.stdout.take().expect("stdout is piped");
         stdout.read_to_end(&mut out).await?;
-        latencies.push(woke as f64 - parse_stamp(&out)? as f64);
+        Ok(out)
     }
-    Ok(scenarios::latency_report(&latencies))
-}
 
-async fn s6(ex: &LocalExecutor<'_>, params: &Params) -> io::Result<Report> {
-    let n = params.get("n", 500);
-    let exe = self_exe()?;
-    let gate = Gate::new()?;
-    let mut tasks = Vec::with_capacity(n as usize);
-    let total = Phase::start();
-    for i in 0..n {
-        let offset = scenarios::stagger_offset_ns(params, i, n);
-        let mut child = Command::new(&exe)
-            .arg("sleeper")
-            .arg(offset.to_string())
-            .stdin(gate.stdin()?)
-            .spawn()?;
-        let task = ex.spawn(async move {
-            let status = child.status().await;
-            (status, now_ns())
-        });
-        tasks.push((task, offset));
+    fn spawn_task<T, F>(&self, fut: F) -> Task<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = T> + Send + 'static,
+    {
+        self.executor.spawn(fut)
     }
-    let spawn = total.end();
-    let reap = Phase::start();
-    let t0 = gate.release(n)?;
-    let mut lags_ns = Vec::with_capacity(n as usize);
-    for (task, offset) in tasks {
-        let (status, resolved) = task.await;
-        check(status?)?;
-        lags_ns.push(resolved as f64 - (t0 + offset) as f64);
+
+    async fn join<T: Send + 'static>(task: Task<T>) -> io::Result<T> {
+        Ok(task.await)
     }
-    Ok(Staggered {
-        n,
-        spawn,
-        total: total.end(),
-        reap: reap.end(),
-        lags_ns,
-        self_wait_calls: None,
-    }
-    .report())
 }

@@ -1,36 +1,27 @@
-//! Worker mode: one library, one scenario, one JSON line on stdout.
+//! Worker mode: one library, one case, one JSON line on stdout.
 //!
-//! Every library runs the same scenario bodies, written once per API:
-//! `std_lib` (blocking, one thread), `tokio_style` (brood and
-//! `tokio::process`, whose APIs match, from one macro so the code is
-//! identical), and `async_proc` (async-process on its own executor).
-
-// First: the macro is used by the modules below it.
-#[macro_use]
-mod tokio_style;
+//! Every async library runs the same scenario bodies
+//! ([`async_scenarios`]), each on its own executor: brood and
+//! `tokio::process` on a Tokio runtime ([`on_tokio`]), async-process on an
+//! `async_executor` ([`async_proc`]). The raw baseline, blocking std on one
+//! thread, has bodies of its own ([`std_lib`]).
 
 mod async_proc;
-mod brood_lib;
+mod async_scenarios;
+mod on_tokio;
 mod std_lib;
-mod tokio_lib;
 
+use crate::params::{Case, WorkerOptions, S4};
 use crate::report::Report;
-use crate::scenarios::{Lib, Params, Scenario};
+use crate::scenarios::Lib;
 use std::ffi::OsString;
 use std::io;
 use std::path::PathBuf;
 
-/// How many `/bin/true` to spawn and wait before any measurement, so that
-/// one-time set-up (runtime threads, signal handlers, reaper threads, lazy
-/// statics) is not measured: `warmup=K`, 5 by default. The strace runs use
-/// 0 so that every counted call belongs to a measured child.
-fn warmup(params: &Params) -> u64 {
-    params.get("warmup", 5)
-}
-
-pub fn run(lib: Lib, scenario: Scenario, params: &Params) -> io::Result<Report> {
+pub fn run(lib: Lib, case: &Case, options: &WorkerOptions) -> io::Result<Report> {
+    let warmup = options.warmup;
     let mut report = match lib {
-        Lib::Std => std_lib::run(scenario, params)?,
+        Lib::Std => std_lib::run(case, warmup)?,
         Lib::BroodPidfd | Lib::BroodSignal | Lib::BroodPidfdCt | Lib::BroodSignalCt => {
             let want = match lib.brood_reaper() {
                 Some("pidfd") => brood::reaper::Strategy::Pidfd,
@@ -42,12 +33,14 @@ pub fn run(lib: Lib, scenario: Scenario, params: &Params) -> io::Result<Report> 
                     "brood chose {got:?}, expected {want:?}: is BROOD_REAPER set?"
                 )));
             }
-            brood_lib::run(scenario, params, lib.flavor())?
+            on_tokio::run::<on_tokio::Brood>(case, warmup, lib.flavor())?
         }
-        Lib::Tokio | Lib::TokioCt => tokio_lib::run(scenario, params, lib.flavor())?,
-        Lib::AsyncProcess => async_proc::run(scenario, params)?,
+        Lib::Tokio | Lib::TokioCt => {
+            on_tokio::run::<on_tokio::TokioProcess>(case, warmup, lib.flavor())?
+        }
+        Lib::AsyncProcess => async_proc::run(case, warmup)?,
     };
-    report.set("n", params.get("n", 0) as f64);
+    report.set("n", case.n().unwrap_or(0) as f64);
     Ok(report)
 }
 
@@ -56,11 +49,10 @@ fn self_exe() -> io::Result<PathBuf> {
 }
 
 /// S4's program and arguments.
-fn capture_argv(params: &Params) -> (&'static str, Vec<OsString>) {
-    let bytes = params.get("bytes", 268_435_456);
+fn capture_argv(p: &S4) -> (&'static str, Vec<OsString>) {
     (
         "head",
-        vec!["-c".into(), bytes.to_string().into(), "/dev/zero".into()],
+        vec!["-c".into(), p.bytes.to_string().into(), "/dev/zero".into()],
     )
 }
 

@@ -1,41 +1,40 @@
 //! The raw baseline: `std::process::Command::spawn` + blocking `wait`, all on
 //! one thread, no runtime.
 
-use super::{capture_argv, check, parse_stamp, self_exe, warmup};
+use super::{capture_argv, check, parse_stamp, self_exe};
 use crate::children::Gate;
+use crate::params::{Case, S1, S2, S3, S4, S5, S6};
 use crate::report::Report;
-use crate::scenarios::{self, LiveChildren, Params, Scenario, Staggered};
+use crate::scenarios::{self, LiveChildren, Scenario, Staggered};
 use crate::sys::{exact_rss_kib, now_ns, usage, vm_rss_kib, Phase};
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::process::{Child, Command, Stdio};
 
-pub fn run(scenario: Scenario, params: &Params) -> io::Result<Report> {
-    for _ in 0..warmup(params) {
+pub fn run(case: &Case, warmup: u64) -> io::Result<Report> {
+    for _ in 0..warmup {
         check(Command::new("/bin/true").spawn()?.wait()?)?;
     }
-    match scenario {
-        Scenario::S1 => s1(params),
-        Scenario::S2 => s2(params),
-        Scenario::S3 => s3(params),
-        Scenario::S4 => s4(params),
-        Scenario::S5 => s5(params),
-        Scenario::S6 => s6(params),
+    match case {
+        Case::S1(p) => s1(p),
+        Case::S2(p) => s2(p),
+        Case::S3(p) => s3(p),
+        Case::S4(p) => s4(p),
+        Case::S5(p) => s5(p),
+        Case::S6(p) => s6(p),
     }
 }
 
-fn s1(params: &Params) -> io::Result<Report> {
-    let n = params.get("n", 2000);
+fn s1(p: &S1) -> io::Result<Report> {
     let phase = Phase::start();
-    for _ in 0..n {
+    for _ in 0..p.n {
         check(Command::new("/bin/true").spawn()?.wait()?)?;
     }
-    Ok(scenarios::per_op_report(Scenario::S1, n, phase.end()))
+    Ok(scenarios::per_op_report(Scenario::S1, p.n, phase.end()))
 }
 
-fn s2(params: &Params) -> io::Result<Report> {
-    let n = params.get("n", 2000);
-    let inflight = params.get("inflight", 256) as usize;
+fn s2(p: &S2) -> io::Result<Report> {
+    let (n, inflight) = (p.n, p.inflight as usize);
     let mut queue: VecDeque<Child> = VecDeque::with_capacity(inflight);
     let phase = Phase::start();
     for _ in 0..n {
@@ -50,9 +49,8 @@ fn s2(params: &Params) -> io::Result<Report> {
     Ok(scenarios::per_op_report(Scenario::S2, n, phase.end()))
 }
 
-fn s3(params: &Params) -> io::Result<Report> {
-    let n = params.get("n", 2000);
-    let sleep_s = params.get("sleep_s", 2);
+fn s3(p: &S3) -> io::Result<Report> {
+    let (n, sleep_s) = (p.n, p.sleep_s);
     let mut children: Vec<Child> = Vec::with_capacity(n as usize);
     let exact_before_kib = exact_rss_kib()?;
     let rss_before_kib = vm_rss_kib()?;
@@ -84,11 +82,11 @@ fn s3(params: &Params) -> io::Result<Report> {
     .report())
 }
 
-fn s4(params: &Params) -> io::Result<Report> {
-    let bytes = params.get("bytes", 268_435_456);
-    let (program, args) = capture_argv(params);
+fn s4(p: &S4) -> io::Result<Report> {
+    let bytes = p.bytes;
+    let (program, args) = capture_argv(p);
     let mut captures = Vec::new();
-    for _ in 0..params.get("captures", 3) {
+    for _ in 0..p.captures {
         let phase = Phase::start();
         let output = Command::new(program).args(&args).output()?;
         let cost = phase.end();
@@ -102,10 +100,10 @@ fn s4(params: &Params) -> io::Result<Report> {
     Ok(scenarios::capture_report(bytes, &captures, usage()))
 }
 
-fn s5(params: &Params) -> io::Result<Report> {
+fn s5(p: &S5) -> io::Result<Report> {
     let exe = self_exe()?;
     let mut latencies = Vec::new();
-    for _ in 0..params.get("runs", 500) {
+    for _ in 0..p.runs {
         let mut child = Command::new(&exe)
             .arg("stamp")
             .stdout(Stdio::piped())
@@ -120,14 +118,14 @@ fn s5(params: &Params) -> io::Result<Report> {
     Ok(scenarios::latency_report(&latencies))
 }
 
-fn s6(params: &Params) -> io::Result<Report> {
-    let n = params.get("n", 500);
+fn s6(p: &S6) -> io::Result<Report> {
+    let n = p.n;
     let exe = self_exe()?;
     let gate = Gate::new()?;
     let mut children = Vec::with_capacity(n as usize);
     let total = Phase::start();
     for i in 0..n {
-        let offset = scenarios::stagger_offset_ns(params, i, n);
+        let offset = scenarios::stagger_offset_ns(p, i);
         let child = Command::new(&exe)
             .arg("sleeper")
             .arg(offset.to_string())

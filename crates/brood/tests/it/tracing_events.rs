@@ -1,11 +1,13 @@
 //! The optional `tracing` feature: events for spawn, exit (with status and
 //! rusage), signal sent, and orphan reaped.
-//! Run with `cargo test -p brood --features tracing --test tracing_events`.
-#![cfg(feature = "tracing")]
+//!
+//! Compiled only with the feature (see `main.rs`); `scripts/test` runs it
+//! as `cargo nextest run -p brood --features tracing --test it
+//! tracing_events::`. It installs a global subscriber, so it needs a process
+//! of its own, which nextest gives every test (with `cargo test`, filter it
+//! to this module as above).
 
-mod common;
-
-use common::*;
+use brood_testkit::{bounded, eventually, TEST_LIMIT};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::field::{Field, Visit};

@@ -24,10 +24,10 @@
 //!
 //! `PROPTEST_CASES` overrides the number of cases (default 32).
 
-mod common;
-
 use brood::{Child, ChildHandle, Command, Signal};
-use common::{bounded, child_pids, eventually_blocking, fd_count, zombie_children};
+use brood_testkit::fds::{fd_count, settled_fd_count};
+use brood_testkit::procfs::{child_pids, pid_exists, stat_state_ppid, zombie_children};
+use brood_testkit::{bounded, bounded_test, eventually, eventually_blocking, runtime};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::io;
@@ -479,11 +479,7 @@ fn check(r: &Record) -> Result<(), TestCaseError> {
 }
 
 fn run_case(tasks: Vec<Vec<Step>>, fd_baseline: usize) -> Result<(), TestCaseError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime::multi_thread(4);
     let records = rt.block_on(bounded(CASE_LIMIT, async move {
         let joins: Vec<_> = tasks
             .into_iter()
@@ -555,13 +551,14 @@ impl Stats {
 
 /// Creates brood's lazily built machinery (background thread, wake pipe,
 /// epoll set or SIGCHLD handler) and a runtime once, so that the descriptor
-/// baseline afterwards is stable.
-fn warm_up() -> usize {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap();
+/// baseline afterwards is stable; returns the baseline and that runtime.
+///
+/// The caller keeps the runtime alive while the cases run: dropped before
+/// the baseline is taken, its driver's descriptors could still be open then
+/// (see `settled_fd_count`), and every case would then seem to have closed
+/// two descriptors too many.
+fn warm_up() -> (usize, tokio::runtime::Runtime) {
+    let rt = runtime::multi_thread(4);
     rt.block_on(bounded(Duration::from_secs(30), async {
         let child = Command::new("sleep").arg("0.01").spawn().unwrap();
         let handle = child.handle();
@@ -571,15 +568,14 @@ fn warm_up() -> usize {
         let mut child = Command::new("true").stdout(Stdio::piped()).spawn().unwrap();
         assert!(child.wait().await.unwrap().success());
     }));
-    drop(rt);
     assert!(eventually_blocking(SETTLE_LIMIT, || child_pids().is_empty()));
-    common::settled_fd_count()
+    (settled_fd_count(), rt)
 }
 
 #[test]
 fn random_interleavings_lose_nothing() {
     let started = Instant::now();
-    let fd_baseline = warm_up();
+    let (fd_baseline, _warm_runtime) = warm_up();
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -623,15 +619,16 @@ fn random_interleavings_lose_nothing() {
 // tokio::process, which brood replaces drop-in, keeps `id()` `Some` until the
 // owner has seen the exit, and `child.id().expect(..)` right after spawn is a
 // common idiom. Fixed in the library since (commit 3636a51).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn id_is_some_until_the_owner_waits() {
-    bounded(Duration::from_secs(30), async {
+bounded_test!(
+    #[time_limit(Duration::from_secs(30))]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn id_is_some_until_the_owner_waits() {
         let mut child = Command::new("true").spawn().unwrap();
         let pid = child.handle().id();
         // Deterministic: wait (outside brood) until the child has exited, as
         // a zombie (pidfd path) or already reaped by brood (SIGCHLD path).
-        let exited = common::eventually(Duration::from_secs(10), || {
-            !common::pid_exists(pid) || common::stat_state_ppid(pid).map(|s| s.0) == Some('Z')
+        let exited = eventually(Duration::from_secs(10), || {
+            !pid_exists(pid) || stat_state_ppid(pid).map(|s| s.0) == Some('Z')
         })
         .await;
         assert!(exited, "`true` did not exit");
@@ -642,6 +639,5 @@ async fn id_is_some_until_the_owner_waits() {
         );
         assert!(child.wait().await.unwrap().success());
         assert_eq!(child.id(), None, "id() is None once the owner waited");
-    })
-    .await;
-}
+    }
+);

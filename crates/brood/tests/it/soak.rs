@@ -3,16 +3,16 @@
 //! reapers), or:
 //!
 //! ```text
-//! BROOD_REAPER=pidfd cargo test --release -p brood --test soak -- --ignored --nocapture
+//! BROOD_REAPER=pidfd cargo test --release -p brood --test it -- soak:: --ignored --nocapture
 //! ```
 //!
 //! `SOAK_CYCLES` sets the number of cycles (default 100,000, sampled every
 //! tenth of the run).
 
-mod common;
-
 use brood::Command;
-use common::{bounded, child_pids, eventually_blocking, settled_fd_count, vm_rss_kib};
+use brood_testkit::fds::settled_fd_count;
+use brood_testkit::procfs::{child_pids, vm_rss_kib, zombie_children};
+use brood_testkit::{bounded, eventually_blocking, runtime};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
@@ -39,7 +39,7 @@ async fn cycle(i: usize) {
             "cycle {i} (kind {}) hung for {CYCLE_LIMIT:?}; children: {:?}, zombies: {:?}",
             i % 5,
             child_pids(),
-            common::zombie_children()
+            zombie_children()
         );
     }
 }
@@ -124,16 +124,13 @@ fn soak_spawn_wait_drop_cycles() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let every = (cycles / 10).max(1);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime::multi_thread(2);
     run_cycles(&rt, 0, WARM_UP);
+    let rss_kib = || vm_rss_kib().expect("VmRSS in /proc/self/status");
 
     let started = Instant::now();
     let fds0 = settled_fd_count();
-    let rss0 = vm_rss_kib();
+    let rss0 = rss_kib();
     println!(
         "soak under {:?}: {cycles} cycles after {WARM_UP} warm-up cycles",
         brood::reaper::current()
@@ -146,7 +143,7 @@ fn soak_spawn_wait_drop_cycles() {
         run_cycles(&rt, WARM_UP + done, n);
         done += n;
         let fds = settled_fd_count();
-        let rss = vm_rss_kib();
+        let rss = rss_kib();
         max_rss = max_rss.max(rss);
         println!(
             "sample {done:>6}: rss {rss:>7} KiB, fds {fds}, {:.0} cycles/s",
@@ -154,7 +151,7 @@ fn soak_spawn_wait_drop_cycles() {
         );
         assert_eq!(fds, fds0, "descriptor count changed after {done} cycles");
     }
-    let rss_end = vm_rss_kib();
+    let rss_end = rss_kib();
     println!(
         "end: rss {rss0} -> {rss_end} KiB (max {max_rss}), fds {fds0} -> {}, {cycles} cycles in {:?}",
         settled_fd_count(),

@@ -2,16 +2,14 @@
 //! reused the pid), no descriptor leaks into children, `env_clear` honoured,
 //! and no shell anywhere in the library.
 
-mod common;
-
 use brood::{Command, Signal};
-use common::{bounded, child_pids, eventually};
+use brood_testkit::fds::{fds_of, is_cloexec};
+use brood_testkit::procfs::child_pids;
+use brood_testkit::{bounded_test, eventually};
 use std::collections::BTreeSet;
 use std::os::fd::RawFd;
 use std::process::Stdio;
 use std::time::Duration;
-
-const LIMIT: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------------------
 // (a) pid reuse
@@ -23,15 +21,15 @@ fn aim_next_pid(pid: u32) -> bool {
     std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", pid - 1)).is_ok()
 }
 
-/// A reaped child's `signal`, `start_kill` and `ChildHandle::signal` succeed
-/// and send nothing: a process that took over its pid survives them.
-///
-/// Where `ns_last_pid` is writable the test really makes a second child take
-/// over the first one's pid (retrying, since other processes may grab it);
-/// otherwise it still checks that the calls are harmless no-ops.
-#[tokio::test(flavor = "current_thread")]
-async fn signals_after_reaping_never_reach_a_pid_reuser() {
-    bounded(LIMIT, async {
+bounded_test!(
+    /// A reaped child's `signal`, `start_kill` and `ChildHandle::signal` succeed
+    /// and send nothing: a process that took over its pid survives them.
+    ///
+    /// Where `ns_last_pid` is writable the test really makes a second child take
+    /// over the first one's pid (retrying, since other processes may grab it);
+    /// otherwise it still checks that the calls are harmless no-ops.
+    #[tokio::test(flavor = "current_thread")]
+    async fn signals_after_reaping_never_reach_a_pid_reuser() {
         // Start brood's lazy machinery (and its thread) first, so that no
         // thread creation consumes the pid we aim at.
         let warm = Command::new("sleep").arg("0.01").spawn().unwrap();
@@ -108,20 +106,11 @@ async fn signals_after_reaping_never_reach_a_pid_reuser() {
             d.handle().id()
         );
         d.kill().await.unwrap();
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------------------
 // (b) descriptors
-
-fn fds_of(pid: &str) -> BTreeSet<RawFd> {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect()
-}
 
 /// Whether `pid` is blocked in `sleep`'s nanosleep: its exec, which closes
 /// the close-on-exec descriptors, is then over. (`comm` alone is not enough:
@@ -137,11 +126,11 @@ fn sleeping_in_nanosleep(pid: u32) -> bool {
         && (nr == Some(libc::SYS_clock_nanosleep) || nr == Some(libc::SYS_nanosleep))
 }
 
-/// With other children alive holding all three pipes, a background reaper
-/// running and the exit watcher set up, a new child sees only 0, 1 and 2.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn children_inherit_nothing_but_their_stdio() {
-    bounded(LIMIT, async {
+bounded_test!(
+    /// With other children alive holding all three pipes, a background reaper
+    /// running and the exit watcher set up, a new child sees only 0, 1 and 2.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn children_inherit_nothing_but_their_stdio() {
         // Descriptors this test process itself inherited without
         // close-on-exec (from whoever ran the tests) are passed on by every
         // exec; they are not brood's. Usually none besides 0, 1 and 2.
@@ -205,9 +194,8 @@ async fn children_inherit_nothing_but_their_stdio() {
         for mut child in alive {
             child.kill().await.unwrap();
         }
-    })
-    .await;
-}
+    }
+);
 
 trait KillCheck {
     fn signal_is_kill(&self) -> bool;
@@ -220,19 +208,13 @@ impl KillCheck for std::process::ExitStatus {
     }
 }
 
-fn is_cloexec(fd: RawFd) -> Option<bool> {
-    // SAFETY: F_GETFD on any number is harmless; it fails with EBADF if closed.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    (flags >= 0).then_some(flags & libc::FD_CLOEXEC != 0)
-}
-
-/// Every descriptor brood opens in this process (pipes, pidfds, the
-/// background reaper's epoll set and wake pipe, the SIGCHLD handler's
-/// duplicate) has FD_CLOEXEC, so no exec, by brood or anyone else in the
-/// process, leaks it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_descriptor_brood_opens_is_cloexec() {
-    bounded(LIMIT, async {
+bounded_test!(
+    /// Every descriptor brood opens in this process (pipes, pidfds, the
+    /// background reaper's epoll set and wake pipe, the SIGCHLD handler's
+    /// duplicate) has FD_CLOEXEC, so no exec, by brood or anyone else in the
+    /// process, leaks it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_descriptor_brood_opens_is_cloexec() {
         let before = fds_of("self");
         let mut alive = Vec::new();
         for _ in 0..3 {
@@ -283,9 +265,8 @@ async fn every_descriptor_brood_opens_is_cloexec() {
             child.kill().await.unwrap();
         }
         assert!(eventually(Duration::from_secs(10), || child_pids().is_empty()).await);
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------------------
 // (c) environment
@@ -300,9 +281,9 @@ async fn env_of(cmd: &mut Command) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn env_clear_is_honoured() {
-    bounded(LIMIT, async {
+bounded_test!(
+    #[tokio::test(flavor = "current_thread")]
+    async fn env_clear_is_honoured() {
         // The control: by default the child inherits our environment.
         let inherited = env_of(&mut Command::new("/usr/bin/env")).await;
         assert!(
@@ -332,9 +313,8 @@ async fn env_clear_is_honoured() {
             "{removed:?}"
         );
         assert_eq!(removed.len(), inherited.len() - 1);
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------------------
 // (d) no shell

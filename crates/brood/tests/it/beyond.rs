@@ -2,10 +2,11 @@
 //! stops, timeouts, resource usage, shared handles, output caps, pipe
 //! capacity, watching any pid, and subreaper mode.
 
-mod common;
-
 use brood::{Command, OutputLimitExceeded, Signal};
-use common::*;
+use brood_testkit::fds::pipe_size;
+use brood_testkit::procfs::zombie_children;
+use brood_testkit::procfs::{pid_exists, sigchld_caught, stat_state_ppid, vm_hwm_kib};
+use brood_testkit::{bounded, bounded_test, eventually, worker, TEST_LIMIT};
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -78,21 +79,20 @@ fn signal_constants_round_trip() {
     assert_eq!(format!("{:?}", Signal::from_raw(60)), "Signal(60)");
 }
 
-#[tokio::test]
-async fn signal_reaches_the_child() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn signal_reaches_the_child() {
         let mut child = spawn_ready(&mut looping_shell("trap 'exit 10' USR1;")).await;
         child.signal(Signal::USR1).unwrap();
         assert_eq!(child.wait().await.unwrap().code(), Some(10));
         // Reaped: a further signal sends nothing and succeeds.
         child.signal(Signal::KILL).unwrap();
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn stop_and_continue() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn stop_and_continue() {
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
         let pid = child.id().unwrap();
         child.signal(Signal::STOP).unwrap();
@@ -110,13 +110,12 @@ async fn stop_and_continue() {
             .await
         );
         child.kill().await.unwrap();
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn signal_group_needs_a_group_leader() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn signal_group_needs_a_group_leader() {
         let mut child = Command::new("sleep")
             .arg("30")
             .kill_on_drop(true)
@@ -126,13 +125,12 @@ async fn signal_group_needs_a_group_leader() {
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
         assert!(child.try_wait().unwrap().is_none(), "nothing was sent");
         child.kill().await.unwrap();
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn signal_group_reaches_grandchildren() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn signal_group_reaches_grandchildren() {
         let mut child = tree("").spawn().unwrap();
         let grandchild: u32 = read_line(&mut child).await.parse().unwrap();
         assert!(!is_dead(grandchild));
@@ -141,16 +139,15 @@ async fn signal_group_reaches_grandchildren() {
         assert!(eventually(Duration::from_secs(5), || is_dead(grandchild)).await);
         // The handle reaches the group too, and is fine once all are gone.
         child.handle().signal_group(Signal::TERM).unwrap();
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------------------
 // Graceful and whole-group stops
 
-#[tokio::test]
-async fn terminate_cooperative_child_exits_on_term() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn terminate_cooperative_child_exits_on_term() {
         let mut child = spawn_ready(&mut looping_shell("trap 'exit 3' TERM;")).await;
         let start = Instant::now();
         let status = child.terminate(Duration::from_secs(20)).await.unwrap();
@@ -159,26 +156,24 @@ async fn terminate_cooperative_child_exits_on_term() {
             start.elapsed() < Duration::from_secs(10),
             "waited out the grace"
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn terminate_uncooperative_child_is_killed_after_grace() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn terminate_uncooperative_child_is_killed_after_grace() {
         let mut child = spawn_ready(&mut looping_shell("trap '' TERM;")).await;
         let grace = Duration::from_millis(300);
         let start = Instant::now();
         let status = child.terminate(grace).await.unwrap();
         assert_eq!(status.signal(), Some(libc::SIGKILL));
         assert!(start.elapsed() >= grace);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn terminate_stops_the_whole_group() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn terminate_stops_the_whole_group() {
         // The shell exits on TERM; its background sleep ignores nothing but
         // is in the group, so it gets TERM too.
         let mut child = tree("").spawn().unwrap();
@@ -187,13 +182,12 @@ async fn terminate_stops_the_whole_group() {
         assert_eq!(status.signal(), Some(libc::SIGTERM));
         // terminate resolves only once the whole group is gone.
         assert!(is_dead(grandchild));
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn group_stragglers_that_ignore_term_get_kill_after_grace() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn group_stragglers_that_ignore_term_get_kill_after_grace() {
         // The grandchild ignores TERM (and says so only once it does); the
         // leader does not.
         let mut child = Command::new("sh")
@@ -214,13 +208,12 @@ async fn group_stragglers_that_ignore_term_get_kill_after_grace() {
         // terminate waited for it.
         assert!(start.elapsed() >= grace);
         assert!(eventually(Duration::from_millis(500), || is_dead(grandchild)).await);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn kill_on_drop_stops_the_group_at_once_by_default() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn kill_on_drop_stops_the_group_at_once_by_default() {
         let mut child = tree(IGNORE_TERM).kill_on_drop(true).spawn().unwrap();
         let grandchild: u32 = read_line(&mut child).await.parse().unwrap();
         let pid = child.id().unwrap();
@@ -230,13 +223,12 @@ async fn kill_on_drop_stops_the_group_at_once_by_default() {
                 && !pid_exists(pid))
             .await
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn kill_on_drop_with_grace_runs_in_the_background_and_reaps() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn kill_on_drop_with_grace_runs_in_the_background_and_reaps() {
         let grace = Duration::from_secs(1);
         // The grandchild keeps the default TERM action; the leader ignores
         // TERM (set after the grandchild started, so it is not inherited).
@@ -267,13 +259,12 @@ async fn kill_on_drop_with_grace_runs_in_the_background_and_reaps() {
             "leader not reaped"
         );
         assert!(dropped.elapsed() >= grace);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn kill_on_drop_with_grace_lets_a_cooperative_child_exit() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn kill_on_drop_with_grace_lets_a_cooperative_child_exit() {
         let handle;
         {
             let child = spawn_ready(
@@ -286,19 +277,17 @@ async fn kill_on_drop_with_grace_lets_a_cooperative_child_exit() {
         }
         let status = handle.wait().await.unwrap();
         assert_eq!(status.code(), Some(0), "exited by itself on TERM");
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------------------
 // Timeouts
 
-#[tokio::test]
-async fn status_timeout_stops_the_tree_and_reports_timed_out() {
-    bounded(TEST_LIMIT, async {
-        let dir = std::env::temp_dir().join(format!("brood-timeout-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let pidfile = dir.join("grandchild");
+bounded_test!(
+    #[tokio::test]
+    async fn status_timeout_stops_the_tree_and_reports_timed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("grandchild");
         let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
         let start = Instant::now();
         let err = Command::new("sh")
@@ -316,14 +305,13 @@ async fn status_timeout_stops_the_tree_and_reports_timed_out() {
             .parse()
             .unwrap();
         assert!(eventually(Duration::from_secs(5), || is_dead(grandchild)).await);
-        std::fs::remove_dir_all(&dir).unwrap();
-    })
-    .await;
-}
+        dir.close().unwrap();
+    }
+);
 
-#[tokio::test]
-async fn output_timeout_with_grace() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn output_timeout_with_grace() {
         let err = Command::new("sh")
             .args([
                 "-c",
@@ -336,13 +324,12 @@ async fn output_timeout_with_grace() {
             .unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
         assert!(eventually(Duration::from_secs(5), || zombie_children().is_empty()).await);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn timeout_not_reached_returns_normally() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn timeout_not_reached_returns_normally() {
         let out = Command::new("echo")
             .arg("quick")
             .timeout(Duration::from_secs(30))
@@ -355,13 +342,12 @@ async fn timeout_not_reached_returns_normally() {
             .status()
             .await;
         assert!(status.unwrap().success());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn wait_timeout_leaves_the_child_running() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn wait_timeout_leaves_the_child_running() {
         let mut child = Command::new("sh")
             .args(["-c", "read x; exit 6"])
             .stdin(Stdio::piped())
@@ -381,16 +367,15 @@ async fn wait_timeout_leaves_the_child_running() {
         drop(child.stdin.take());
         let status = child.wait_timeout(Duration::from_secs(30)).await.unwrap();
         assert_eq!(status.unwrap().code(), Some(6));
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------------------
 // Resource usage
 
-#[tokio::test]
-async fn wait_with_rusage_reports_this_child_alone() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn wait_with_rusage_reports_this_child_alone() {
         let mut child = Command::new("sh")
             .args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"])
             .spawn()
@@ -409,16 +394,15 @@ async fn wait_with_rusage_reports_this_child_alone() {
         let mut quick = Command::new("true").spawn().unwrap();
         let (_, small) = quick.wait_with_rusage().await.unwrap();
         assert!(small.user_time() < usage.user_time());
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------------------
 // Shared handles
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_handle_waiters_all_get_the_status() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_handle_waiters_all_get_the_status() {
         let mut child = Command::new("sh")
             .args(["-c", "read x; exit 12"])
             .stdin(Stdio::piped())
@@ -441,26 +425,24 @@ async fn many_handle_waiters_all_get_the_status() {
         assert_eq!(handle.status().unwrap().unwrap().code(), Some(12));
         assert!(handle.resource_usage().is_some());
         assert_eq!(handle.id(), child.handle().id());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn handle_wait_without_the_child_ever_awaited() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn handle_wait_without_the_child_ever_awaited() {
         let child = Command::new("sh").args(["-c", "exit 4"]).spawn().unwrap();
         let handle = child.handle();
         assert_eq!(handle.wait().await.unwrap().code(), Some(4));
         // The Child sees the same status.
         let mut child = child;
         assert_eq!(child.wait().await.unwrap().code(), Some(4));
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn handle_wait_after_the_child_was_dropped() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn handle_wait_after_the_child_was_dropped() {
         let mut child = Command::new("sh")
             .args(["-c", "read x; exit 8"])
             .stdin(Stdio::piped())
@@ -476,13 +458,12 @@ async fn handle_wait_after_the_child_was_dropped() {
         drop(stdin);
         assert_eq!(waiter.await.unwrap().code(), Some(8));
         handle.signal(Signal::TERM).unwrap();
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn handle_wait_is_cancel_safe() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn handle_wait_is_cancel_safe() {
         let mut child = Command::new("sh")
             .args(["-c", "read x; exit 2"])
             .stdin(Stdio::piped())
@@ -498,16 +479,15 @@ async fn handle_wait_is_cancel_safe() {
         }
         drop(child.stdin.take());
         assert_eq!(handle.wait().await.unwrap().code(), Some(2));
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------------------
 // watch_pid
 
-#[tokio::test]
-async fn watch_pid_sees_a_process_that_is_not_our_child() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn watch_pid_sees_a_process_that_is_not_our_child() {
         // The grandchild is the shell's child, not ours.
         let mut child = Command::new("sh")
             .args(["-c", "sleep 0.3 & echo $!; wait"])
@@ -521,13 +501,12 @@ async fn watch_pid_sees_a_process_that_is_not_our_child() {
         assert!(start.elapsed() >= Duration::from_millis(100));
         assert!(is_dead(grandchild));
         child.wait().await.unwrap();
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn watch_pid_of_a_missing_process_fails_at_once() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn watch_pid_of_a_missing_process_fails_at_once() {
         let mut child = Command::new("true").spawn().unwrap();
         let pid = child.id().unwrap();
         child.wait().await.unwrap();
@@ -541,16 +520,15 @@ async fn watch_pid_of_a_missing_process_fails_at_once() {
             brood::watch_pid(0).err().unwrap().kind(),
             std::io::ErrorKind::InvalidInput
         );
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------------------
 // Output cap and pipe capacity
 
-#[tokio::test]
-async fn max_output_stops_the_child_and_keeps_what_fits() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn max_output_stops_the_child_and_keeps_what_fits() {
         let cap = 100_000;
         let err = Command::new("sh")
             .args(["-c", "yes out & yes err >&2; wait"])
@@ -568,13 +546,12 @@ async fn max_output_stops_the_child_and_keeps_what_fits() {
         assert!(over.stdout().chunks(4).all(|c| c == &b"out\n"[..c.len()]));
         assert!(err.to_string().contains("exceeded"));
         assert!(eventually(Duration::from_secs(5), || zombie_children().is_empty()).await);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn max_output_at_or_under_the_cap_is_fine() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn max_output_at_or_under_the_cap_is_fine() {
         let out = Command::new("head")
             .args(["-c", "5000", "/dev/zero"])
             .max_output(5000)
@@ -595,16 +572,15 @@ async fn max_output_at_or_under_the_cap_is_fine() {
             .downcast::<OutputLimitExceeded>()
             .unwrap();
         assert_eq!(over.into_parts().0.len(), 5000);
-    })
-    .await;
-}
+    }
+);
 
 #[test]
 fn max_output_keeps_memory_bounded() {
-    const NAME: &str = "max_output_keeps_memory_bounded";
-    if is_worker(NAME) {
+    if worker::is_worker() {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let hwm_before = vm_hwm_kib();
+        let peak_kib = || vm_hwm_kib().expect("VmHWM in /proc/self/status") as i64;
+        let hwm_before = peak_kib();
         rt.block_on(bounded(TEST_LIMIT, async {
             let err = Command::new("head")
                 .args(["-c", "400000000", "/dev/zero"])
@@ -614,34 +590,20 @@ fn max_output_keeps_memory_bounded() {
                 .unwrap_err();
             assert!(err.get_ref().unwrap().is::<OutputLimitExceeded>());
         }));
-        let grown = vm_hwm_kib() - hwm_before;
+        let grown = peak_kib() - hwm_before;
         assert!(
             grown < 32 * 1024,
             "peak RSS grew by {grown} KiB for a 1 MiB cap"
         );
-        return;
+        return worker::done();
     }
-    assert_worker_ok(&run_worker(NAME, &[]));
+    worker::run(&[]).assert_ok();
 }
 
-fn vm_hwm_kib() -> i64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
-fn pipe_size(fd: i32) -> i32 {
-    // SAFETY: F_GETPIPE_SZ on a descriptor we own reads an integer.
-    unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) }
-}
-
-#[tokio::test]
-async fn pipe_capacity_is_set_and_clamped() {
-    use std::os::fd::AsRawFd;
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn pipe_capacity_is_set_and_clamped() {
+        use std::os::fd::AsRawFd;
         let mut child = Command::new("cat")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -675,17 +637,15 @@ async fn pipe_capacity_is_set_and_clamped() {
             .expect("an oversized request is clamped, not an error");
         assert_eq!(pipe_size(child.stdout.as_ref().unwrap().as_raw_fd()), max);
         child.wait().await.unwrap();
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------------------
 // Subreaper
 
 #[test]
 fn subreaper_reaps_adopted_orphans_and_never_steals_our_children() {
-    const NAME: &str = "subreaper_reaps_adopted_orphans_and_never_steals_our_children";
-    if is_worker(NAME) {
+    if worker::is_worker() {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(bounded(TEST_LIMIT, async {
             // A brood child from before subreaper mode, still running.
@@ -727,15 +687,14 @@ fn subreaper_reaps_adopted_orphans_and_never_steals_our_children() {
             assert_eq!(early.wait().await.unwrap().code(), Some(21));
             assert!(eventually(Duration::from_secs(5), || zombie_children().is_empty()).await);
         }));
-        return;
+        return worker::done();
     }
-    assert_worker_ok(&run_worker(NAME, &[]));
+    worker::run(&[]).assert_ok();
 }
 
 #[test]
 fn terminate_returns_as_soon_as_the_group_is_gone_in_a_subreaper() {
-    const NAME: &str = "terminate_returns_as_soon_as_the_group_is_gone_in_a_subreaper";
-    if is_worker(NAME) {
+    if worker::is_worker() {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(bounded(TEST_LIMIT, async {
             // As a subreaper, brood reaps the orphaned grandchild itself, so
@@ -751,14 +710,14 @@ fn terminate_returns_as_soon_as_the_group_is_gone_in_a_subreaper() {
             );
             assert!(!pid_exists(grandchild) || is_dead(grandchild));
         }));
-        return;
+        return worker::done();
     }
-    assert_worker_ok(&run_worker(NAME, &[]));
+    worker::run(&[]).assert_ok();
 }
 
-#[tokio::test]
-async fn abandoned_timeouts_do_not_accumulate() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn abandoned_timeouts_do_not_accumulate() {
         let mut child = Command::new("sleep")
             .arg("30")
             .kill_on_drop(true)
@@ -775,9 +734,8 @@ async fn abandoned_timeouts_do_not_accumulate() {
             "{pending} timer entries kept for 3000 abandoned waits"
         );
         child.kill().await.unwrap();
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------------------
 // Bulk capture on a multi-thread runtime: once the output proves large it is
@@ -788,9 +746,9 @@ fn repeats(data: &[u8], line: &[u8]) -> bool {
     data.chunks(line.len()).all(|c| c == &line[..c.len()])
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bulk_capture_keeps_both_streams_whole() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bulk_capture_keeps_both_streams_whole() {
         let out = Command::new("sh")
             .args([
                 "-c",
@@ -805,13 +763,12 @@ async fn bulk_capture_keeps_both_streams_whole() {
         assert_eq!(out.stderr.len(), 2_000_003);
         assert!(repeats(&out.stderr[..2_000_000], b"err\n"));
         assert_eq!(&out.stderr[2_000_000..], b"END");
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bulk_capture_over_the_cap_stops_the_child() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bulk_capture_over_the_cap_stops_the_child() {
         let cap = 5 << 20;
         let err = Command::new("yes")
             .arg("0123456")
@@ -826,13 +783,12 @@ async fn bulk_capture_over_the_cap_stops_the_child() {
         assert_eq!(over.stdout().len(), cap);
         assert!(repeats(over.stdout(), b"0123456\n"));
         assert!(eventually(Duration::from_secs(5), || zombie_children().is_empty()).await);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn abandoned_bulk_capture_lets_go_of_the_pipes() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn abandoned_bulk_capture_lets_go_of_the_pipes() {
         let child = Command::new("yes")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -850,6 +806,5 @@ async fn abandoned_bulk_capture_lets_go_of_the_pipes() {
             eventually(Duration::from_secs(10), || !pid_exists(pid)).await,
             "yes ({pid}) still alive: the capture thread kept reading"
         );
-    })
-    .await;
-}
+    }
+);

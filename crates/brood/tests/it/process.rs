@@ -1,10 +1,10 @@
 //! Core process behaviour: a port of what tokio's process tests check, stdin
 //! shutdown, descriptor hygiene, runtimes, and scale.
 
-mod common;
-
 use brood::Command;
-use common::*;
+use brood_testkit::fds::{fd_count, fd_flags, is_cloexec, open_fds, settled_fd_count};
+use brood_testkit::procfs::{child_pids, pid_exists, stat_state_ppid, zombie_children};
+use brood_testkit::{bounded, bounded_test, eventually, runtime, TEST_LIMIT};
 use std::os::fd::AsRawFd;
 use std::process::Stdio;
 use std::time::Duration;
@@ -13,9 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 // ---------------------------------------------------------------------------
 // Exit codes, fused wait, try_wait
 
-#[tokio::test]
-async fn exit_codes_and_a_second_wait_returns_the_same_status() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn exit_codes_and_a_second_wait_returns_the_same_status() {
         for code in [0, 1, 2, 42, 255] {
             let mut child = Command::new("sh")
                 .args(["-c", &format!("exit {code}")])
@@ -28,26 +28,24 @@ async fn exit_codes_and_a_second_wait_returns_the_same_status() {
             assert_eq!(child.try_wait().unwrap(), Some(first));
             assert_eq!(child.id(), None, "no pid once reaped");
         }
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn killed_child_reports_the_signal() {
-    use std::os::unix::process::ExitStatusExt;
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn killed_child_reports_the_signal() {
+        use std::os::unix::process::ExitStatusExt;
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
         child.kill().await.unwrap();
         let status = child.wait().await.unwrap();
         assert_eq!(status.signal(), Some(libc::SIGKILL));
         assert_eq!(status.code(), None);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn try_wait_before_and_after_exit() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn try_wait_before_and_after_exit() {
         let mut child = Command::new("cat").stdin(Stdio::piped()).spawn().unwrap();
         assert_eq!(child.try_wait().unwrap(), None);
         assert!(child.id().is_some());
@@ -71,25 +69,23 @@ async fn try_wait_before_and_after_exit() {
         );
         assert!(status.unwrap().success());
         assert_eq!(child.wait().await.unwrap(), status.unwrap());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn kill_after_wait_is_fine() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn kill_after_wait_is_fine() {
         let mut child = Command::new("true").kill_on_drop(true).spawn().unwrap();
         assert!(child.wait().await.unwrap().success());
         child.start_kill().unwrap();
         child.kill().await.unwrap();
         child.signal(brood::Signal::TERM).unwrap();
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn wait_is_cancel_safe() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn wait_is_cancel_safe() {
         let mut child = Command::new("sh")
             .args(["-c", "read x; exit 5"])
             .stdin(Stdio::piped())
@@ -106,16 +102,15 @@ async fn wait_is_cancel_safe() {
         }
         stdin.write_all(b"go\n").await.unwrap();
         assert_eq!(child.wait().await.unwrap().code(), Some(5));
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------------------
 // arg0, env
 
-#[tokio::test]
-async fn arg0_is_passed() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn arg0_is_passed() {
         let out = Command::new("sh")
             .arg0("renamed-shell")
             .args(["-c", "echo $0"])
@@ -123,13 +118,12 @@ async fn arg0_is_passed() {
             .await
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "renamed-shell\n");
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn env_options_are_honoured() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn env_options_are_honoured() {
         let out = Command::new("/usr/bin/env")
             .env_clear()
             .env("ONLY", "this")
@@ -143,16 +137,15 @@ async fn env_options_are_honoured() {
         let mut lines: Vec<_> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
         lines.sort();
         assert_eq!(lines, ["AND=that", "ONLY=this"]);
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------------------
 // Pipes
 
-#[tokio::test]
-async fn pipe_from_one_command_to_another() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn pipe_from_one_command_to_another() {
         let mut first = Command::new("echo")
             .arg("hello pipeline")
             .stdout(Stdio::piped())
@@ -168,36 +161,23 @@ async fn pipe_from_one_command_to_another() {
         let out = second.wait_with_output().await.unwrap();
         assert_eq!(out.stdout, b"HELLO PIPELINE\n");
         assert!(first.wait().await.unwrap().success());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn converted_pipes_are_blocking_again() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn converted_pipes_are_blocking_again() {
         let mut child = Command::new("true").stdout(Stdio::piped()).spawn().unwrap();
         let fd = child.stdout.take().unwrap().into_owned_fd().unwrap();
-        let flags = unsafe_free_fcntl_getfl(fd.as_raw_fd());
+        let flags = fd_flags(fd.as_raw_fd()).expect("the pipe is open");
         assert_eq!(flags & libc::O_NONBLOCK, 0);
         child.wait().await.unwrap();
-    })
-    .await;
-}
+    }
+);
 
-fn unsafe_free_fcntl_getfl(fd: i32) -> i32 {
-    // /proc/self/fdinfo shows the flags in octal without any unsafe code.
-    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default();
-    let flags = info
-        .lines()
-        .find_map(|l| l.strip_prefix("flags:"))
-        .unwrap_or("0")
-        .trim();
-    i32::from_str_radix(flags, 8).unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_concurrent_stdin_and_stdout() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_concurrent_stdin_and_stdout() {
         const SIZE: usize = 8 << 20;
         let mut child = Command::new("cat")
             .stdin(Stdio::piped())
@@ -225,13 +205,12 @@ async fn large_concurrent_stdin_and_stdout() {
         assert_eq!(got.len(), expected.len());
         assert!(got == expected, "data corrupted in transit");
         assert!(child.wait().await.unwrap().success());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn stdin_shutdown_closes_the_pipe_while_the_handle_lives() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn stdin_shutdown_closes_the_pipe_while_the_handle_lives() {
         let mut child = Command::new("wc")
             .arg("-c")
             .stdin(Stdio::piped())
@@ -262,13 +241,12 @@ async fn stdin_shutdown_closes_the_pipe_while_the_handle_lives() {
         assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
         assert_eq!(child.stdin.as_ref().unwrap().as_raw_fd(), -1);
         assert!(child.wait().await.unwrap().success());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn status_closes_its_pipes() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn status_closes_its_pipes() {
         // cat would wait forever on a stdin pipe that stayed open.
         let status = Command::new("cat")
             .stdin(Stdio::piped())
@@ -278,13 +256,12 @@ async fn status_closes_its_pipes() {
             .await
             .unwrap();
         assert!(status.success());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn output_collects_both_streams() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn output_collects_both_streams() {
         let out = Command::new("sh")
             .args(["-c", "echo to-out; echo to-err >&2; exit 4"])
             .output()
@@ -293,30 +270,24 @@ async fn output_collects_both_streams() {
         assert_eq!(out.stdout, b"to-out\n");
         assert_eq!(out.stderr, b"to-err\n");
         assert_eq!(out.status.code(), Some(4));
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------------------
 // 9. Descriptors
 
-/// Whether descriptor `fd` of this process has O_CLOEXEC, from fdinfo;
-/// `None` if it was closed meanwhile.
-fn is_cloexec(fd: i32) -> Option<bool> {
-    std::fs::metadata(format!("/proc/self/fdinfo/{fd}")).ok()?;
-    Some(unsafe_free_fcntl_getfl(fd) & libc::O_CLOEXEC != 0)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_descriptor_leaks_after_hundreds_of_spawns() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_descriptor_leaks_after_hundreds_of_spawns() {
         // Warm up: lazily created process-wide descriptors (the background
         // reaper's pipe and epoll set, started by a handle wait) are not leaks.
+        // The baseline is settled: the pidfd of the warm-up child, which the
+        // background reaper lets go of just after the wait, is not in it.
         let _ = Command::new("true").status().await.unwrap();
         let handle = Command::new("true").spawn().unwrap().handle();
         handle.wait().await.unwrap();
         drop(handle);
-        let baseline = fd_count();
+        let baseline = settled_fd_count();
         let mut tasks = Vec::new();
         for i in 0..300 {
             tasks.push(tokio::spawn(async move {
@@ -354,13 +325,12 @@ async fn no_descriptor_leaks_after_hundreds_of_spawns() {
             fd_count()
         );
         assert!(eventually(Duration::from_secs(10), || zombie_children().is_empty()).await);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn every_descriptor_brood_creates_is_cloexec() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn every_descriptor_brood_creates_is_cloexec() {
         let before: std::collections::HashSet<_> = open_fds().into_iter().collect();
         let mut child = Command::new("cat")
             .stdin(Stdio::piped())
@@ -386,28 +356,15 @@ async fn every_descriptor_brood_creates_is_cloexec() {
             assert_ne!(is_cloexec(fd), Some(false), "fd {fd} is not close-on-exec");
         }
         child.kill().await.unwrap();
-    })
-    .await;
-}
-
-fn open_fds() -> Vec<i32> {
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
-        .filter(|fd| std::fs::metadata(format!("/proc/self/fdinfo/{fd}")).is_ok())
-        .collect()
-}
+    }
+);
 
 // ---------------------------------------------------------------------------
 // 10. Runtimes and tasks
 
 #[test]
 fn works_on_a_current_thread_runtime() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime::current_thread();
     rt.block_on(bounded(TEST_LIMIT, async {
         let out = Command::new("echo").arg("ct").output().await.unwrap();
         assert_eq!(out.stdout, b"ct\n");
@@ -425,9 +382,9 @@ fn works_on_a_current_thread_runtime() {
     }));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spawned_in_one_task_awaited_in_another() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spawned_in_one_task_awaited_in_another() {
         let child = tokio::spawn(async {
             Command::new("sh")
                 .args(["-c", "exit 17"])
@@ -444,9 +401,8 @@ async fn spawned_in_one_task_awaited_in_another() {
         .await
         .unwrap();
         assert_eq!(status.code(), Some(17));
-    })
-    .await;
-}
+    }
+);
 
 #[test]
 fn child_types_are_send_sync_unpin_debug() {
@@ -461,9 +417,10 @@ fn child_types_are_send_sync_unpin_debug() {
 // ---------------------------------------------------------------------------
 // Scale
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_thousand_live_children() {
-    bounded(Duration::from_secs(120), async {
+bounded_test!(
+    #[time_limit(Duration::from_secs(120))]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_thousand_live_children() {
         const N: usize = 2000;
         let mut children = Vec::with_capacity(N);
         for i in 0..N {
@@ -494,6 +451,5 @@ async fn two_thousand_live_children() {
             t.await.unwrap();
         }
         assert!(zombie_children().is_empty());
-    })
-    .await;
-}
+    }
+);

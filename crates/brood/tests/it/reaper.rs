@@ -2,11 +2,13 @@
 //! dispatch, no handler on the pidfd path, orphan reaping, kill_on_drop, and
 //! spawning outside a runtime.
 
-mod common;
-
 use brood::reaper::Strategy;
 use brood::Command;
-use common::*;
+use brood_testkit::procfs::{
+    child_pids, pid_exists, sigchld_caught, stat_state_ppid, zombie_children,
+};
+use brood_testkit::{bounded, bounded_test, eventually, eventually_blocking};
+use brood_testkit::{runtime, worker, TEST_LIMIT};
 use std::future::Future;
 use std::pin::Pin;
 use std::process::Stdio;
@@ -21,7 +23,8 @@ use std::time::{Duration, Instant};
 #[test]
 fn strategy_follows_brood_reaper() {
     let strategy = brood::reaper::current();
-    match requested_reaper().as_deref() {
+    // The strategy the suite was asked to test.
+    match std::env::var("BROOD_REAPER").ok().as_deref() {
         Some("pidfd") => assert_eq!(strategy, Strategy::Pidfd),
         Some("signal") => assert_eq!(strategy, Strategy::Signal),
         _ => {}
@@ -33,25 +36,21 @@ fn strategy_follows_brood_reaper() {
 
 #[test]
 fn auto_probes_and_prefers_pidfd_here() {
-    if is_worker("auto_probes_and_prefers_pidfd_here") {
+    if worker::is_worker() {
         // This machine runs Linux with pidfd support.
         assert_eq!(brood::reaper::current(), Strategy::Pidfd);
-        let status = futures_block_on(async { Command::new("true").status().await });
+        let status = runtime::block_on(async { Command::new("true").status().await });
         assert!(status.unwrap().success());
-        return;
+        return worker::done();
     }
     for setting in [None, Some("auto"), Some("")] {
-        let out = run_worker(
-            "auto_probes_and_prefers_pidfd_here",
-            &[("BROOD_REAPER", setting)],
-        );
-        assert_worker_ok(&out);
+        worker::run(&[("BROOD_REAPER", setting)]).assert_ok();
     }
 }
 
 #[test]
 fn invalid_brood_reaper_is_an_error_naming_the_variable() {
-    if is_worker("invalid_brood_reaper_is_an_error_naming_the_variable") {
+    if worker::is_worker() {
         let err = Command::new("true").spawn().unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
         assert!(err.to_string().contains("BROOD_REAPER"), "{err}");
@@ -60,22 +59,9 @@ fn invalid_brood_reaper_is_an_error_naming_the_variable() {
         assert!(child_pids().is_empty());
         let err = brood::reaper::try_current().unwrap_err();
         assert!(err.to_string().contains("BROOD_REAPER"));
-        return;
+        return worker::done();
     }
-    let out = run_worker(
-        "invalid_brood_reaper_is_an_error_naming_the_variable",
-        &[("BROOD_REAPER", Some("sometimes"))],
-    );
-    assert_worker_ok(&out);
-}
-
-/// Drives a future on the current thread with a fresh runtime.
-fn futures_block_on<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
+    worker::run(&[("BROOD_REAPER", Some("sometimes"))]).assert_ok();
 }
 
 // ---------------------------------------------------------------------------
@@ -97,9 +83,8 @@ impl<F: Future> Future for CountPolls<F> {
 
 #[test]
 fn sigchld_path_is_o1_per_exit_and_wakes_only_the_exited() {
-    const NAME: &str = "sigchld_path_is_o1_per_exit_and_wakes_only_the_exited";
-    if is_worker(NAME) {
-        futures_block_on(bounded(TEST_LIMIT, async {
+    if worker::is_worker() {
+        runtime::block_on(bounded(TEST_LIMIT, async {
             assert_eq!(brood::reaper::current(), Strategy::Signal);
             // 300 long-lived children, each awaited by a task that counts polls.
             let mut sleepers = Vec::new();
@@ -149,15 +134,14 @@ fn sigchld_path_is_o1_per_exit_and_wakes_only_the_exited() {
                 s.abort();
             }
         }));
-        return;
+        return worker::done();
     }
-    let out = run_worker(NAME, &[("BROOD_REAPER", Some("signal"))]);
-    assert_worker_ok(&out);
+    worker::run(&[("BROOD_REAPER", Some("signal"))]).assert_ok();
 }
 
-#[tokio::test]
-async fn never_reaps_a_child_brood_did_not_spawn() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn never_reaps_a_child_brood_did_not_spawn() {
         // A std child that becomes a zombie and stays one until we wait.
         let mut foreign = std::process::Command::new("sh")
             .args(["-c", "exit 42"])
@@ -183,19 +167,17 @@ async fn never_reaps_a_child_brood_did_not_spawn() {
         // The foreign zombie is still there for its owner.
         assert_eq!(stat_state_ppid(fpid).map(|s| s.0), Some('Z'));
         assert_eq!(foreign.wait().unwrap().code(), Some(42));
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------------------
 // 3. The pidfd path installs no SIGCHLD handler
 
 #[test]
 fn pidfd_path_installs_no_sigchld_handler() {
-    const NAME: &str = "pidfd_path_installs_no_sigchld_handler";
-    if is_worker(NAME) {
+    if worker::is_worker() {
         assert!(!sigchld_caught());
-        futures_block_on(async {
+        runtime::block_on(async {
             // Awaited, dropped unreaped, and dropped with kill_on_drop.
             Command::new("true").status().await.unwrap();
             drop(Command::new("sleep").arg("0.05").spawn().unwrap());
@@ -216,23 +198,20 @@ fn pidfd_path_installs_no_sigchld_handler() {
         assert!(eventually_blocking(Duration::from_secs(10), || child_pids(
         )
         .is_empty()));
-        return;
+        return worker::done();
     }
-    let out = run_worker(NAME, &[("BROOD_REAPER", Some("pidfd"))]);
-    assert_worker_ok(&out);
+    worker::run(&[("BROOD_REAPER", Some("pidfd"))]).assert_ok();
 }
 
 #[test]
 fn signal_path_installs_its_handler() {
-    const NAME: &str = "signal_path_installs_its_handler";
-    if is_worker(NAME) {
+    if worker::is_worker() {
         assert!(!sigchld_caught());
-        futures_block_on(async { Command::new("true").status().await.unwrap() });
+        runtime::block_on(async { Command::new("true").status().await.unwrap() });
         assert!(sigchld_caught());
-        return;
+        return worker::done();
     }
-    let out = run_worker(NAME, &[("BROOD_REAPER", Some("signal"))]);
-    assert_worker_ok(&out);
+    worker::run(&[("BROOD_REAPER", Some("signal"))]).assert_ok();
 }
 
 // ---------------------------------------------------------------------------
@@ -258,9 +237,9 @@ fn zombie_lifetime(pid: u32, limit: Duration) -> Duration {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropped_child_is_reaped_within_100ms_of_exiting() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropped_child_is_reaped_within_100ms_of_exiting() {
         for _ in 0..5 {
             let mut child = Command::new("cat").stdin(Stdio::piped()).spawn().unwrap();
             let pid = child.id().unwrap();
@@ -277,9 +256,8 @@ async fn dropped_child_is_reaped_within_100ms_of_exiting() {
                 "zombie for {lifetime:?}"
             );
         }
-    })
-    .await;
-}
+    }
+);
 
 #[test]
 fn dropped_child_is_reaped_after_its_runtime_shut_down() {
@@ -313,9 +291,9 @@ fn dropped_child_is_reaped_after_its_runtime_shut_down() {
 // ---------------------------------------------------------------------------
 // 5. kill_on_drop
 
-#[tokio::test]
-async fn kill_on_drop_kills_and_reaps() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn kill_on_drop_kills_and_reaps() {
         let child = Command::new("sleep")
             .arg("30")
             .kill_on_drop(true)
@@ -328,13 +306,12 @@ async fn kill_on_drop_kills_and_reaps() {
             "pid {pid} survived: {:?}",
             stat_state_ppid(pid)
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn no_kill_on_drop_leaves_the_child_running_then_reaps_it() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn no_kill_on_drop_leaves_the_child_running_then_reaps_it() {
         let mut child = Command::new("cat").stdin(Stdio::piped()).spawn().unwrap();
         let pid = child.id().unwrap();
         let stdin = child.stdin.take().unwrap();
@@ -343,9 +320,8 @@ async fn no_kill_on_drop_leaves_the_child_running_then_reaps_it() {
         assert_eq!(stat_state_ppid(pid).map(|s| s.0 != 'Z'), Some(true));
         drop(stdin);
         assert!(eventually(Duration::from_secs(5), || !pid_exists(pid)).await);
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------------------
 // 6. spawn never panics, inside or outside a runtime
@@ -357,10 +333,7 @@ fn spawn_outside_a_runtime_then_drive_inside_one() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn without a runtime");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime::current_thread();
     rt.block_on(bounded(TEST_LIMIT, async {
         use tokio::io::AsyncReadExt;
         let mut out = String::new();
@@ -421,9 +394,9 @@ fn pipes_polled_outside_a_runtime_fail_without_panicking() {
     assert!(block_on_thread(child.wait()).unwrap().success());
 }
 
-#[tokio::test]
-async fn spawn_errors_are_errors() {
-    bounded(TEST_LIMIT, async {
+bounded_test!(
+    #[tokio::test]
+    async fn spawn_errors_are_errors() {
         let err = Command::new("/nonexistent/program").spawn().unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
         let err = Command::new("true")
@@ -432,18 +405,16 @@ async fn spawn_errors_are_errors() {
             .unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
         assert!(zombie_children().is_empty());
-    })
-    .await;
-}
+    }
+);
 
 // ---------------------------------------------------------------------------
 // Descriptor exhaustion on the pidfd path
 
 #[test]
 fn wait_works_when_no_descriptor_is_left_for_a_pidfd() {
-    const NAME: &str = "wait_works_when_no_descriptor_is_left_for_a_pidfd";
-    if is_worker(NAME) {
-        futures_block_on(bounded(TEST_LIMIT, async {
+    if worker::is_worker() {
+        runtime::block_on(bounded(TEST_LIMIT, async {
             // Start the background reaper while descriptors are plentiful.
             let handle = Command::new("true").spawn().unwrap().handle();
             handle.wait().await.unwrap();
@@ -471,7 +442,7 @@ fn wait_works_when_no_descriptor_is_left_for_a_pidfd() {
             drop(hog);
             assert!(gone, "orphan not reaped while descriptors ran out");
         }));
-        return;
+        return worker::done();
     }
-    assert_worker_ok(&run_worker(NAME, &[("BROOD_REAPER", Some("pidfd"))]));
+    worker::run(&[("BROOD_REAPER", Some("pidfd"))]).assert_ok();
 }

@@ -1,0 +1,58 @@
+//! Helpers shared by brood's tests and its benchmark. Not published.
+//!
+//! Everything here is what more than one of brood's test suites (and the
+//! benchmark program) needed and used to copy:
+//!
+//! | module | what | used by |
+//! | --- | --- | --- |
+//! | [`bounded`], [`eventually`], [`bounded_test!`] | time bounds: a hang is a failure, and conditions with no event to wait on are polled with a deadline | library tests; CLI tests ([`eventually_blocking`] is their `wait_for`) |
+//! | [`runtime`] | the two Tokio runtime flavours, built the same way everywhere | library tests |
+//! | [`worker`] | re-running the test binary as a worker for one test, for state that is process-wide | library tests |
+//! | [`procfs`] | children, zombies and liveness from `/proc/<pid>/stat`; fields of `/proc/self/status` (`VmRSS`, `VmHWM`, `SigCgt`, `TracerPid`) | library tests, CLI tests, bench |
+//! | [`fds`] | descriptor counts and sets, settled baselines, close-on-exec and pipe-size checks | library tests |
+//! | [`seccomp`] | a filter that makes chosen system calls fail (pidfds denied) | library tests, bench |
+//! | [`limits`] | `getrlimit`/`setrlimit`, raising the descriptor limit | library tests, bench |
+//! | [`rusage`] | `getrusage(RUSAGE_SELF)` and CPU time | library tests, bench |
+//! | [`jsonl`] | strict JSON Lines reading with `serde_json` (the job log) | CLI tests |
+//!
+//! The crate does not depend on `brood`: the library's own tests depend on
+//! it, so a dependency back would be a cycle, and a helper built on brood
+//! could hide a brood bug from the very test that relies on it. Processes
+//! the helpers run themselves (the worker harness) are started with
+//! `std::process`.
+//!
+//! Most modules read `/proc` or make Linux system calls and exist on Linux
+//! only, like the test suites that use them; the time bounds, runtimes and
+//! the worker harness are portable.
+//!
+//! # For the CLI tests
+//!
+//! `crates/brood-cli/tests/common/mod.rs` maps onto this crate as follows:
+//! `wait_for(limit, cond)` is [`eventually_blocking`]; `alive(pid)` is
+//! [`procfs::alive`]; `read_pids` and `assert_all_dead` are
+//! [`procfs::read_pids`] and [`procfs::assert_all_dead`]; `read_joblog` and
+//! `parse_json` are [`jsonl::read_file`] and [`jsonl::parse_strict`], which
+//! return [`serde_json::Value`] (and keep the old parser's strictness:
+//! trailing characters, duplicate keys and an unterminated last record are
+//! errors); the hand-made `TempDir` is `tempfile::TempDir` (add `tempfile`
+//! as a dev-dependency). `bin()` and `brood()` are assert_cmd glue and stay
+//! with the CLI tests.
+#![warn(missing_docs)]
+
+mod bounded;
+pub mod jsonl;
+pub mod runtime;
+pub mod worker;
+
+#[cfg(target_os = "linux")]
+pub mod fds;
+#[cfg(target_os = "linux")]
+pub mod limits;
+#[cfg(target_os = "linux")]
+pub mod procfs;
+#[cfg(target_os = "linux")]
+pub mod rusage;
+#[cfg(target_os = "linux")]
+pub mod seccomp;
+
+pub use bounded::{bounded, eventually, eventually_blocking, TEST_LIMIT};

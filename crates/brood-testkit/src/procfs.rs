@@ -1,0 +1,130 @@
+//! Processes as `/proc` shows them: our children and zombies, whether a pid
+//! lives, and fields of `/proc/self/status`.
+//!
+//! Reading `/proc` is how a test looks at the process table without asking
+//! the code under test, and without reaping anything.
+
+use std::path::Path;
+use std::time::Duration;
+
+/// `(state, ppid)` of `pid` from `/proc/<pid>/stat`; `None` once it is gone.
+///
+/// The state is one letter: `R`, `S`, `D`, `T`, `Z` (zombie), `X` (dead) ...
+pub fn stat_state_ppid(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may itself contain spaces and
+    // parentheses: the state follows the last `)`.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Whether `pid` exists at all, zombies included.
+pub fn pid_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Whether `pid` is alive: it exists and is neither a zombie nor dead.
+pub fn alive(pid: u32) -> bool {
+    stat_state_ppid(pid).is_some_and(|(state, _)| !matches!(state, 'Z' | 'X'))
+}
+
+/// Pids of this process's children, in any state.
+pub fn child_pids() -> Vec<u32> {
+    children_in_state(|_| true)
+}
+
+/// Pids of this process's children that are zombies.
+pub fn zombie_children() -> Vec<u32> {
+    children_in_state(|state| state == 'Z')
+}
+
+fn children_in_state(want: impl Fn(char) -> bool) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| stat_state_ppid(pid).is_some_and(|(state, ppid)| ppid == me && want(state)))
+        .collect()
+}
+
+/// The pids in a file of pids, one per line (lines that are not a pid are
+/// skipped; a missing file has none).
+pub fn read_pids(path: &Path) -> Vec<u32> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.trim().parse().ok())
+        .collect()
+}
+
+/// Asserts that at least `min` pids are listed in `path` and that none of
+/// them is alive, waiting up to 5 s for the kernel to finish delivering a
+/// kill. Survivors are killed before the assertion fails, so a failing test
+/// leaves nothing running.
+pub fn assert_all_dead(path: &Path, min: usize) {
+    let pids = read_pids(path);
+    assert!(
+        pids.len() >= min,
+        "expected {min} pids in {}, got {pids:?}",
+        path.display()
+    );
+    let dead = crate::eventually_blocking(Duration::from_secs(5), || {
+        pids.iter().all(|&pid| !alive(pid))
+    });
+    let survivors: Vec<u32> = pids.iter().copied().filter(|&pid| alive(pid)).collect();
+    for &pid in &survivors {
+        // SAFETY: kill(2) takes two integers; at worst it fails with ESRCH.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    }
+    assert!(dead, "survivors: {survivors:?}");
+}
+
+/// The value of field `name` in `/proc/self/status` (the text after
+/// `name:`, trimmed).
+pub fn status_field(name: &str) -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(':')?;
+        Some(value.trim().to_owned())
+    })
+}
+
+/// A `kB` field of `/proc/self/status`, in KiB.
+pub fn status_kib(name: &str) -> Option<u64> {
+    status_field(name)?
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Resident set size of this process (`VmRSS`), KiB.
+pub fn vm_rss_kib() -> Option<u64> {
+    status_kib("VmRSS")
+}
+
+/// Peak resident set size of this process image (`VmHWM`), KiB.
+///
+/// Not `getrusage`'s `ru_maxrss`: the kernel seeds that at `execve` with the
+/// high-water mark of the address space being replaced, which for a child
+/// started with `vfork` (as `posix_spawn` does) is its parent's.
+pub fn vm_hwm_kib() -> Option<u64> {
+    status_kib("VmHWM")
+}
+
+/// Whether this process catches SIGCHLD with a handler (`SigCgt`).
+pub fn sigchld_caught() -> bool {
+    let mask = status_field("SigCgt").expect("SigCgt in /proc/self/status");
+    let mask = u64::from_str_radix(&mask, 16).expect("SigCgt is a hex mask");
+    mask & (1 << (libc::SIGCHLD - 1)) != 0
+}
+
+/// The pid of the process tracing this one (`TracerPid`), 0 if none.
+pub fn tracer_pid() -> Option<u32> {
+    status_field("TracerPid")?.parse().ok()
+}

@@ -1,0 +1,30 @@
+//! brood's integration tests: one test binary, a module per area.
+//!
+//! | module | what it checks |
+//! | --- | --- |
+//! | [`process`] | core process behaviour, ported from what tokio's process tests check: statuses, pipes, descriptors, runtimes, scale |
+//! | [`reaper`] | the exit watchers: strategy choice, O(1) SIGCHLD dispatch, no handler on the pidfd path, reaping dropped children, spawning outside a runtime |
+//! | [`beyond`] | what brood adds to tokio::process: signals, graceful and group stops, timeouts, resource usage, handles, output caps, `watch_pid`, subreaper mode |
+//! | [`interleavings`] | a property-based state machine over every API: nothing is ever lost |
+//! | [`faults`] | fault injection: denied system calls, exhausted limits, a tracer, foreign reaping, host SIGCHLD handling, many runtimes, runtime shutdown |
+//! | [`security`] | no signal after reaping, no descriptor leaks into children, `env_clear`, no shell |
+//! | [`soak`] | 100,000 spawn/wait/drop cycles (ignored; `scripts/soak`) |
+//! | `tracing_events` | the `tracing` feature's events (built with `--features tracing` only) |
+//!
+//! Every test runs under both exit watchers: `scripts/test` runs the binary
+//! with `BROOD_REAPER=pidfd` and with `BROOD_REAPER=signal`. Async test
+//! bodies are bounded ([`brood_testkit::bounded_test!`]), conditions with no
+//! event to wait for are polled with a deadline
+//! ([`brood_testkit::eventually`]), and tests that change process-wide state
+//! run in a worker process ([`brood_testkit::worker`]). The helpers shared
+//! with the CLI tests and the benchmark are in `crates/brood-testkit`.
+
+mod beyond;
+mod faults;
+mod interleavings;
+mod process;
+mod reaper;
+mod security;
+mod soak;
+#[cfg(feature = "tracing")]
+mod tracing_events;
