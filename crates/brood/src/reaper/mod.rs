@@ -167,6 +167,13 @@ pub(crate) fn pending_timers() -> usize {
     background::try_get().map_or(0, |bg| bg.pending_timers())
 }
 
+/// Dispatches that scanned because the peek was blind to exits behind an
+/// announced zombie of ours, for tests.
+#[cfg(feature = "test-hooks")]
+pub(crate) fn blind_scans() -> u64 {
+    sigchld::blind_scans()
+}
+
 /// The number of live children brood is tracking, for tests.
 #[cfg(feature = "test-hooks")]
 pub(crate) fn tracked_children() -> usize {
