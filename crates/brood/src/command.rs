@@ -370,6 +370,13 @@ impl Command {
     /// fails after the process was created, it is killed and reaped before
     /// the error is returned.
     pub fn spawn(&mut self) -> io::Result<Child> {
+        self.spawn_child(false)
+    }
+
+    /// Spawns the child; with `collected_by_brood`, for a brood call that
+    /// waits for it (`status`, `output`): then its exit is collected as soon
+    /// as it is known, from registration on, never left for an owner.
+    fn spawn_child(&mut self, collected_by_brood: bool) -> io::Result<Child> {
         let ticket = reaper::prepare_spawn()?;
         let strategy = ticket.strategy;
         let mut std_child = self.std.spawn()?;
@@ -398,6 +405,9 @@ impl Command {
             group: self.new_group,
         };
         let shared = Arc::new(Shared::new(process, stop));
+        if collected_by_brood {
+            shared.cell.collect_on_exit();
+        }
         ticket.track(pid, &shared);
         guard.0 = None;
         drop(ticket);
@@ -420,11 +430,8 @@ impl Command {
     #[must_use = "the child is spawned now but waited for only when the returned future is \
                   awaited; its result says how the child ended"]
     pub fn status(&mut self) -> impl Future<Output = io::Result<ExitStatus>> {
-        let child = self.spawn();
-        if let Ok(child) = &child {
-            // Nobody else can ever collect this exit: brood does, at once.
-            child.collected_by_brood();
-        }
+        // Nobody else can ever collect this exit: brood does, at once.
+        let child = self.spawn_child(true);
         let timeout = self.timeout;
         async move {
             let mut child = child?;
@@ -453,10 +460,7 @@ impl Command {
     pub fn output(&mut self) -> impl Future<Output = io::Result<Output>> {
         self.std.stdout(Stdio::piped());
         self.std.stderr(Stdio::piped());
-        let child = self.spawn();
-        if let Ok(child) = &child {
-            child.collected_by_brood();
-        }
+        let child = self.spawn_child(true);
         let timeout = self.timeout;
         async move { child?.collect_output(timeout).await }
     }

@@ -122,7 +122,24 @@
 //! `crate::UnixChildExt::signal(c, sig)` instead of `c.signal(sig)`. Every
 //! brood future and every `async fn` result is `#[must_use]`, so a call like
 //! `child.terminate(grace);` that compiles against brood's method but is
-//! never awaited is reported at compile time.
+//! never awaited is reported at compile time, with a message that says how
+//! to reach a trait's method instead:
+//!
+//! ```compile_fail
+//! #![deny(unused_must_use)]
+//! # async fn demo(mut child: brood::Child) {
+//! // Meant tokio-process-terminate's `terminate()`: does nothing at all.
+//! child.terminate(std::time::Duration::from_secs(1));
+//! # }
+//! ```
+//!
+//! ```
+//! #![deny(unused_must_use)]
+//! # async fn demo(mut child: brood::Child) -> std::io::Result<()> {
+//! let status = child.terminate(std::time::Duration::from_secs(1)).await?;
+//! println!("stopped: {status}");
+//! # Ok(()) }
+//! ```
 //!
 //! **What differs from tokio, and why.**
 //!

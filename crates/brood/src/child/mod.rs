@@ -149,7 +149,7 @@ impl Child {
     /// From now on brood collects the exit as soon as it learns of it: the
     /// `Child` went to a call that waits for it (`output`, `status`,
     /// `wait_with_output`), so nobody else can collect it.
-    pub(crate) fn collected_by_brood(&self) {
+    fn collected_by_brood(&self) {
         self.shared.cell.collect_on_exit();
     }
 
