@@ -186,18 +186,23 @@
 //!   before its children are gone awaits [`Child::terminate`] instead, which
 //!   for a process group resolves only once the group is empty.
 //! - **Foreign reaping.** If other code in the process reaps a brood child
-//!   (`waitpid(-1)`, or `waitpid` on its pid), or sets SIGCHLD to `SIG_IGN`
-//!   so the kernel reaps children itself, the status is lost: `wait` returns
-//!   an error instead of hanging. On the SIGCHLD path this is noticed by a
-//!   safety-net scan after one second without SIGCHLDs, backing off to one
-//!   scan a minute.
+//!   (`waitpid(-1)`, or `waitpid` on its pid or group), or sets SIGCHLD to
+//!   `SIG_IGN` so the kernel reaps children itself, brood loses the status:
+//!   `wait` returns an error of kind `Other` naming `ECHILD` instead of
+//!   hanging. Reaping your own child this way while you hold its `Child`
+//!   and no `wait` is pending is fine (brood leaves its exit for you); while
+//!   a `wait` is pending, brood may collect the exit first and your
+//!   `waitpid` gets `ECHILD`. On the SIGCHLD path a child lost this way is
+//!   noticed by a safety-net scan after one second without SIGCHLDs, backing
+//!   off to one scan a minute.
 //! - **The SIGCHLD path** installs one process-wide handler the first time a
 //!   child is spawned on it. A handler the program installed earlier keeps
 //!   being called. A program that later replaces the handler takes over SIGCHLD
 //!   and brood falls back to its safety net. Children spawned with
 //!   `std::process` are never reaped by brood, but while one of them is an
 //!   unwaited zombie brood must ask each of its own children individually
-//!   on every SIGCHLD.
+//!   on every SIGCHLD; the same holds while the exit of a brood child you
+//!   hold without waiting is left for you (see [`reaper`]).
 //! - **Pipes** are registered with the Tokio reactor of the task that first
 //!   polls them. Polling them outside a Tokio runtime is an error, not a
 //!   panic.

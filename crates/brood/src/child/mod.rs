@@ -48,6 +48,11 @@ use waiters::OwnerSlot;
 /// Compatible with `tokio::process::Child`. Dropping a `Child` does not stop
 /// the process unless [`kill_on_drop`](crate::Command::kill_on_drop) was set;
 /// either way brood reaps it when it exits, so it never stays a zombie.
+///
+/// While you hold a `Child` without waiting for it, its exit is left for
+/// you: the zombie stays until [`Child::try_wait`], [`Child::wait`] or a
+/// `waitpid` of your own collects it, as with `tokio::process`. While a
+/// `wait` is pending, brood collects the exit the moment it happens.
 pub struct Child {
     /// The child's standard input, if it was piped.
     pub stdin: Option<ChildStdin>,

@@ -11,6 +11,27 @@
 //!   exited, and that thread reaps exactly that child and wakes exactly its
 //!   waiters, in O(1) per exit.
 //!
+//! Either way, brood collects an exit as soon as it happens only if somebody
+//! asked for it: a `wait` is pending (on the `Child` or a
+//! [`ChildHandle`](crate::ChildHandle)), the `Child` went to `output`,
+//! `status` or `wait_with_output`, or it was dropped. The exit of a child
+//! you hold without waiting is left for you, as under `tokio::process`: its
+//! zombie stays until you call `try_wait` or `wait` (or a `waitpid` of your
+//! own collects it).
+//!
+//! # The cost of an exit nobody waits for (SIGCHLD path)
+//!
+//! To find exits whose SIGCHLDs merged, the SIGCHLD watcher peeks at the
+//! oldest zombie (`waitid(WNOWAIT)`). A zombie left for its owner keeps
+//! being the one named, so while one exists the watcher cannot see past it
+//! and asks each tracked child instead: **one wait call per tracked child per
+//! SIGCHLD** (and one per spawn) from the exit until the owner collects it,
+//! instead of one in all. The same happens while a zombie of a child spawned
+//! with `std::process` waits for its owner. Programs that await their
+//! children never pay it; a program that holds many children and polls
+//! `try_wait` does, between each exit and the poll that collects it. The
+//! pidfd watcher has no such cost.
+//!
 //! The environment variable `BROOD_REAPER` forces the choice:
 //!
 //! | value | effect |
