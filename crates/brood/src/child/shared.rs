@@ -133,19 +133,18 @@ impl Shared {
         key: &mut Option<usize>,
         slot: &OwnerSlot,
     ) -> Poll<Exit> {
-        let fresh = key.is_none();
-        let poll = self
-            .cell
-            .poll(cx, key, slot, &self.process, |exit, orphan| {
-                self.on_reaped(exit, orphan)
-            });
-        // Parked first, then watched: the background thread then finds a
-        // live waiter and reaps an exited child at once (it would only
-        // announce it otherwise, costing this task a second call).
-        if fresh && poll.is_pending() {
+        // Watched before parking, also when the exit may be known already:
+        // this starts the background thread while it can be started (no
+        // descriptor shortage yet), which later waits may need. Its first
+        // look at a child nobody waits for yet only announces an exit; the
+        // poll below then collects it.
+        if key.is_none() {
             self.watch_elsewhere();
         }
-        poll
+        self.cell
+            .poll(cx, key, slot, &self.process, |exit, orphan| {
+                self.on_reaped(exit, orphan)
+            })
     }
 
     /// Makes sure somebody other than the owning task reaps the child: hands
