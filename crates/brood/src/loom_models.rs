@@ -64,7 +64,7 @@ impl Wait for MockProcess {
     }
 }
 
-fn no_report(_: &crate::child::exit::Exit, _: bool) {}
+fn no_report(_: &crate::child::exit::Exit, _: crate::child::exit::Collected) {}
 
 /// A waker that sets a loom flag, built by hand so it needs no std Arc.
 fn flag_waker(flag: &'static AtomicBool) -> Waker {

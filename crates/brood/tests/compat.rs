@@ -774,6 +774,96 @@ fn the_blind_peek_window_finds_later_exits_and_closes() {
     worker_done(NAME);
 }
 
+/// Pids of this process's children that are zombies.
+fn zombie_children() -> Vec<u32> {
+    let me = std::process::id().to_string();
+    let mut zombies = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let mut fields = stat[close + 2..].split(' ');
+        if fields.next() == Some("Z") && fields.next() == Some(me.as_str()) {
+            zombies.push(pid);
+        }
+    }
+    zombies
+}
+
+/// In subreaper mode, a leader that exits with zombie children of its own
+/// hands them to us: the kernel signals each re-parented zombie and then the
+/// leader at once, so all but the first SIGCHLD merge, and the peek names
+/// the leader (the oldest zombie) first. The leader's exit must not hide the
+/// orphans behind it. A wait pending on the leader asks for its exit (also
+/// when it waits on the pidfd in the task's reactor), so the dispatcher
+/// reaps it at once and never goes blind; and a leader held without a wait,
+/// whose zombie is left for its owner, makes the dispatcher look again once
+/// the owner collects it.
+#[test]
+fn orphans_behind_a_leaders_zombie_are_reaped_in_subreaper_mode() {
+    const NAME: &str = "orphans_behind_a_leaders_zombie_are_reaped_in_subreaper_mode";
+    if !is_worker(NAME) {
+        return run_worker(NAME);
+    }
+    use brood::test_hooks::blind_scans;
+    brood::become_subreaper().unwrap();
+    // Two children that exit at once and are never reaped by the leader,
+    // which becomes `sleep` and exits later.
+    const TREE: &str = "(exit 0) & (exit 0) & exec sleep 0.3";
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(bounded(async {
+        for round in 0..3 {
+            // Awaited.
+            let scans = blind_scans();
+            let status = Command::new("sh")
+                .args(["-c", TREE])
+                .status()
+                .await
+                .unwrap();
+            assert!(status.success());
+            let mut child = Command::new("sh").args(["-c", TREE]).spawn().unwrap();
+            assert!(child.wait().await.unwrap().success());
+            assert!(
+                eventually(Duration::from_secs(2), || zombie_children().is_empty()).await,
+                "round {round}, awaited: orphans left as zombies: {:?}",
+                zombie_children()
+            );
+            assert_eq!(
+                blind_scans(),
+                scans,
+                "round {round}: an awaited exit blinded the peek"
+            );
+
+            // Held, collected by polling try_wait.
+            let mut child = Command::new("sh").args(["-c", TREE]).spawn().unwrap();
+            let mut status = None;
+            assert!(
+                eventually(Duration::from_secs(10), || {
+                    status = child.try_wait().unwrap();
+                    status.is_some()
+                })
+                .await
+            );
+            assert!(status.unwrap().success());
+            assert!(
+                eventually(Duration::from_secs(2), || zombie_children().is_empty()).await,
+                "round {round}, held: orphans left as zombies: {:?}",
+                zombie_children()
+            );
+        }
+    }));
+    worker_done(NAME);
+}
+
 // ---------------------------------------------------------------------------
 // 6. A pipeline as tokio users write it, unchanged but for the import
 

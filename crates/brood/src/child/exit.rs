@@ -10,7 +10,8 @@
 //! - **Reaped**: the exit was collected (or found lost); final.
 //!
 //! Brood collects an exit as soon as it learns of it only when somebody
-//! asked for it: a wait future is parked (a live slot in [`Waiters`]), the
+//! asked for it: a wait future is pending (a live slot in [`Waiters`], or
+//! the owner's wait on its pidfd in its own reactor), the
 //! `Child` was handed to a brood call that collects the exit (`output`,
 //! `wait_with_output`, `status`), or it was dropped (an orphan). Otherwise
 //! [`ExitCell::notice`] only announces. `wait`, `try_wait` and a handle's
@@ -114,6 +115,16 @@ impl Exit {
     }
 }
 
+/// How an exit came to be collected, for the report that runs as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Collected {
+    /// The `Child` had been dropped.
+    pub(crate) orphan: bool,
+    /// The exit had been announced and left for the owner: the SIGCHLD
+    /// dispatcher's peek may have been blind to other exits meanwhile.
+    pub(crate) announced: bool,
+}
+
 /// Where the child's exit stands.
 #[derive(Debug)]
 enum Phase {
@@ -144,6 +155,9 @@ struct State {
     phase: Phase,
     owner: Owner,
     waiters: Waiters,
+    /// The owner's wait future is pending on the child's pidfd in its own
+    /// reactor (the pidfd path's inline wait), which parks no waker here.
+    inline_waiter: bool,
 }
 
 impl Default for State {
@@ -152,6 +166,7 @@ impl Default for State {
             phase: Phase::Running,
             owner: Owner::Holding,
             waiters: Waiters::default(),
+            inline_waiter: false,
         }
     }
 }
@@ -168,7 +183,7 @@ impl State {
     /// happens: a wait future is parked, or the `Child` is no longer there
     /// to collect it itself.
     fn asked(&self) -> bool {
-        self.owner != Owner::Holding || self.waiters.any_live()
+        self.owner != Owner::Holding || self.waiters.any_live() || self.inline_waiter
     }
 
     /// Collects the exit through `process` if it has one, and records it;
@@ -178,7 +193,7 @@ impl State {
     fn collect(
         &mut self,
         process: impl Wait,
-        report: impl FnOnce(&Exit, bool),
+        report: impl FnOnce(&Exit, Collected),
     ) -> Option<(Exit, Vec<Waker>)> {
         let exit = match process.try_wait() {
             Ok(None) => {
@@ -196,8 +211,14 @@ impl State {
 
     /// Records `exit` as final; returns the wakers to wake once the lock is
     /// released.
-    fn publish(&mut self, exit: Exit, report: impl FnOnce(&Exit, bool)) -> (Exit, Vec<Waker>) {
-        report(&exit, self.owner == Owner::Gone);
+    fn publish(&mut self, exit: Exit, report: impl FnOnce(&Exit, Collected)) -> (Exit, Vec<Waker>) {
+        report(
+            &exit,
+            Collected {
+                orphan: self.owner == Owner::Gone,
+                announced: matches!(self.phase, Phase::Announced),
+            },
+        );
         self.phase = Phase::Reaped(Box::new(exit));
         (exit, self.waiters.take_all())
     }
@@ -242,7 +263,7 @@ impl ExitCell {
         key: &mut Option<usize>,
         owner: &OwnerSlot,
         process: impl Wait,
-        report: impl FnOnce(&Exit, bool),
+        report: impl FnOnce(&Exit, Collected),
     ) -> Poll<Exit> {
         let mut state = lock(&self.state);
         if let Some(exit) = state.exit() {
@@ -277,6 +298,13 @@ impl ExitCell {
         state.waiters.linger(k);
         let mut replaced = owner.replace(k);
         state.waiters.remove(&mut replaced);
+    }
+
+    /// The owner's wait future starts (`true`) or stops (`false`) waiting on
+    /// the pidfd in its own reactor: while it does, the exit counts as asked
+    /// for, as a parked waiter's does.
+    pub(crate) fn set_inline_waiter(&self, waiting: bool) {
+        lock(&self.state).inline_waiter = waiting;
     }
 
     /// An owner (a `ChildHandle`) goes away: frees its slot.
@@ -325,12 +353,12 @@ impl ExitCell {
     /// `report` runs once, in the call that reaped, under the cell's lock
     /// and before the exit is published, so that what it records (the
     /// `tracing` event) is in place before anyone can see the exit. It is
-    /// told whether the child was an orphan. It must not call back into this
-    /// cell.
+    /// told how the exit was collected ([`Collected`]). It must not call back
+    /// into this cell.
     pub(crate) fn try_reap_fresh(
         &self,
         process: impl Wait,
-        report: impl FnOnce(&Exit, bool),
+        report: impl FnOnce(&Exit, Collected),
     ) -> Option<(Exit, bool)> {
         let mut state = lock(&self.state);
         if let Some(exit) = state.exit() {
@@ -349,7 +377,7 @@ impl ExitCell {
     pub(crate) fn collect_announced(
         &self,
         process: impl Wait,
-        report: impl FnOnce(&Exit, bool),
+        report: impl FnOnce(&Exit, Collected),
     ) -> Option<Exit> {
         let mut state = lock(&self.state);
         match state.phase {
@@ -373,7 +401,7 @@ impl ExitCell {
     /// `Reap::Fresh` when this call collected the exit, or found it lost (a
     /// failed peek: the exit went to someone else, so there is nothing left
     /// to leave for the owner).
-    pub(crate) fn notice(&self, process: impl Wait, report: impl FnOnce(&Exit, bool)) -> Reap {
+    pub(crate) fn notice(&self, process: impl Wait, report: impl FnOnce(&Exit, Collected)) -> Reap {
         let mut state = lock(&self.state);
         match state.phase {
             Phase::Reaped(_) => return Reap::Already,
@@ -644,7 +672,9 @@ mod tests {
         assert_eq!(cell.notice(&p, |_, _| {}), Reap::Announced);
         assert!(!cell.abandon(&owner));
         let orphan = Cell::new(false);
-        let (_, fresh) = cell.try_reap_fresh(&p, |_, o| orphan.set(o)).unwrap();
+        let (_, fresh) = cell
+            .try_reap_fresh(&p, |_, how| orphan.set(how.orphan))
+            .unwrap();
         assert!(fresh && orphan.get());
     }
 
@@ -668,6 +698,23 @@ mod tests {
         let other = ExitCell::default();
         assert_eq!(other.notice(Stolen, |_, _| {}), Reap::Fresh);
         assert!(other.get().unwrap().status().is_err());
+    }
+
+    #[test]
+    fn collecting_an_announced_exit_says_so() {
+        let p = MockProcess::exiting_after(0, 0);
+        let announced = Cell::new(None);
+        let cell = ExitCell::default();
+        cell.try_reap_fresh(&p, |_, how| announced.set(Some(how.announced)));
+        assert_eq!(announced.get(), Some(false));
+        let cell = ExitCell::default();
+        assert_eq!(cell.notice(&p, |_, _| {}), Reap::Announced);
+        cell.try_reap_fresh(&p, |_, how| announced.set(Some(how.announced)));
+        assert_eq!(
+            announced.get(),
+            Some(true),
+            "the dispatcher must look again"
+        );
     }
 
     #[test]

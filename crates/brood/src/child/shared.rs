@@ -7,7 +7,7 @@
 //! `exit`, `process`, `waiters` (the owner's slot), `reaper` (tracking,
 //! timers, the pidfd watcher), `sys`, `trace`.
 
-use super::exit::{Exit, ExitCell, Kill};
+use super::exit::{Collected, Exit, ExitCell, Kill};
 use super::process::Process;
 use super::waiters::OwnerSlot;
 use crate::reaper::{self, LazyPidfd, Reap, Tracked};
@@ -57,21 +57,29 @@ impl Shared {
     /// forgets the child (the cell's lock is never taken under the table's,
     /// so this nesting cannot deadlock). A subscriber runs under the cell's
     /// lock here.
-    fn on_reaped(&self, _exit: &Exit, _orphan: bool) {
+    ///
+    /// An exit that had been announced kept its zombie in the SIGCHLD
+    /// dispatcher's way: exits behind it that no scan covers (orphans
+    /// adopted in subreaper mode) are found by one more dispatch now that it
+    /// is gone.
+    fn on_reaped(&self, _exit: &Exit, how: Collected) {
         #[cfg(feature = "tracing")]
         {
             crate::trace::exit(self.pid(), _exit.status(), _exit.usage());
-            if _orphan {
+            if how.orphan {
                 crate::trace::orphan_reaped(self.pid());
             }
         }
         reaper::forget(self.pid(), self);
+        if how.announced {
+            reaper::dispatch_again();
+        }
     }
 
     /// Reaps the child if it has exited (announced or not).
     pub(crate) fn try_reap(&self) -> Option<Exit> {
         self.cell
-            .try_reap_fresh(&self.process, |exit, orphan| self.on_reaped(exit, orphan))
+            .try_reap_fresh(&self.process, |exit, how| self.on_reaped(exit, how))
             .map(|(exit, _)| exit)
     }
 
@@ -79,7 +87,7 @@ impl Shared {
     /// announced; no system call while no exit is known.
     pub(crate) fn status_if_exited(&self) -> Option<Exit> {
         self.cell
-            .collect_announced(&self.process, |exit, orphan| self.on_reaped(exit, orphan))
+            .collect_announced(&self.process, |exit, how| self.on_reaped(exit, how))
     }
 
     /// The owning `Child` (whose waker slot is `slot`) is gone: brood
@@ -108,18 +116,34 @@ impl Shared {
     /// (see `reaper::LazyPidfd::poll_exit`). Everywhere else (SIGCHLD path,
     /// no runtime, runtime shut down) the background thread or the SIGCHLD
     /// dispatcher reaps, and this task parks on the exit cell.
+    ///
+    /// `inline` says whether this wait is pending on the pidfd in the task's
+    /// reactor; the exit cell is told when that starts and stops, so that an
+    /// inline wait counts as asking for the exit (see `exit.rs`).
     pub(crate) fn poll_exit(
         self: &Arc<Self>,
         cx: &mut Context<'_>,
         key: &mut Option<usize>,
         slot: &OwnerSlot,
+        inline: &mut bool,
     ) -> Poll<Exit> {
         if let Some(pidfd) = self.process.pidfd() {
             if !pidfd.is_handed_over() {
+                // Before the poll: an exit that arrives meanwhile is then
+                // reaped at once by whoever learns of it, never announced.
+                if !*inline {
+                    *inline = true;
+                    self.cell.set_inline_waiter(true);
+                }
                 if let Some(poll) = self.poll_inline(pidfd, cx) {
                     return poll;
                 }
             }
+        }
+        if *inline {
+            // Falling back: the waker parked in the cell asks from now on.
+            *inline = false;
+            self.cell.set_inline_waiter(false);
         }
         self.poll_shared(cx, key, slot)
     }
@@ -141,10 +165,9 @@ impl Shared {
         if key.is_none() {
             self.watch_elsewhere();
         }
-        self.cell
-            .poll(cx, key, slot, &self.process, |exit, orphan| {
-                self.on_reaped(exit, orphan)
-            })
+        self.cell.poll(cx, key, slot, &self.process, |exit, how| {
+            self.on_reaped(exit, how)
+        })
     }
 
     /// Makes sure somebody other than the owning task reaps the child: hands
@@ -270,7 +293,7 @@ impl Kill for Shared {
 impl Tracked for Shared {
     fn notice(&self) -> Reap {
         self.cell
-            .notice(&self.process, |exit, orphan| self.on_reaped(exit, orphan))
+            .notice(&self.process, |exit, how| self.on_reaped(exit, how))
     }
 
     fn pidfd(&self) -> Option<BorrowedFd<'_>> {

@@ -26,6 +26,9 @@ pub(super) struct WaitExit<'a> {
     key: Option<usize>,
     /// Drive the pidfd inline (the owning `Child`) or rely on others (handles).
     owner: bool,
+    /// Pending on the pidfd in the task's reactor (see
+    /// `ExitCell::set_inline_waiter`).
+    inline: bool,
 }
 
 impl Future for WaitExit<'_> {
@@ -34,7 +37,8 @@ impl Future for WaitExit<'_> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Exit> {
         let this = &mut *self;
         if this.owner {
-            this.shared.poll_exit(cx, &mut this.key, this.slot)
+            this.shared
+                .poll_exit(cx, &mut this.key, this.slot, &mut this.inline)
         } else {
             this.shared.poll_shared(cx, &mut this.key, this.slot)
         }
@@ -43,6 +47,9 @@ impl Future for WaitExit<'_> {
 
 impl Drop for WaitExit<'_> {
     fn drop(&mut self) {
+        if self.inline {
+            self.shared.cell.set_inline_waiter(false);
+        }
         self.shared.cell.release(&mut self.key, self.slot);
     }
 }
@@ -59,6 +66,7 @@ pub(super) fn wait_exit<'a>(
         slot,
         key: None,
         owner,
+        inline: false,
     }
 }
 

@@ -171,6 +171,16 @@ pub(crate) fn forget(pid: u32, child: *const TrackedChild) {
     LIVE.forget(pid, child);
 }
 
+/// A zombie the SIGCHLD dispatcher had left in place was collected: asks for
+/// one more dispatch, so that what its peek could not see past it (orphans
+/// adopted in subreaper mode) is found now. One wake-up of the background
+/// thread, and nothing when the SIGCHLD watcher is not in use.
+pub(crate) fn dispatch_again() {
+    if let Some(bg) = background::try_get() {
+        bg.dispatch_again();
+    }
+}
+
 /// Sends the final SIGKILL of a graceful stop after `grace`, from the
 /// background thread ([`Tracked::final_kill`]), unless the child has exited
 /// by then.

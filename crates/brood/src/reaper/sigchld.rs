@@ -591,6 +591,29 @@ mod tests {
     }
 
     #[test]
+    fn orphans_hidden_behind_an_announced_zombie_are_adopted_by_the_next_dispatch() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        table.adopt_orphans();
+        let held = unasked(&kernel, 3);
+        table.register(3, held.clone());
+        // Our child 3 exits with zombies of its own, re-parented to us; the
+        // SIGCHLDs merge into one for 3.
+        kernel.zombies.borrow_mut().extend([3, 10, 11]);
+        let stats = dispatch(&table, &[3], peek(&kernel), orphan_reaper(&kernel));
+        assert!(stats.blind);
+        assert_eq!(stats.adopted, 0, "a scan knows only our own children");
+        assert_eq!(*kernel.zombies.borrow(), vec![3, 10, 11]);
+        // The owner collects 3; that asks for one more dispatch
+        // (`reaper::dispatch_again`), whose peek now sees past it.
+        assert_eq!(held.collect(), Reap::Fresh);
+        table.forget(3, Arc::as_ptr(&held));
+        let stats = dispatch(&table, &[], peek(&kernel), orphan_reaper(&kernel));
+        assert_eq!(stats.adopted, 2);
+        assert!(kernel.zombies.borrow().is_empty());
+    }
+
+    #[test]
     fn scans_never_reap_a_child_nobody_waits_for() {
         let kernel = Kernel::default();
         let table = Table::new();
