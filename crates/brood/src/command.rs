@@ -4,8 +4,9 @@
 //! `posix_spawn` fast path stays in use; brood adds nothing that runs in the
 //! child between fork and exec.
 //!
-//! Owns: [`Command`]. Calls: `child` (the new `Child`), `reaper` (the spawn
-//! ticket: tracking and the exit watcher's choice), `stdio`, `sys`, `trace`.
+//! Owns: [`Command`] and its conversions from and to std's and tokio's
+//! builders. Calls: `child` (the new `Child`), `reaper` (the spawn ticket:
+//! tracking and the exit watcher's choice), `stdio`, `sys`, `trace`.
 
 use crate::child::process::Process;
 use crate::child::shared::{Shared, StopPolicy};
@@ -49,17 +50,28 @@ pub struct Command {
     pipe_capacity: Option<usize>,
 }
 
+/// Prints exactly what `tokio::process::Command` prints for the same
+/// command (programs name processes in logs this way), plus each of brood's
+/// own options that is set. (Whether the child leads a new group is part of
+/// std's output already.)
 impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Command")
-            .field("std", &self.std)
-            .field("kill_on_drop", &self.kill_on_drop)
-            .field("new_group", &self.new_group)
-            .field("grace", &self.grace)
-            .field("timeout", &self.timeout)
-            .field("max_output", &self.max_output)
-            .field("pipe_capacity", &self.pipe_capacity)
-            .finish()
+        let mut out = f.debug_struct("Command");
+        out.field("std", &self.std)
+            .field("kill_on_drop", &self.kill_on_drop);
+        if let Some(grace) = &self.grace {
+            out.field("grace", grace);
+        }
+        if let Some(timeout) = &self.timeout {
+            out.field("timeout", timeout);
+        }
+        if let Some(bytes) = &self.max_output {
+            out.field("max_output", bytes);
+        }
+        if let Some(bytes) = &self.pipe_capacity {
+            out.field("pipe_capacity", bytes);
+        }
+        out.finish()
     }
 }
 
@@ -74,6 +86,33 @@ impl From<std::process::Command> for Command {
             max_output: None,
             pipe_capacity: None,
         }
+    }
+}
+
+/// Takes over a `tokio::process::Command`, with its `kill_on_drop`, so that a
+/// library that moved to brood can keep accepting tokio's type.
+///
+/// As with `From<std::process::Command>`, a process group set on the
+/// command before the conversion is kept for the spawn, but brood learns of
+/// a new group (for its whole-group stops) only from
+/// [`Command::process_group`] called on the brood `Command`.
+impl From<tokio::process::Command> for Command {
+    fn from(tokio: tokio::process::Command) -> Self {
+        let kill_on_drop = tokio.get_kill_on_drop();
+        let mut command = Command::from(tokio.into_std());
+        command.kill_on_drop = kill_on_drop;
+        command
+    }
+}
+
+/// Hands the command to `tokio::process`, with its `kill_on_drop`. brood's own
+/// options ([`Command::grace`], [`Command::timeout`], [`Command::max_output`],
+/// [`Command::pipe_capacity`]) have no tokio counterpart and are dropped.
+impl From<Command> for tokio::process::Command {
+    fn from(command: Command) -> Self {
+        let mut tokio = tokio::process::Command::from(command.std);
+        tokio.kill_on_drop(command.kill_on_drop);
+        tokio
     }
 }
 
@@ -331,6 +370,13 @@ impl Command {
     /// fails after the process was created, it is killed and reaped before
     /// the error is returned.
     pub fn spawn(&mut self) -> io::Result<Child> {
+        self.spawn_child(false)
+    }
+
+    /// Spawns the child; with `collected_by_brood`, for a brood call that
+    /// waits for it (`status`, `output`): then its exit is collected as soon
+    /// as it is known, from registration on, never left for an owner.
+    fn spawn_child(&mut self, collected_by_brood: bool) -> io::Result<Child> {
         let ticket = reaper::prepare_spawn()?;
         let strategy = ticket.strategy;
         let mut std_child = self.std.spawn()?;
@@ -359,6 +405,9 @@ impl Command {
             group: self.new_group,
         };
         let shared = Arc::new(Shared::new(process, stop));
+        if collected_by_brood {
+            shared.cell.collect_on_exit();
+        }
         ticket.track(pid, &shared);
         guard.0 = None;
         drop(ticket);
@@ -378,8 +427,11 @@ impl Command {
     /// cannot block on them. Honours [`Command::timeout`].
     ///
     /// The spawn happens when this is called, not when the future is polled.
+    #[must_use = "the child is spawned now but waited for only when the returned future is \
+                  awaited; its result says how the child ended"]
     pub fn status(&mut self) -> impl Future<Output = io::Result<ExitStatus>> {
-        let child = self.spawn();
+        // Nobody else can ever collect this exit: brood does, at once.
+        let child = self.spawn_child(true);
         let timeout = self.timeout;
         async move {
             let mut child = child?;
@@ -403,10 +455,12 @@ impl Command {
     /// blocking pool, which keeps a bulk capture as fast as
     /// `std::process::Command::output`; see
     /// [`Child::wait_with_output`](crate::Child::wait_with_output).
+    #[must_use = "the child is spawned now but its output is collected only when the returned \
+                  future is awaited"]
     pub fn output(&mut self) -> impl Future<Output = io::Result<Output>> {
         self.std.stdout(Stdio::piped());
         self.std.stderr(Stdio::piped());
-        let child = self.spawn();
+        let child = self.spawn_child(true);
         let timeout = self.timeout;
         async move { child?.collect_output(timeout).await }
     }

@@ -1,5 +1,10 @@
 //! Asynchronous child processes for Tokio on Unix.
 //!
+//! On other platforms brood is `tokio::process` itself, re-exported (see
+//! [Migrating from `tokio::process`](#migrating-from-tokioprocess)), so that
+//! `use brood::Command` compiles everywhere; everything else documented here
+//! is Unix-only.
+//!
 //! brood is a drop-in replacement for `tokio::process`: change
 //! `use tokio::process::Command` to `use brood::Command` and everything keeps
 //! working. Underneath, it reaps children correctly in every situation and
@@ -63,6 +68,106 @@
 //! child's internal lock: a subscriber must not call back into brood for the
 //! same child (say, `try_wait` on it) from inside the event.
 //!
+//! # Migrating from `tokio::process`
+//!
+//! Change the import, and keep everything else:
+//!
+//! ```
+//! // Before: use tokio::process::{Child, Command};
+//! use brood::{Child, Command};
+//! # let _ = |c: Child| c;
+//! ```
+//!
+//! `brood::{Command, Child, ChildStdin, ChildStdout, ChildStderr}` take the
+//! place of tokio's, and `brood::{ExitStatus, Output, Stdio}` are std's own.
+//! Tokio's process tests pass on brood under both exit watchers, and so do
+//! the test suites of crates built on `tokio::process` (process-wrap,
+//! command-group, tokio-process-stream, tokio-process-terminate) once
+//! swapped, with only the fixes below.
+//!
+//! **Other platforms.** On targets that are not Unix, `brood` re-exports
+//! `tokio::process::{Command, Child, ChildStdin, ChildStdout, ChildStderr}`
+//! (and std's `ExitStatus`, `Output`, `Stdio`), so the import can be swapped
+//! unconditionally. brood's additions (signals, stops, handles, timeouts,
+//! [`reaper`], ...) exist only on Unix: put code that uses them behind
+//! `#[cfg(unix)]`.
+//!
+//! **Keeping tokio's type in a public API.** A library that moves to brood
+//! can keep accepting and returning `tokio::process::Command`, so its users
+//! are not broken: `brood::Command::from(tokio_command)` and
+//! `tokio::process::Command::from(brood_command)` both carry
+//! `kill_on_drop` across (brood's own options have no tokio counterpart and
+//! are dropped on the way to tokio). `From<std::process::Command>` works too.
+//!
+//! **Names that may shadow a trait's method.** brood's inherent methods win
+//! over extension traits' methods of the same name, so a call that reached
+//! a trait under tokio reaches brood's method instead, and usually no longer
+//! compiles. These are the names brood adds:
+//!
+//! | type | inherent methods beyond `tokio::process` |
+//! | --- | --- |
+//! | [`Child`] | `signal`, `signal_group`, `terminate`, `wait_timeout`, `wait_with_rusage`, `resource_usage`, `handle` |
+//! | [`Command`] | `grace`, `timeout`, `max_output`, `pipe_capacity` |
+//!
+//! The fix is one line: call the trait's method by its path (UFCS). For
+//! example, with command-group's `UnixChildExt` and
+//! tokio-process-terminate's `TerminateExt`:
+//!
+//! ```text
+//! child.signal(Signal::SIGTERM)?;   →   UnixChildExt::signal(&child, Signal::SIGTERM)?;
+//! child.terminate();                →   TerminateExt::terminate(&mut child);
+//! ```
+//!
+//! Inside a trait implementation that forwards to the child, the same:
+//! `crate::UnixChildExt::signal(c, sig)` instead of `c.signal(sig)`. Every
+//! brood future and every `async fn` result is `#[must_use]`, so a call like
+//! `child.terminate(grace);` that compiles against brood's method but is
+//! never awaited is reported at compile time, with a message that says how
+//! to reach a trait's method instead:
+//!
+//! ```compile_fail
+//! #![deny(unused_must_use)]
+//! # async fn demo(mut child: brood::Child) {
+//! // Meant tokio-process-terminate's `terminate()`: does nothing at all.
+//! child.terminate(std::time::Duration::from_secs(1));
+//! # }
+//! ```
+//!
+//! ```
+//! #![deny(unused_must_use)]
+//! # async fn demo(mut child: brood::Child) -> std::io::Result<()> {
+//! let status = child.terminate(std::time::Duration::from_secs(1)).await?;
+//! println!("stopped: {status}");
+//! # Ok(()) }
+//! ```
+//!
+//! **What differs from tokio, and why.**
+//!
+//! - *No panic outside a runtime*: `spawn` works anywhere, and polling a
+//!   pipe outside a Tokio runtime is an error, not a panic.
+//! - *When the exit is collected.* As under tokio, the exit of a child whose
+//!   `Child` you hold stays collectable until you ask for it (`wait`,
+//!   `try_wait`, [`ChildHandle::status`]): code that reaps its own process
+//!   group with `waitpid(-pgid, WNOHANG)` keeps working. While a `wait()`
+//!   is pending, though, and once the `Child` went to `output`,
+//!   `wait_with_output` or `status`, or was dropped, brood collects the exit
+//!   the moment it happens rather than at the task's next poll (that is
+//!   what keeps the SIGCHLD path O(1)). If a `waitpid` of your own gets the
+//!   exit first, `wait` and `try_wait` return an error of kind
+//!   [`io::ErrorKind::Other`](std::io::ErrorKind::Other) naming `ECHILD`.
+//! - *Cancel-safe waits.* A `wait()` future dropped while pending leaves its
+//!   waker with the `Child`, as tokio's does, so a hand-written `Future` or
+//!   `Stream` that polls a fresh `child.wait()` each time is woken when the
+//!   child exits.
+//! - *Signals after the exit*: [`Child::start_kill`] and [`Child::signal`]
+//!   on a child that has exited send nothing and return `Ok(())` (tokio's
+//!   `start_kill` fails with `InvalidInput` once the exit was collected).
+//! - *`Debug` of `Command`* prints exactly what tokio's does, plus brood's
+//!   own options when they are set.
+//! - *The cost of an exit nobody waits for* (SIGCHLD path only): see
+//!   [`reaper`]. While such an exit is left uncollected, each SIGCHLD costs
+//!   one wait call per tracked child instead of one in all.
+//!
 //! # Caveats
 //!
 //! - **Dropping a `Child` does not kill it** unless
@@ -81,18 +186,23 @@
 //!   before its children are gone awaits [`Child::terminate`] instead, which
 //!   for a process group resolves only once the group is empty.
 //! - **Foreign reaping.** If other code in the process reaps a brood child
-//!   (`waitpid(-1)`, or `waitpid` on its pid), or sets SIGCHLD to `SIG_IGN`
-//!   so the kernel reaps children itself, the status is lost: `wait` returns
-//!   an error instead of hanging. On the SIGCHLD path this is noticed by a
-//!   safety-net scan after one second without SIGCHLDs, backing off to one
-//!   scan a minute.
+//!   (`waitpid(-1)`, or `waitpid` on its pid or group), or sets SIGCHLD to
+//!   `SIG_IGN` so the kernel reaps children itself, brood loses the status:
+//!   `wait` returns an error of kind `Other` naming `ECHILD` instead of
+//!   hanging. Reaping your own child this way while you hold its `Child`
+//!   and no `wait` is pending is fine (brood leaves its exit for you); while
+//!   a `wait` is pending, brood may collect the exit first and your
+//!   `waitpid` gets `ECHILD`. On the SIGCHLD path a child lost this way is
+//!   noticed by a safety-net scan after one second without SIGCHLDs, backing
+//!   off to one scan a minute.
 //! - **The SIGCHLD path** installs one process-wide handler the first time a
 //!   child is spawned on it. A handler the program installed earlier keeps
 //!   being called. A program that later replaces the handler takes over SIGCHLD
 //!   and brood falls back to its safety net. Children spawned with
 //!   `std::process` are never reaped by brood, but while one of them is an
 //!   unwaited zombie brood must ask each of its own children individually
-//!   on every SIGCHLD.
+//!   on every SIGCHLD; the same holds while the exit of a brood child you
+//!   hold without waiting is left for you (see [`reaper`]).
 //! - **Pipes** are registered with the Tokio reactor of the task that first
 //!   polls them. Polling them outside a Tokio runtime is an error, not a
 //!   panic.
@@ -109,7 +219,6 @@
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
-#![cfg(unix)]
 
 // The crate's layers, top down. A file uses only layers below its own, which
 // scripts/check-layers checks (no import cycle among files or modules):
@@ -124,32 +233,58 @@
 //   trace, rusage, signal, sync   leaves
 //   sys          every system call, chosen per platform; all unsafe code
 
+// Everything below is Unix-only; other targets get the re-exports at the
+// end.
+#[cfg(unix)]
 mod child;
+#[cfg(unix)]
 mod command;
-#[cfg(all(test, brood_loom))]
+#[cfg(all(unix, test, brood_loom))]
 mod loom_models;
+#[cfg(unix)]
 mod reactor;
+#[cfg(unix)]
 pub mod reaper;
+#[cfg(unix)]
 mod rusage;
+#[cfg(unix)]
 mod signal;
+#[cfg(unix)]
 mod stdio;
+#[cfg(unix)]
 mod subreaper;
+#[cfg(unix)]
 mod sync;
+#[cfg(unix)]
 mod sys;
-#[cfg(feature = "test-hooks")]
+#[cfg(all(unix, feature = "test-hooks"))]
 #[doc(hidden)]
 pub mod test_hooks;
-#[cfg(feature = "tracing")]
+#[cfg(all(unix, feature = "tracing"))]
 mod trace;
+#[cfg(unix)]
 mod watch;
 
+#[cfg(unix)]
 pub use child::{Child, ChildHandle, OutputLimitExceeded};
+#[cfg(unix)]
 pub use command::Command;
+#[cfg(unix)]
 pub use rusage::ResourceUsage;
+#[cfg(unix)]
 pub use signal::Signal;
+#[cfg(unix)]
 pub use stdio::{ChildStderr, ChildStdin, ChildStdout};
+#[cfg(unix)]
 pub use subreaper::become_subreaper;
+#[cfg(unix)]
 pub use watch::watch_pid;
+
+/// Where brood has no implementation of its own (platforms other than
+/// Unix), `tokio::process`'s types, so that `use brood::Command` compiles
+/// everywhere. brood's additions exist only on Unix.
+#[cfg(not(unix))]
+pub use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 
 /// `std`'s own types, re-exported so that `brood::` paths cover a whole
 /// `tokio::process` program.

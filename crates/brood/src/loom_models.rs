@@ -4,9 +4,15 @@
 //! --lib --release loom_models`). Each model runs the library's own code,
 //! with loom's `Mutex`, `Arc` and atomics swapped in by `crate::sync`, under
 //! every interleaving loom can find; the OS is replaced by small mocks.
+//!
+//! The exit cell's three transitions (an exit *announced* by the reaper,
+//! *asked* for by a waiter, *reaped* by whoever comes first) are modelled
+//! against each other: announce vs. a parking waiter, announce vs. the
+//! owner's `try_wait`, and a dropped wait future vs. publication.
 #![allow(unsafe_code)]
 
 use crate::child::exit::{ExitCell, Wait};
+use crate::child::waiters::OwnerSlot;
 use crate::reaper::sigchld::dispatch;
 use crate::reaper::table::Table;
 use crate::reaper::{Reap, Tracked};
@@ -20,10 +26,12 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 /// A mock process: `exited` is the kernel's state, `reaps` counts how often
-/// a wait collected it (must end up exactly 1).
+/// a wait collected it (must end up exactly 1), `peeks` how often a
+/// `WNOWAIT` look found the zombie.
 struct MockProcess {
     exited: AtomicBool,
     reaps: AtomicUsize,
+    peeks: AtomicUsize,
 }
 
 impl MockProcess {
@@ -31,6 +39,7 @@ impl MockProcess {
         MockProcess {
             exited: AtomicBool::new(false),
             reaps: AtomicUsize::new(0),
+            peeks: AtomicUsize::new(0),
         }
     }
 }
@@ -44,7 +53,18 @@ impl Wait for MockProcess {
             Ok(None)
         }
     }
+
+    fn peek(&self) -> io::Result<Option<ExitStatus>> {
+        if self.exited.load(Ordering::SeqCst) {
+            self.peeks.fetch_add(1, Ordering::SeqCst);
+            Ok(Some(ExitStatus::from_raw(0)))
+        } else {
+            Ok(None)
+        }
+    }
 }
+
+fn no_report(_: &crate::child::exit::Exit, _: crate::child::exit::Collected) {}
 
 /// A waker that sets a loom flag, built by hand so it needs no std Arc.
 fn flag_waker(flag: &'static AtomicBool) -> Waker {
@@ -115,48 +135,155 @@ fn loom_models_waiter_is_never_lost() {
             })
         };
         let mut key = None;
+        let owner = OwnerSlot::new();
         let mut cx = Context::from_waker(&waker);
-        let first = cell.poll(&mut cx, &mut key);
+        let first = cell.poll(&mut cx, &mut key, &owner, &*process, no_report);
         reaper.join().unwrap();
         match first {
             Poll::Ready(_) => {}
             Poll::Pending => {
                 assert!(woken.load(Ordering::SeqCst), "parked waiter was not woken");
-                assert!(cell.poll(&mut cx, &mut key).is_ready());
+                assert!(cell
+                    .poll(&mut cx, &mut key, &owner, &*process, no_report)
+                    .is_ready());
             }
         }
     });
 }
 
-/// A cancelled waiter racing with publication leaves no slot behind and
-/// does not disturb another waiter.
+/// A dropped wait future racing with publication: its waker is handed back
+/// to its owner, not lost, so its task is woken as well as the other
+/// waiter's; and an owner that goes away meanwhile frees its slot cleanly.
 #[test]
-fn loom_models_cancel_vs_publish() {
+fn loom_models_dropped_future_vs_publish() {
     loom::model(|| {
         let cell = Arc::new(ExitCell::default());
         let process = Arc::new(MockProcess::new());
         let a_woken = leak(AtomicBool::new(false));
         let b_woken = leak(AtomicBool::new(false));
         let (wa, wb) = (flag_waker(a_woken), flag_waker(b_woken));
+        let (oa, ob) = (Arc::new(OwnerSlot::new()), OwnerSlot::new());
         let (mut ka, mut kb) = (None, None);
         assert!(cell
-            .poll(&mut Context::from_waker(&wa), &mut ka)
+            .poll(
+                &mut Context::from_waker(&wa),
+                &mut ka,
+                &oa,
+                &*process,
+                no_report
+            )
             .is_pending());
         assert!(cell
-            .poll(&mut Context::from_waker(&wb), &mut kb)
+            .poll(
+                &mut Context::from_waker(&wb),
+                &mut kb,
+                &ob,
+                &*process,
+                no_report
+            )
             .is_pending());
-        let canceller = {
-            let cell = cell.clone();
+        let dropper = {
+            let (cell, oa) = (cell.clone(), oa.clone());
             thread::spawn(move || {
                 let mut ka = ka;
-                cell.cancel(&mut ka);
+                cell.release(&mut ka, &oa);
             })
         };
         process.exited.store(true, Ordering::SeqCst);
         cell.try_reap(&*process).unwrap();
-        canceller.join().unwrap();
+        dropper.join().unwrap();
+        assert!(
+            a_woken.load(Ordering::SeqCst),
+            "the dropped future's task slept on"
+        );
         assert!(b_woken.load(Ordering::SeqCst));
-        assert!(cell.poll(&mut Context::from_waker(&wb), &mut kb).is_ready());
+        assert!(cell
+            .poll(
+                &mut Context::from_waker(&wb),
+                &mut kb,
+                &ob,
+                &*process,
+                no_report
+            )
+            .is_ready());
+        cell.drop_owner(&oa);
+        assert_eq!(process.reaps.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// Announce vs. ask: the reaper learns of the exit (`notice`) while the
+/// owner's task polls a wait for the first time. Either the waiter parks
+/// first and the reaper collects the exit for it (and wakes it), or the
+/// reaper only announces the exit, leaving the zombie, and the poll collects
+/// it itself. Never both, never neither: reaped exactly once, the waiter
+/// never left parked unwoken, and no zombie reaped while nobody asked.
+#[test]
+fn loom_models_announce_vs_ask() {
+    loom::model(|| {
+        let cell = Arc::new(ExitCell::default());
+        let process = Arc::new(MockProcess::new());
+        let woken = leak(AtomicBool::new(false));
+        let waker = flag_waker(woken);
+        let reaper = {
+            let (cell, process) = (cell.clone(), process.clone());
+            thread::spawn(move || {
+                process.exited.store(true, Ordering::SeqCst);
+                let outcome = cell.notice(&*process, no_report);
+                // Announcing never reaps.
+                if outcome == Reap::Announced {
+                    assert_eq!(process.peeks.load(Ordering::SeqCst), 1);
+                }
+                outcome
+            })
+        };
+        let owner = OwnerSlot::new();
+        let mut key = None;
+        let mut cx = Context::from_waker(&waker);
+        let first = cell.poll(&mut cx, &mut key, &owner, &*process, no_report);
+        let outcome = reaper.join().unwrap();
+        let ready = match first {
+            Poll::Ready(_) => true,
+            Poll::Pending => {
+                // Parked: the reaper must have collected it and woken us,
+                // or not yet have seen the exit (then the kernel would tell
+                // it again; here the exit happened, so it saw it).
+                assert!(woken.load(Ordering::SeqCst), "parked waiter was not woken");
+                cell.poll(&mut cx, &mut key, &owner, &*process, no_report)
+                    .is_ready()
+            }
+        };
+        assert!(ready);
+        assert!(matches!(
+            outcome,
+            Reap::Fresh | Reap::Announced | Reap::Already
+        ));
+        assert_eq!(
+            process.reaps.load(Ordering::SeqCst),
+            1,
+            "reaped exactly once"
+        );
+    });
+}
+
+/// Announce vs. the owner's own `try_wait`: the reaper's `notice` and the
+/// owner's reap race; the child is reaped exactly once, by the owner (nobody
+/// asked brood), and a later `notice` finds it gone.
+#[test]
+fn loom_models_announce_vs_try_wait() {
+    loom::model(|| {
+        let cell = Arc::new(ExitCell::default());
+        let process = Arc::new(MockProcess::new());
+        process.exited.store(true, Ordering::SeqCst);
+        let reaper = {
+            let (cell, process) = (cell.clone(), process.clone());
+            thread::spawn(move || cell.notice(&*process, no_report))
+        };
+        let by_owner = cell.try_reap(&*process);
+        let outcome = reaper.join().unwrap();
+        assert!(by_owner.is_some());
+        assert!(matches!(outcome, Reap::Announced | Reap::Already));
+        assert_eq!(cell.notice(&*process, no_report), Reap::Already);
+        assert_eq!(process.reaps.load(Ordering::SeqCst), 1);
     });
 }
 
@@ -168,15 +295,12 @@ struct MockChild {
 }
 
 impl Tracked for MockChild {
-    fn reap(&self) -> Reap {
-        match self.cell.try_reap_fresh(&self.process, |_| {}) {
-            Some((_, true)) => {
-                self.fresh.fetch_add(1, Ordering::SeqCst);
-                Reap::Fresh
-            }
-            Some((_, false)) => Reap::Already,
-            None => Reap::Running,
+    fn notice(&self) -> Reap {
+        let outcome = self.cell.notice(&self.process, no_report);
+        if outcome == Reap::Fresh {
+            self.fresh.fetch_add(1, Ordering::SeqCst);
         }
+        outcome
     }
 
     fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
@@ -188,53 +312,70 @@ impl Tracked for MockChild {
 
 /// Registration vs signal delivery: the child exits (and its SIGCHLD is
 /// dispatched) while `spawn` is still registering it. Whoever comes second
-/// reaps it; it is reaped exactly once.
+/// checks it: a child somebody waits for is reaped exactly once; one that
+/// nobody waits for is announced (its exit seen) and never reaped, its
+/// zombie left for the owner.
 #[test]
 fn loom_models_register_vs_dispatch() {
-    loom::model(|| {
-        let table = Arc::new(Table::<MockChild>::new());
-        let child = Arc::new(MockChild {
-            process: MockProcess::new(),
-            cell: ExitCell::default(),
-            fresh: AtomicUsize::new(0),
-        });
-        // The kernel's zombie list, as the dispatcher's peek sees it.
-        let zombies = Arc::new(Mutex::new(Vec::<u32>::new()));
-        child.process.exited.store(true, Ordering::SeqCst);
-        lock(&zombies).push(7);
-        table.spawn_started();
+    for asked in [true, false] {
+        loom::model(move || {
+            let table = Arc::new(Table::<MockChild>::new());
+            let child = Arc::new(MockChild {
+                process: MockProcess::new(),
+                cell: ExitCell::default(),
+                fresh: AtomicUsize::new(0),
+            });
+            if asked {
+                // As `Command::status` does: brood collects the exit.
+                child.cell.collect_on_exit();
+            }
+            // The kernel's zombie list, as the dispatcher's peek sees it.
+            let zombies = Arc::new(Mutex::new(Vec::<u32>::new()));
+            child.process.exited.store(true, Ordering::SeqCst);
+            lock(&zombies).push(7);
+            table.spawn_started();
 
-        let dispatcher = {
-            let (table, zombies, child) = (table.clone(), zombies.clone(), child.clone());
-            thread::spawn(move || {
-                // SIGCHLD for pid 7 arrives.
-                dispatch(
-                    &*table,
-                    &[7],
-                    || {
-                        // A reaped child is no longer a zombie.
-                        let reaped = child.process.reaps.load(Ordering::SeqCst) > 0;
-                        Ok(if reaped {
-                            None
-                        } else {
-                            lock(&zombies).first().copied()
-                        })
-                    },
-                    |_| panic!("not in subreaper mode"),
+            let dispatcher = {
+                let (table, zombies, child) = (table.clone(), zombies.clone(), child.clone());
+                thread::spawn(move || {
+                    // SIGCHLD for pid 7 arrives.
+                    dispatch(
+                        &*table,
+                        &[7],
+                        || {
+                            // A reaped child is no longer a zombie.
+                            let reaped = child.process.reaps.load(Ordering::SeqCst) > 0;
+                            Ok(if reaped {
+                                None
+                            } else {
+                                lock(&zombies).first().copied()
+                            })
+                        },
+                        |_| panic!("not in subreaper mode"),
+                    );
+                })
+            };
+            // spawn() registers the child.
+            table.register(7, child.clone());
+            table.spawn_finished();
+            dispatcher.join().unwrap();
+            if asked {
+                assert_eq!(
+                    child.process.reaps.load(Ordering::SeqCst),
+                    1,
+                    "reaped exactly once"
                 );
-            })
-        };
-        // spawn() registers the child.
-        table.register(7, child.clone());
-        table.spawn_finished();
-        dispatcher.join().unwrap();
-        assert_eq!(
-            child.process.reaps.load(Ordering::SeqCst),
-            1,
-            "reaped exactly once"
-        );
-        assert_eq!(child.fresh.load(Ordering::SeqCst), 1);
-    });
+                assert_eq!(child.fresh.load(Ordering::SeqCst), 1);
+            } else {
+                assert_eq!(
+                    child.process.reaps.load(Ordering::SeqCst),
+                    0,
+                    "reaped unasked"
+                );
+                assert!(child.cell.has_exited(), "the exit was not noticed");
+            }
+        });
+    }
 }
 
 /// Orphan push vs drain: a dropping task hands a running child to the
@@ -281,7 +422,7 @@ fn loom_models_orphan_push_vs_drain() {
             let events: Vec<u64> = std::mem::take(&mut lock(&epoll.state).1);
             for token in events {
                 if let Some(item) = list.get(token) {
-                    if item.reap() != Reap::Running {
+                    if item.notice() != Reap::Running {
                         list.remove(token, || lock(&epoll.state).0 = false);
                     }
                 }
@@ -291,8 +432,10 @@ fn loom_models_orphan_push_vs_drain() {
             let (list, epoll) = (list.clone(), epoll.clone());
             thread::spawn(move || drain(&list, &epoll))
         };
-        // The dropping task: one last try, then hand over.
-        if child.reap() == Reap::Running {
+        // The dropping task: marks the child an orphan (so the reaper
+        // collects its exit), one last try, then hand over.
+        assert!(!child.cell.abandon(&OwnerSlot::new()));
+        if child.cell.try_reap(&child.process).is_none() {
             list.push(TOKEN, child.clone(), || {
                 let mut state = lock(&epoll.state);
                 state.0 = true;

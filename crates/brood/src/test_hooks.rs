@@ -16,6 +16,13 @@ pub fn pending_timers() -> usize {
     crate::reaper::pending_timers()
 }
 
+/// How many SIGCHLD dispatches fell back to asking every tracked child
+/// because the `WNOWAIT` peek was blind: it named a zombie of ours whose
+/// exit was announced and left for its owner.
+pub fn blind_scans() -> u64 {
+    crate::reaper::blind_scans()
+}
+
 /// The number of live children brood is tracking.
 pub fn tracked_children() -> usize {
     crate::reaper::tracked_children()

@@ -28,6 +28,7 @@ use tokio::io::Interest;
 /// println!("process 1234 is gone");
 /// # Ok(()) }
 /// ```
+#[must_use = "the returned future resolves when the process exits, and only when awaited"]
 pub fn watch_pid(pid: u32) -> io::Result<impl Future<Output = io::Result<()>> + Send + 'static> {
     if !sys::pidfd::SUPPORTED {
         return Err(io::Error::new(

@@ -1,27 +1,49 @@
-//! The exit cell: one child's *running → exited* state machine.
+//! The exit cell: one child's *running → announced → reaped* state machine.
 //!
-//! The cell never goes back to running. Whoever reaps the child (the task
-//! awaiting it, the SIGCHLD dispatcher, or the background reaper) does so
-//! *inside* the cell's lock, so a child is reaped exactly once, and publishes
-//! the status to every parked waiter at the same moment.
+//! - **Running**: no exit known.
+//! - **Announced**: the child has exited (a SIGCHLD named it, or a `WNOWAIT`
+//!   peek found it) but nobody asked brood for the exit, so brood left the
+//!   zombie in place: the owner of the `Child` may still collect it with a
+//!   `waitpid` of its own, as under `tokio::process`. A containment layer that must keep a group leader's
+//!   zombie (and so its group id) until a group stop finished can hold the
+//!   cell here.
+//! - **Reaped**: the exit was collected (or found lost); final.
 //!
-//! The reaping itself is behind the [`Wait`] trait, so the unit tests below
+//! Brood collects an exit as soon as it learns of it only when somebody
+//! asked for it: a wait future is pending (a live slot in [`Waiters`], or
+//! the owner's wait on its pidfd in its own reactor), the
+//! `Child` was handed to a brood call that collects the exit (`output`,
+//! `wait_with_output`, `status`), or it was dropped (an orphan). Otherwise
+//! [`ExitCell::notice`] only announces. `wait`, `try_wait` and a handle's
+//! `status` collect an announced exit when they are called.
+//!
+//! Whoever reaps the child (the task awaiting it, the SIGCHLD dispatcher, the
+//! background reaper, `try_wait`) does so *inside* the cell's lock, so a
+//! child is reaped exactly once, and publishes the status to every parked
+//! waiter at the same moment.
+//!
+//! The system calls are behind the [`Wait`] trait, so the unit tests below
 //! (and the loom models) drive the cell with mock processes.
 //!
 //! Owns: [`ExitCell`], [`Exit`], the [`Wait`] and [`Kill`] traits. Calls:
-//! `waiters`, `rusage`, `sync`.
+//! `waiters`, `reaper::Reap` (the outcome type), `rusage`, `sync`.
 
-use super::waiters::Waiters;
+use super::waiters::{OwnerSlot, Waiters};
+use crate::reaper::Reap;
 use crate::rusage::ResourceUsage;
 use crate::sync::{lock, Mutex};
 use std::io;
 use std::process::ExitStatus;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 /// One process's exit, as far as the OS can tell us right now.
 pub(crate) trait Wait {
     /// Collects the exit without blocking: `Ok(None)` while the process runs.
     fn try_wait(&self) -> io::Result<Option<(ExitStatus, ResourceUsage)>>;
+
+    /// Looks at the exit without collecting it (`WNOWAIT`): `Ok(None)` while
+    /// the process runs; the zombie stays for whoever collects it.
+    fn peek(&self) -> io::Result<Option<ExitStatus>>;
 }
 
 /// Sends signals to one process.
@@ -33,6 +55,10 @@ pub(crate) trait Kill {
 impl<T: Wait + ?Sized> Wait for &T {
     fn try_wait(&self) -> io::Result<Option<(ExitStatus, ResourceUsage)>> {
         (**self).try_wait()
+    }
+
+    fn peek(&self) -> io::Result<Option<ExitStatus>> {
+        (**self).peek()
     }
 }
 
@@ -67,18 +93,19 @@ impl Exit {
         }
     }
 
-    /// The status, or an error explaining why there is none.
+    /// The status, or an error explaining why there is none. A child
+    /// reaped by someone else (`ECHILD`) gives an error of kind
+    /// [`io::ErrorKind::Other`] that says so.
     pub(crate) fn status(&self) -> io::Result<ExitStatus> {
         self.result.map_err(|errno| {
-            let os = io::Error::from_raw_os_error(errno);
             if errno == libc::ECHILD {
-                io::Error::new(
-                    os.kind(),
-                    "the child was reaped by someone other than brood \
-                     (a foreign waitpid, or SIGCHLD set to SIG_IGN); its status is lost",
+                io::Error::other(
+                    "brood: the child was reaped by someone other than brood \
+                     (ECHILD: a waitpid of the program's own, or SIGCHLD set to \
+                     SIG_IGN); its status is lost",
                 )
             } else {
-                os
+                io::Error::from_raw_os_error(errno)
             }
         })
     }
@@ -88,12 +115,119 @@ impl Exit {
     }
 }
 
-#[derive(Debug, Default)]
+/// How an exit came to be collected, for the report that runs as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Collected {
+    /// The `Child` had been dropped.
+    pub(crate) orphan: bool,
+    /// The exit had been announced and left for the owner: the SIGCHLD
+    /// dispatcher's peek may have been blind to other exits meanwhile.
+    pub(crate) announced: bool,
+}
+
+/// Where the child's exit stands.
+#[derive(Debug)]
+enum Phase {
+    Running,
+    /// Exited, as a `WNOWAIT` peek (or the SIGCHLD it confirmed) showed; the
+    /// zombie is left for the owner (nobody asked brood to collect it).
+    Announced,
+    /// Collected, or found lost. Boxed: an exit (status and resource usage)
+    /// is about 90 bytes that a live child does not need.
+    Reaped(Box<Exit>),
+}
+
+/// What the `Child` value means to do about the exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// It holds the child and may collect the exit itself (`try_wait`, or a
+    /// `waitpid` of the program's own).
+    Holding,
+    /// It was handed to a brood call that collects the exit (`output`,
+    /// `wait_with_output`, `status`).
+    Collecting,
+    /// It was dropped: the child is an orphan, brood collects the exit.
+    Gone,
+}
+
+#[derive(Debug)]
 struct State {
-    /// Boxed: an exit (status and resource usage) is about 90 bytes that a
-    /// live child does not need; boxing keeps every live child smaller.
-    exit: Option<Box<Exit>>,
+    phase: Phase,
+    owner: Owner,
     waiters: Waiters,
+    /// The owner's wait future is pending on the child's pidfd in its own
+    /// reactor (the pidfd path's inline wait), which parks no waker here.
+    inline_waiter: bool,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            phase: Phase::Running,
+            owner: Owner::Holding,
+            waiters: Waiters::default(),
+            inline_waiter: false,
+        }
+    }
+}
+
+impl State {
+    fn exit(&self) -> Option<Exit> {
+        match &self.phase {
+            Phase::Reaped(exit) => Some(**exit),
+            _ => None,
+        }
+    }
+
+    /// Whether somebody asked brood to collect the exit as soon as it
+    /// happens: a wait future is parked, or the `Child` is no longer there
+    /// to collect it itself.
+    fn asked(&self) -> bool {
+        self.owner != Owner::Holding || self.waiters.any_live() || self.inline_waiter
+    }
+
+    /// Collects the exit through `process` if it has one, and records it;
+    /// returns it with the wakers to wake once the lock is released. A child
+    /// that turns out to run after all (an announcement that the kernel
+    /// takes back, which a tracer could cause) goes back to running.
+    fn collect(
+        &mut self,
+        process: impl Wait,
+        report: impl FnOnce(&Exit, Collected),
+    ) -> Option<(Exit, Vec<Waker>)> {
+        let exit = match process.try_wait() {
+            Ok(None) => {
+                self.phase = Phase::Running;
+                return None;
+            }
+            Ok(Some((status, usage))) => Exit::reaped(status, usage),
+            // ECHILD if the owner's own waitpid took the zombie first: the
+            // status is lost to brood, and `status()` says so, as
+            // `tokio::process` would fail its own wait.
+            Err(e) => Exit::failed(&e),
+        };
+        Some(self.publish(exit, report))
+    }
+
+    /// Records `exit` as final; returns the wakers to wake once the lock is
+    /// released.
+    fn publish(&mut self, exit: Exit, report: impl FnOnce(&Exit, Collected)) -> (Exit, Vec<Waker>) {
+        report(
+            &exit,
+            Collected {
+                orphan: self.owner == Owner::Gone,
+                announced: matches!(self.phase, Phase::Announced),
+            },
+        );
+        self.phase = Phase::Reaped(Box::new(exit));
+        (exit, self.waiters.take_all())
+    }
+}
+
+fn wake(wakers: Vec<Waker>) {
+    for waker in wakers {
+        waker.wake();
+    }
 }
 
 /// The shared state machine of one child.
@@ -103,46 +237,114 @@ pub(crate) struct ExitCell {
 }
 
 impl ExitCell {
-    /// The exit, if it is known.
+    /// The exit, if it has been collected.
     pub(crate) fn get(&self) -> Option<Exit> {
-        lock(&self.state).exit.as_deref().copied()
+        lock(&self.state).exit()
     }
 
-    /// Returns the exit if known; otherwise parks the task in slot `key`.
+    /// Whether the child has exited as far as brood knows (announced or
+    /// reaped).
+    pub(crate) fn has_exited(&self) -> bool {
+        !matches!(lock(&self.state).phase, Phase::Running)
+    }
+
+    /// Returns the exit if it is collected, collecting an announced one
+    /// through `process` on the way; otherwise parks the task in slot `key`
+    /// as a live waiter. A future without a slot yet takes over its owner's
+    /// (`owner`) first: the waker left there by a dropped future is replaced.
     ///
-    /// Checking and parking happen under one lock, and publication takes the
-    /// same lock, so a wake-up cannot fall between the two.
-    pub(crate) fn poll(&self, cx: &mut Context<'_>, key: &mut Option<usize>) -> Poll<Exit> {
+    /// Checking and parking happen under one lock, and announcement and
+    /// publication take the same lock, so a wake-up cannot fall between the
+    /// two: either this poll sees the announcement and collects the exit
+    /// itself, or the announcer sees a live waiter and collects it for us.
+    pub(crate) fn poll(
+        &self,
+        cx: &mut Context<'_>,
+        key: &mut Option<usize>,
+        owner: &OwnerSlot,
+        process: impl Wait,
+        report: impl FnOnce(&Exit, Collected),
+    ) -> Poll<Exit> {
         let mut state = lock(&self.state);
-        match state.exit.as_deref().copied() {
-            Some(exit) => {
-                state.waiters.remove(key);
-                Poll::Ready(exit)
+        if let Some(exit) = state.exit() {
+            state.waiters.remove(key);
+            return Poll::Ready(exit);
+        }
+        if matches!(state.phase, Phase::Announced) {
+            if let Some((exit, wakers)) = state.collect(process, report) {
+                drop(state);
+                wake(wakers);
+                return Poll::Ready(exit);
             }
-            None => {
-                state.waiters.register(key, cx.waker());
-                Poll::Pending
-            }
+        }
+        if key.is_none() {
+            *key = owner.take();
+        }
+        state.waiters.register(key, cx.waker());
+        Poll::Pending
+    }
+
+    /// A wait future that parked in `key` was dropped before the exit: its
+    /// slot, waker included, goes back to its owner, so the task is still
+    /// woken when the child exits. The owner keeps one slot: a slot it held
+    /// from an earlier future is freed.
+    pub(crate) fn release(&self, key: &mut Option<usize>, owner: &OwnerSlot) {
+        let Some(k) = key.take() else { return };
+        let mut state = lock(&self.state);
+        if state.exit().is_some() {
+            // Publication cleared every slot.
+            return;
+        }
+        state.waiters.linger(k);
+        let mut replaced = owner.replace(k);
+        state.waiters.remove(&mut replaced);
+    }
+
+    /// The owner's wait future starts (`true`) or stops (`false`) waiting on
+    /// the pidfd in its own reactor: while it does, the exit counts as asked
+    /// for, as a parked waiter's does.
+    pub(crate) fn set_inline_waiter(&self, waiting: bool) {
+        lock(&self.state).inline_waiter = waiting;
+    }
+
+    /// An owner (a `ChildHandle`) goes away: frees its slot.
+    pub(crate) fn drop_owner(&self, owner: &OwnerSlot) {
+        let mut state = lock(&self.state);
+        let mut key = owner.take();
+        state.waiters.remove(&mut key);
+    }
+
+    /// The `Child` was handed to a brood call that collects the exit: from
+    /// now on brood collects it as soon as it is known.
+    pub(crate) fn collect_on_exit(&self) {
+        let mut state = lock(&self.state);
+        if state.owner == Owner::Holding {
+            state.owner = Owner::Collecting;
         }
     }
 
-    /// Frees a parked task's slot (its future was dropped).
-    pub(crate) fn cancel(&self, key: &mut Option<usize>) {
-        if key.is_some() {
-            lock(&self.state).waiters.remove(key);
-        }
+    /// The `Child` (the owner of `owner`) was dropped: frees its slot and
+    /// marks the child an orphan, so that brood collects the exit as soon as
+    /// it learns of it. `true` if the exit was collected already.
+    pub(crate) fn abandon(&self, owner: &OwnerSlot) -> bool {
+        let mut state = lock(&self.state);
+        let mut key = owner.take();
+        state.waiters.remove(&mut key);
+        state.owner = Owner::Gone;
+        state.exit().is_some()
     }
 
     /// [`ExitCell::try_reap_fresh`] without the flag and the report, for
     /// tests.
     #[cfg(test)]
     pub(crate) fn try_reap(&self, process: impl Wait) -> Option<Exit> {
-        self.try_reap_fresh(process, |_| {}).map(|(exit, _)| exit)
+        self.try_reap_fresh(process, |_, _| {})
+            .map(|(exit, _)| exit)
     }
 
-    /// Reaps the child if it has exited, publishing the exit to all waiters,
-    /// and tells whether this call was the one that reaped the child
-    /// (`true`) or found it reaped already.
+    /// Reaps the child if it has exited (announced or not), publishing the
+    /// exit to all waiters, and tells whether this call was the one that
+    /// reaped the child (`true`) or found it reaped already.
     ///
     /// The wait system call runs under the cell's lock: two reapers racing
     /// (say the awaiting task and the background thread) cannot both collect
@@ -150,45 +352,105 @@ impl ExitCell {
     ///
     /// `report` runs once, in the call that reaped, under the cell's lock
     /// and before the exit is published, so that what it records (the
-    /// `tracing` event) is in place before anyone can see the exit. It must
-    /// not call back into this cell.
+    /// `tracing` event) is in place before anyone can see the exit. It is
+    /// told how the exit was collected ([`Collected`]). It must not call back
+    /// into this cell.
     pub(crate) fn try_reap_fresh(
         &self,
         process: impl Wait,
-        report: impl FnOnce(&Exit),
+        report: impl FnOnce(&Exit, Collected),
     ) -> Option<(Exit, bool)> {
         let mut state = lock(&self.state);
-        if let Some(exit) = state.exit.as_deref() {
-            return Some((*exit, false));
+        if let Some(exit) = state.exit() {
+            return Some((exit, false));
         }
-        let exit = match process.try_wait() {
-            Ok(None) => return None,
-            Ok(Some((status, usage))) => Exit::reaped(status, usage),
-            Err(e) => Exit::failed(&e),
-        };
-        report(&exit);
-        state.exit = Some(Box::new(exit));
-        let wakers = state.waiters.take_all();
+        let (exit, wakers) = state.collect(process, report)?;
         drop(state);
-        for waker in wakers {
-            waker.wake();
-        }
+        wake(wakers);
         Some((exit, true))
     }
 
-    /// Runs `f` while holding the lock, if and only if the child has not been
-    /// reaped. While the lock is held nobody can reap it, so its pid cannot be
-    /// recycled: this is what makes `kill(pid)` safe on the SIGCHLD path.
-    pub(crate) fn while_running<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
-        let state = lock(&self.state);
-        if state.exit.is_some() {
-            None
-        } else {
-            Some(f())
+    /// Collects an exit that was announced, for a caller that must not block
+    /// and must not make a system call for a child that may run (a handle's
+    /// `status`). The exit if it is collected (now or before); `None` while
+    /// no exit is known.
+    pub(crate) fn collect_announced(
+        &self,
+        process: impl Wait,
+        report: impl FnOnce(&Exit, Collected),
+    ) -> Option<Exit> {
+        let mut state = lock(&self.state);
+        match state.phase {
+            Phase::Reaped(ref exit) => Some(**exit),
+            Phase::Running => None,
+            Phase::Announced => {
+                let (exit, wakers) = state.collect(process, report)?;
+                drop(state);
+                wake(wakers);
+                Some(exit)
+            }
         }
     }
 
-    /// Number of parked tasks, for tests.
+    /// The reaper learned that the child may have exited (a SIGCHLD named
+    /// it, or a scan asks): collects the exit if somebody asked for it;
+    /// otherwise only looks (`WNOWAIT`) and, if it exited, announces it,
+    /// waking the wakers that dropped wait futures left behind, and leaves
+    /// the zombie for the owner.
+    ///
+    /// `Reap::Fresh` when this call collected the exit, or found it lost (a
+    /// failed peek: the exit went to someone else, so there is nothing left
+    /// to leave for the owner).
+    pub(crate) fn notice(&self, process: impl Wait, report: impl FnOnce(&Exit, Collected)) -> Reap {
+        let mut state = lock(&self.state);
+        match state.phase {
+            Phase::Reaped(_) => return Reap::Already,
+            Phase::Announced if !state.asked() => return Reap::Announced,
+            _ => {}
+        }
+        if state.asked() {
+            return match state.collect(process, report) {
+                Some((_, wakers)) => {
+                    drop(state);
+                    wake(wakers);
+                    Reap::Fresh
+                }
+                None => Reap::Running,
+            };
+        }
+        match process.peek() {
+            Ok(None) => Reap::Running,
+            Ok(Some(_)) => {
+                state.phase = Phase::Announced;
+                // Tasks that dropped their wait futures poll afresh and
+                // collect the exit themselves.
+                state.waiters.wake_all();
+                Reap::Announced
+            }
+            Err(e) => {
+                let (_, wakers) = state.publish(Exit::failed(&e), report);
+                drop(state);
+                wake(wakers);
+                Reap::Fresh
+            }
+        }
+    }
+
+    /// Runs `f` while holding the lock, if and only if no exit is known
+    /// (neither announced nor reaped). While the lock is held brood does not
+    /// reap the child, so its pid cannot be recycled: this is what makes
+    /// `kill(pid)` safe on the SIGCHLD path. An announced child is left
+    /// alone too: it has exited, and its owner may collect the zombie at any
+    /// moment without brood's lock, after which the pid is free for reuse.
+    pub(crate) fn while_running<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        let state = lock(&self.state);
+        match state.phase {
+            Phase::Running => Some(f()),
+            _ => None,
+        }
+    }
+
+    /// Number of slots holding a waker, for tests.
     #[cfg(all(test, not(brood_loom)))]
     pub(crate) fn parked(&self) -> usize {
         lock(&self.state).waiters.len()
@@ -205,10 +467,27 @@ mod tests {
     use std::task::{Wake, Waker};
 
     /// A process that exits with `code` after `polls_until_exit` checks.
+    /// Peeks do not count as checks; `calls` and `peeks` count both kinds.
     struct MockProcess {
         polls_until_exit: Cell<usize>,
         calls: Cell<usize>,
+        peeks: Cell<usize>,
         code: i32,
+    }
+
+    impl MockProcess {
+        fn exiting_after(polls: usize, code: i32) -> Self {
+            MockProcess {
+                polls_until_exit: Cell::new(polls),
+                calls: Cell::new(0),
+                peeks: Cell::new(0),
+                code,
+            }
+        }
+
+        fn status(&self) -> ExitStatus {
+            ExitStatus::from_raw(self.code << 8)
+        }
     }
 
     impl Wait for MockProcess {
@@ -216,20 +495,26 @@ mod tests {
             self.calls.set(self.calls.get() + 1);
             let left = self.polls_until_exit.get();
             if left == 0 {
-                Ok(Some((
-                    ExitStatus::from_raw(self.code << 8),
-                    ResourceUsage::default(),
-                )))
+                Ok(Some((self.status(), ResourceUsage::default())))
             } else {
                 self.polls_until_exit.set(left - 1);
                 Ok(None)
             }
+        }
+
+        fn peek(&self) -> io::Result<Option<ExitStatus>> {
+            self.peeks.set(self.peeks.get() + 1);
+            Ok((self.polls_until_exit.get() == 0).then(|| self.status()))
         }
     }
 
     struct Stolen;
     impl Wait for Stolen {
         fn try_wait(&self) -> io::Result<Option<(ExitStatus, ResourceUsage)>> {
+            Err(io::Error::from_raw_os_error(libc::ECHILD))
+        }
+
+        fn peek(&self) -> io::Result<Option<ExitStatus>> {
             Err(io::Error::from_raw_os_error(libc::ECHILD))
         }
     }
@@ -241,14 +526,26 @@ mod tests {
         }
     }
 
+    fn counting() -> (Arc<CountingWaker>, Waker) {
+        let c = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let w = Waker::from(c.clone());
+        (c, w)
+    }
+
+    fn poll(
+        cell: &ExitCell,
+        w: &Waker,
+        key: &mut Option<usize>,
+        owner: &OwnerSlot,
+        p: &MockProcess,
+    ) -> Poll<Exit> {
+        cell.poll(&mut Context::from_waker(w), key, owner, p, |_, _| {})
+    }
+
     #[test]
     fn reaps_once_and_fuses() {
         let cell = ExitCell::default();
-        let p = MockProcess {
-            polls_until_exit: Cell::new(2),
-            calls: Cell::new(0),
-            code: 7,
-        };
+        let p = MockProcess::exiting_after(2, 7);
         assert!(cell.try_reap(&p).is_none());
         assert!(cell.try_reap(&p).is_none());
         let exit = cell.try_reap(&p).expect("exited");
@@ -262,32 +559,173 @@ mod tests {
     #[test]
     fn publication_wakes_every_parked_task_once() {
         let cell = ExitCell::default();
-        let counters: Vec<_> = (0..3)
-            .map(|_| Arc::new(CountingWaker(AtomicUsize::new(0))))
-            .collect();
+        // Polling a running child parks without asking the process.
+        let p = MockProcess::exiting_after(0, 0);
+        let wakers: Vec<_> = (0..3).map(|_| counting()).collect();
+        let owners: Vec<_> = (0..3).map(|_| OwnerSlot::new()).collect();
         let mut keys = [None; 3];
-        for (c, key) in counters.iter().zip(keys.iter_mut()) {
-            let waker = Waker::from(c.clone());
-            let mut cx = Context::from_waker(&waker);
-            assert!(cell.poll(&mut cx, key).is_pending());
+        for (((_, w), key), owner) in wakers.iter().zip(keys.iter_mut()).zip(&owners) {
+            assert!(poll(&cell, w, key, owner, &p).is_pending());
         }
         assert_eq!(cell.parked(), 3);
-        // A cancelled waiter is not woken.
-        cell.cancel(&mut keys[2]);
-        let p = MockProcess {
-            polls_until_exit: Cell::new(0),
-            calls: Cell::new(0),
-            code: 0,
-        };
-        cell.try_reap(&p).unwrap();
-        let woken: Vec<_> = counters
+        // A dropped wait future leaves its waker with its owner: still woken.
+        cell.release(&mut keys[2], &owners[2]);
+        assert_eq!(keys[2], None);
+        // An owner that goes away takes its waker with it.
+        cell.release(&mut keys[1], &owners[1]);
+        cell.drop_owner(&owners[1]);
+        assert_eq!(cell.parked(), 2);
+        assert_eq!(
+            cell.notice(&p, |_, _| {}),
+            Reap::Fresh,
+            "a live waiter asks"
+        );
+        let woken: Vec<_> = wakers
             .iter()
-            .map(|c| c.0.load(Ordering::SeqCst))
+            .map(|(c, _)| c.0.load(Ordering::SeqCst))
             .collect();
-        assert_eq!(woken, vec![1, 1, 0]);
-        let waker = Waker::from(counters[0].clone());
-        let mut cx = Context::from_waker(&waker);
-        assert!(cell.poll(&mut cx, &mut keys[0]).is_ready());
+        assert_eq!(woken, vec![1, 0, 1]);
+        assert!(poll(&cell, &wakers[0].1, &mut keys[0], &owners[0], &p).is_ready());
+    }
+
+    #[test]
+    fn an_exit_nobody_asked_for_is_announced_and_left_for_the_owner() {
+        let cell = ExitCell::default();
+        let p = MockProcess::exiting_after(0, 3);
+        assert_eq!(cell.notice(&p, |_, _| {}), Reap::Announced);
+        assert_eq!(
+            (p.peeks.get(), p.calls.get()),
+            (1, 0),
+            "looked, did not reap"
+        );
+        assert!(cell.has_exited());
+        assert_eq!(cell.get(), None);
+        // Announcing again costs nothing.
+        assert_eq!(cell.notice(&p, |_, _| {}), Reap::Announced);
+        assert_eq!(p.peeks.get(), 1);
+        // No signal reaches an announced child.
+        assert_eq!(cell.while_running(|| ()), None);
+        // The owner's try_wait collects it.
+        let exit = cell.try_reap(&p).expect("collected");
+        assert_eq!(exit.status().unwrap().code(), Some(3));
+        assert_eq!(p.calls.get(), 1);
+        assert_eq!(cell.notice(&p, |_, _| {}), Reap::Already);
+    }
+
+    #[test]
+    fn a_poll_collects_an_announced_exit_itself() {
+        let cell = ExitCell::default();
+        let p = MockProcess::exiting_after(0, 4);
+        let owner = OwnerSlot::new();
+        let (_, w) = counting();
+        assert_eq!(cell.notice(&p, |_, _| {}), Reap::Announced);
+        let mut key = None;
+        match poll(&cell, &w, &mut key, &owner, &p) {
+            Poll::Ready(exit) => assert_eq!(exit.status().unwrap().code(), Some(4)),
+            Poll::Pending => panic!("an announced exit must not park"),
+        }
+        assert_eq!(p.calls.get(), 1);
+    }
+
+    #[test]
+    fn a_dropped_future_still_gets_woken_and_a_fresh_one_takes_its_slot() {
+        let cell = ExitCell::default();
+        let p = MockProcess::exiting_after(1, 0);
+        let owner = OwnerSlot::new();
+        let (c, w) = counting();
+        for _ in 0..5 {
+            // A fresh future each time, dropped while pending.
+            let mut key = None;
+            assert!(poll(&cell, &w, &mut key, &owner, &p).is_pending());
+            cell.release(&mut key, &owner);
+        }
+        assert_eq!(cell.parked(), 1, "one slot per owner, however many futures");
+        // Nobody waits now: the exit is announced, and the task woken.
+        p.polls_until_exit.set(0);
+        assert_eq!(cell.notice(&p, |_, _| {}), Reap::Announced);
+        assert_eq!(c.0.load(Ordering::SeqCst), 1);
+        let mut key = None;
+        assert!(poll(&cell, &w, &mut key, &owner, &p).is_ready());
+    }
+
+    #[test]
+    fn a_consumed_or_dropped_child_is_collected_at_once() {
+        for abandon in [false, true] {
+            let cell = ExitCell::default();
+            let p = MockProcess::exiting_after(0, 0);
+            let owner = OwnerSlot::new();
+            if abandon {
+                assert!(!cell.abandon(&owner));
+            } else {
+                cell.collect_on_exit();
+            }
+            assert_eq!(cell.notice(&p, |_, _| {}), Reap::Fresh);
+            assert_eq!(p.peeks.get(), 0);
+        }
+    }
+
+    #[test]
+    fn dropping_the_child_collects_an_announced_exit_and_reports_an_orphan() {
+        let cell = ExitCell::default();
+        let p = MockProcess::exiting_after(0, 0);
+        let owner = OwnerSlot::new();
+        assert_eq!(cell.notice(&p, |_, _| {}), Reap::Announced);
+        assert!(!cell.abandon(&owner));
+        let orphan = Cell::new(false);
+        let (_, fresh) = cell
+            .try_reap_fresh(&p, |_, how| orphan.set(how.orphan))
+            .unwrap();
+        assert!(fresh && orphan.get());
+    }
+
+    #[test]
+    fn an_owner_that_reaped_first_gets_an_error_naming_echild() {
+        // Announced, or not seen at all, then the owner's own waitpid
+        // collected the zombie: brood's wait finds ECHILD and says so, in an
+        // error of kind Other.
+        for announce in [true, false] {
+            let cell = ExitCell::default();
+            let p = MockProcess::exiting_after(0, 6);
+            if announce {
+                assert_eq!(cell.notice(&p, |_, _| {}), Reap::Announced);
+            }
+            let exit = cell.try_reap(Stolen).unwrap();
+            let err = exit.status().unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::Other);
+            assert!(err.to_string().contains("ECHILD"), "{err}");
+        }
+        // And a peek that fails (the zombie is gone) records the loss.
+        let other = ExitCell::default();
+        assert_eq!(other.notice(Stolen, |_, _| {}), Reap::Fresh);
+        assert!(other.get().unwrap().status().is_err());
+    }
+
+    #[test]
+    fn collecting_an_announced_exit_says_so() {
+        let p = MockProcess::exiting_after(0, 0);
+        let announced = Cell::new(None);
+        let cell = ExitCell::default();
+        cell.try_reap_fresh(&p, |_, how| announced.set(Some(how.announced)));
+        assert_eq!(announced.get(), Some(false));
+        let cell = ExitCell::default();
+        assert_eq!(cell.notice(&p, |_, _| {}), Reap::Announced);
+        cell.try_reap_fresh(&p, |_, how| announced.set(Some(how.announced)));
+        assert_eq!(
+            announced.get(),
+            Some(true),
+            "the dispatcher must look again"
+        );
+    }
+
+    #[test]
+    fn a_handle_status_collects_only_an_announced_exit() {
+        let cell = ExitCell::default();
+        let p = MockProcess::exiting_after(0, 5);
+        assert_eq!(cell.collect_announced(&p, |_, _| {}), None);
+        assert_eq!(p.calls.get(), 0, "no system call while no exit is known");
+        cell.notice(&p, |_, _| {});
+        let exit = cell.collect_announced(&p, |_, _| {}).unwrap();
+        assert_eq!(exit.status().unwrap().code(), Some(5));
     }
 
     #[test]
@@ -306,11 +744,7 @@ mod tests {
     fn while_running_refuses_after_exit() {
         let cell = ExitCell::default();
         assert_eq!(cell.while_running(|| 1), Some(1));
-        cell.try_reap(MockProcess {
-            polls_until_exit: Cell::new(0),
-            calls: Cell::new(0),
-            code: 0,
-        });
+        cell.try_reap(MockProcess::exiting_after(0, 0));
         assert_eq!(cell.while_running(|| 1), None);
     }
 }

@@ -1,9 +1,10 @@
 //! `ChildHandle`: the shareable side of a child.
 //!
-//! Owns: [`ChildHandle`]. Calls: `shared`, `wait`.
+//! Owns: [`ChildHandle`]. Calls: `shared`, `wait`, `waiters` (its slot).
 
 use super::shared::Shared;
 use super::wait::wait_exit;
+use super::waiters::OwnerSlot;
 use crate::rusage::ResourceUsage;
 use crate::signal::Signal;
 use crate::sync::Arc;
@@ -30,9 +31,23 @@ use std::process::ExitStatus;
 /// let status = watcher.await.unwrap()?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
 pub struct ChildHandle {
     shared: Arc<Shared>,
+    /// This handle's waker slot, kept between `wait()` futures; a clone
+    /// gets its own.
+    slot: OwnerSlot,
+}
+
+impl Clone for ChildHandle {
+    fn clone(&self) -> Self {
+        ChildHandle::new(self.shared.clone())
+    }
+}
+
+impl Drop for ChildHandle {
+    fn drop(&mut self) {
+        self.shared.cell.drop_owner(&self.slot);
+    }
 }
 
 impl fmt::Debug for ChildHandle {
@@ -46,7 +61,10 @@ impl fmt::Debug for ChildHandle {
 
 impl ChildHandle {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        ChildHandle { shared }
+        ChildHandle {
+            shared,
+            slot: OwnerSlot::new(),
+        }
     }
 
     /// The child's pid. Unlike [`Child::id`](crate::Child::id) this stays
@@ -67,9 +85,19 @@ impl ChildHandle {
         self.shared.signal_group(signal)
     }
 
-    /// Waits for the child to exit. Cancel-safe; every waiter gets the status.
+    /// Waits for the child to exit. Every waiter gets the status.
+    ///
+    /// Cancel-safe, wake-up included: a future dropped while pending leaves
+    /// its waker with this handle (the last one dropped), so a task that
+    /// polls a fresh `wait()` each time is still woken. Concurrent waits on
+    /// one handle each keep their own slot while they are pending.
+    ///
+    /// While a wait is pending, brood collects the exit as soon as it
+    /// happens; see [`Child::id`](crate::Child::id).
+    #[must_use = "the child is waited for only when the returned future is awaited; \
+                  its result says how the child ended"]
     pub async fn wait(&self) -> io::Result<ExitStatus> {
-        wait_exit(&self.shared, false).await.status()
+        wait_exit(&self.shared, &self.slot, false).await.status()
     }
 
     /// The child's resource usage, once it has been reaped (for example
@@ -78,9 +106,12 @@ impl ChildHandle {
         self.shared.cell.get().and_then(|exit| exit.usage())
     }
 
-    /// The status if the child has been reaped already; never blocks and never
-    /// reaps.
+    /// The status if the child has exited and brood knows it: reaped
+    /// already, or known to be a zombie (then this collects it). Never
+    /// blocks, and makes no system call while no exit is known; it does not
+    /// ask the kernel itself (use [`Child::try_wait`](crate::Child::try_wait)
+    /// or [`ChildHandle::wait`] for that).
     pub fn status(&self) -> Option<io::Result<ExitStatus>> {
-        self.shared.cell.get().map(|exit| exit.status())
+        self.shared.status_if_exited().map(|exit| exit.status())
     }
 }

@@ -23,7 +23,7 @@ mod output;
 pub(crate) mod process;
 pub(crate) mod shared;
 mod wait;
-mod waiters;
+pub(crate) mod waiters;
 
 pub use handle::ChildHandle;
 pub use output::OutputLimitExceeded;
@@ -41,12 +41,18 @@ use std::io;
 use std::process::{ExitStatus, Output};
 use std::time::{Duration, Instant};
 use wait::{wait_exit, within};
+use waiters::OwnerSlot;
 
 /// A child process spawned by [`Command::spawn`](crate::Command::spawn).
 ///
 /// Compatible with `tokio::process::Child`. Dropping a `Child` does not stop
 /// the process unless [`kill_on_drop`](crate::Command::kill_on_drop) was set;
 /// either way brood reaps it when it exits, so it never stays a zombie.
+///
+/// While you hold a `Child` without waiting for it, its exit is left for
+/// you: the zombie stays until [`Child::try_wait`], [`Child::wait`] or a
+/// `waitpid` of your own collects it, as with `tokio::process`. While a
+/// `wait` is pending, brood collects the exit the moment it happens.
 pub struct Child {
     /// The child's standard input, if it was piped.
     pub stdin: Option<ChildStdin>,
@@ -55,6 +61,9 @@ pub struct Child {
     /// The child's standard error, if it was piped.
     pub stderr: Option<ChildStderr>,
     shared: Arc<Shared>,
+    /// This `Child`'s waker slot in the exit cell, kept between `wait()`
+    /// futures (see `waiters.rs`).
+    slot: OwnerSlot,
     kill_on_drop: bool,
     max_output: Option<usize>,
     /// Set once this `Child` has returned the exit to its user.
@@ -88,6 +97,7 @@ impl Child {
             stdout,
             stderr,
             shared,
+            slot: OwnerSlot::new(),
             kill_on_drop,
             max_output,
             exit_seen: std::sync::atomic::AtomicBool::new(false),
@@ -97,9 +107,12 @@ impl Child {
     /// The child's pid while it runs; `None` once this `Child` has returned
     /// its exit status (from `wait`, `try_wait` and the like), as in tokio.
     ///
-    /// brood may reap an exited child in the background before you ask, and
-    /// from then on the number may belong to another process: signal the
-    /// child with [`Child::signal`], never by this number.
+    /// While this `Child` is alive and nothing waits for it, brood leaves an
+    /// exited child's zombie in place for you (see the crate docs' migration
+    /// notes), so a `waitpid` of your own on this pid works as under tokio.
+    /// Once a wait is pending brood may reap it at any moment, and from then
+    /// on the number may belong to another process: signal the child with
+    /// [`Child::signal`], never by this number.
     pub fn id(&self) -> Option<u32> {
         if self.exit_seen.load(std::sync::atomic::Ordering::Acquire) {
             None
@@ -117,20 +130,40 @@ impl Child {
     /// Waits for the child to exit and returns its status.
     ///
     /// Closes the child's stdin first (as tokio does), so a child reading its
-    /// input cannot wait on us forever. Cancel-safe: dropping the future loses
-    /// nothing. Fused: after the exit, every call returns the same status.
+    /// input cannot wait on us forever. Cancel-safe, wake-up included:
+    /// dropping a pending future loses neither the status nor the wake-up
+    /// (the waker stays with this `Child`, so a task that polls a fresh
+    /// `wait()` each time is still woken when the child exits). Fused: after
+    /// the exit, every call returns the same status.
+    ///
+    /// If something other than brood reaped the child first (a `waitpid` of
+    /// your own), this returns an error of kind [`io::ErrorKind::Other`]
+    /// naming `ECHILD`, never hangs.
+    #[must_use = "the child is waited for only when the returned future is awaited; \
+                  its result says how the child ended"]
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         self.stdin.take();
         self.wait_exit().await.status()
     }
 
     async fn wait_exit(&self) -> Exit {
-        let exit = wait_exit(&self.shared, true).await;
+        let exit = wait_exit(&self.shared, &self.slot, true).await;
         self.saw(exit)
+    }
+
+    /// From now on brood collects the exit as soon as it learns of it: the
+    /// `Child` went to a call that waits for it (`output`, `status`,
+    /// `wait_with_output`), so nobody else can collect it.
+    fn collected_by_brood(&self) {
+        self.shared.cell.collect_on_exit();
     }
 
     /// Returns the status if the child has exited, reaping it; `Ok(None)` if
     /// it still runs. Never blocks.
+    ///
+    /// If something other than brood reaped the child first (a `waitpid` of
+    /// your own), this returns an error of kind [`io::ErrorKind::Other`]
+    /// naming `ECHILD`, never `Ok(None)` forever.
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
         self.shared
             .try_reap()
@@ -139,12 +172,13 @@ impl Child {
     }
 
     /// Sends SIGKILL without waiting. Succeeds without sending anything if the
-    /// child has already been reaped.
+    /// child has already exited.
     pub fn start_kill(&mut self) -> io::Result<()> {
         self.shared.signal(Signal::KILL)
     }
 
     /// Sends SIGKILL and waits for the child to exit.
+    #[must_use = "the child is killed only when the returned future is awaited"]
     pub async fn kill(&mut self) -> io::Result<()> {
         self.start_kill()?;
         self.wait().await.map(drop)
@@ -161,14 +195,17 @@ impl Child {
     /// wake two threads (the reactor's and the task's). Dropping the future
     /// mid-capture stops that thread and closes the pipes, as it would in
     /// the task.
+    #[must_use = "the output is collected only when the returned future is awaited"]
     pub async fn wait_with_output(mut self) -> io::Result<Output> {
         self.stdin.take();
+        self.collected_by_brood();
         let limit = self.max_output;
         self.collect(limit).await
     }
 
     pub(crate) async fn collect_output(mut self, timeout: Option<Duration>) -> io::Result<Output> {
         self.stdin.take();
+        self.collected_by_brood();
         let limit = self.max_output;
         match timeout {
             None => self.collect(limit).await,
@@ -235,7 +272,12 @@ impl Child {
     /// On Linux this goes through `pidfd_send_signal` on the pidfd path, so it
     /// can never reach a process that reused the child's pid; on the SIGCHLD
     /// path brood holds the child unreaped while it sends, to the same effect.
-    /// Once the child has been reaped it sends nothing and returns `Ok(())`.
+    /// Once the child has exited (reaped, or known to be a zombie) it sends
+    /// nothing and returns `Ok(())`.
+    ///
+    /// This inherent method hides extension traits' `signal` methods (such
+    /// as `command_group::UnixChildExt::signal`); call those as
+    /// `UnixChildExt::signal(&child, sig)`.
     ///
     /// ```no_run
     /// # async fn demo() -> std::io::Result<()> {
@@ -284,11 +326,17 @@ impl Child {
     /// let status = child.terminate(Duration::from_secs(5)).await?;
     /// # Ok(()) }
     /// ```
+    ///
+    /// This inherent method hides any extension trait's `terminate` (such
+    /// as `tokio_process_terminate::TerminateExt::terminate`); call those as
+    /// `TerminateExt::terminate(&mut child)`.
+    #[must_use = "the child is stopped only when the returned future is awaited; \
+                  to call a trait's `terminate`, write `Trait::terminate(&mut child, ..)`"]
     pub async fn terminate(&mut self, grace: Duration) -> io::Result<ExitStatus> {
         self.stdin.take();
         let deadline = Instant::now() + grace;
         let group = self.shared.stop.group;
-        if self.shared.cell.get().is_none() || group {
+        if !self.shared.cell.has_exited() || group {
             self.shared.send_stop(Signal::TERM)?;
             if group {
                 // A backstop in case this future is dropped before the end:
@@ -334,6 +382,7 @@ impl Child {
     /// assert!(child.wait_timeout(Duration::from_millis(10)).await?.is_none());
     /// # Ok(()) }
     /// ```
+    #[must_use = "the child is waited for only when the returned future is awaited"]
     pub async fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
         within(timeout, self.wait_exit())
             .await
@@ -343,6 +392,7 @@ impl Child {
 
     /// Waits for the exit, returning the status with the child's resource
     /// usage, both from the same `waitid`/`wait4` call. Closes stdin first.
+    #[must_use = "the child is waited for only when the returned future is awaited"]
     pub async fn wait_with_rusage(&mut self) -> io::Result<(ExitStatus, ResourceUsage)> {
         self.stdin.take();
         let exit = self.wait_exit().await;
@@ -388,13 +438,6 @@ impl Drop for Child {
         if self.shared.cell.get().is_some() {
             return;
         }
-        self.shared.mark_orphaned();
-        if self.kill_on_drop {
-            let _ = self.shared.begin_stop();
-        }
-        // Reap now if it already exited; otherwise somebody must do it later.
-        if self.shared.try_reap().is_none() {
-            self.shared.watch_elsewhere();
-        }
+        self.shared.abandon(&self.slot, self.kill_on_drop);
     }
 }

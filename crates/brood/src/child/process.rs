@@ -77,6 +77,17 @@ impl Wait for Process {
         Ok(sys::process::wait4(self.pid, true)?
             .map(|(status, raw)| (status, ResourceUsage::from_raw(&raw))))
     }
+
+    fn peek(&self) -> io::Result<Option<ExitStatus>> {
+        match self.open_pidfd() {
+            Ok(Some(pidfd)) => return sys::pidfd::peek_exit(pidfd),
+            Ok(None) => {}
+            Err(e) if sys::errno::out_of_resources(&e) => {}
+            Err(e) => return Err(e),
+        }
+        // As in `try_wait`: unreaped under the lock, so the pid is ours.
+        sys::process::peek_exit(self.pid)
+    }
 }
 
 impl Kill for Process {

@@ -4,18 +4,18 @@
 //! it only as a [`Tracked`] child.
 //!
 //! Owns: [`Shared`], [`StopPolicy`], and `Shared`'s [`Tracked`] impl. Calls:
-//! `exit`, `process`, `reaper` (tracking, timers, the pidfd watcher), `sys`,
-//! `trace`.
+//! `exit`, `process`, `waiters` (the owner's slot), `reaper` (tracking,
+//! timers, the pidfd watcher), `sys`, `trace`.
 
-use super::exit::{Exit, ExitCell, Kill};
+use super::exit::{Collected, Exit, ExitCell, Kill};
 use super::process::Process;
+use super::waiters::OwnerSlot;
 use crate::reaper::{self, LazyPidfd, Reap, Tracked};
 use crate::signal::Signal;
 use crate::sync::Arc;
 use crate::sys;
 use std::io;
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -36,8 +36,6 @@ pub(crate) struct Shared {
     pub(crate) process: Process,
     pub(crate) cell: ExitCell,
     pub(crate) stop: StopPolicy,
-    /// Set when the `Child` was dropped before the exit was collected.
-    orphaned: AtomicBool,
 }
 
 impl Shared {
@@ -46,7 +44,6 @@ impl Shared {
             process,
             cell: ExitCell::default(),
             stop,
-            orphaned: AtomicBool::new(false),
         }
     }
 
@@ -54,35 +51,62 @@ impl Shared {
         self.process.pid()
     }
 
-    /// Reaps the child if it has exited.
-    pub(crate) fn try_reap(&self) -> Option<Exit> {
-        self.reap_fresh().map(|(exit, _)| exit)
-    }
-
-    /// Reaps the child if it has exited; the flag says whether this call was
-    /// the one that reaped it.
-    pub(crate) fn reap_fresh(&self) -> Option<(Exit, bool)> {
-        let (exit, fresh) = self.cell.try_reap_fresh(&self.process, |_exit| {
-            // Before publication, so the event precedes every observer of
-            // the exit. A subscriber runs under the cell's lock here.
-            #[cfg(feature = "tracing")]
-            {
-                crate::trace::exit(self.pid(), _exit.status(), _exit.usage());
-                if self.orphaned.load(Ordering::Acquire) {
-                    crate::trace::orphan_reaped(self.pid());
-                }
+    /// Runs once, when the exit is collected (or found lost), under the exit
+    /// cell's lock and before the exit is published: the `tracing` events
+    /// precede every observer of the exit, and the table of live children
+    /// forgets the child (the cell's lock is never taken under the table's,
+    /// so this nesting cannot deadlock). A subscriber runs under the cell's
+    /// lock here.
+    ///
+    /// An exit that had been announced kept its zombie in the SIGCHLD
+    /// dispatcher's way: exits behind it that no scan covers (orphans
+    /// adopted in subreaper mode) are found by one more dispatch now that it
+    /// is gone.
+    fn on_reaped(&self, _exit: &Exit, how: Collected) {
+        #[cfg(feature = "tracing")]
+        {
+            crate::trace::exit(self.pid(), _exit.status(), _exit.usage());
+            if how.orphan {
+                crate::trace::orphan_reaped(self.pid());
             }
-        })?;
-        if fresh {
-            reaper::forget(self.pid(), self);
         }
-        Some((exit, fresh))
+        reaper::forget(self.pid(), self);
+        if how.announced {
+            reaper::dispatch_again();
+        }
     }
 
-    /// Records that the owning `Child` is gone: whoever reaps it now reaps
-    /// an orphan.
-    pub(crate) fn mark_orphaned(&self) {
-        self.orphaned.store(true, Ordering::Release);
+    /// Reaps the child if it has exited (announced or not).
+    pub(crate) fn try_reap(&self) -> Option<Exit> {
+        self.cell
+            .try_reap_fresh(&self.process, |exit, how| self.on_reaped(exit, how))
+            .map(|(exit, _)| exit)
+    }
+
+    /// The exit if it was collected, collecting it first if it was
+    /// announced; no system call while no exit is known.
+    pub(crate) fn status_if_exited(&self) -> Option<Exit> {
+        self.cell
+            .collect_announced(&self.process, |exit, how| self.on_reaped(exit, how))
+    }
+
+    /// The owning `Child` (whose waker slot is `slot`) is gone: brood
+    /// collects the exit from now on, stopping the child first if
+    /// kill_on_drop says so, and collecting it now if it already exited;
+    /// otherwise somebody else will (the dispatcher or the background
+    /// thread).
+    pub(crate) fn abandon(self: &Arc<Self>, slot: &OwnerSlot, kill: bool) {
+        // Marked an orphan before the stop, so that the dispatcher reaps it
+        // at once if it dies before the reap attempt below.
+        if self.cell.abandon(slot) {
+            return;
+        }
+        if kill {
+            let _ = self.begin_stop();
+        }
+        if self.try_reap().is_none() {
+            self.watch_elsewhere();
+        }
     }
 
     /// Polls for the exit from the task that owns the `Child`.
@@ -92,36 +116,58 @@ impl Shared {
     /// (see `reaper::LazyPidfd::poll_exit`). Everywhere else (SIGCHLD path,
     /// no runtime, runtime shut down) the background thread or the SIGCHLD
     /// dispatcher reaps, and this task parks on the exit cell.
+    ///
+    /// `inline` says whether this wait is pending on the pidfd in the task's
+    /// reactor; the exit cell is told when that starts and stops, so that an
+    /// inline wait counts as asking for the exit (see `exit.rs`).
     pub(crate) fn poll_exit(
         self: &Arc<Self>,
         cx: &mut Context<'_>,
         key: &mut Option<usize>,
+        slot: &OwnerSlot,
+        inline: &mut bool,
     ) -> Poll<Exit> {
         if let Some(pidfd) = self.process.pidfd() {
             if !pidfd.is_handed_over() {
+                // Before the poll: an exit that arrives meanwhile is then
+                // reaped at once by whoever learns of it, never announced.
+                if !*inline {
+                    *inline = true;
+                    self.cell.set_inline_waiter(true);
+                }
                 if let Some(poll) = self.poll_inline(pidfd, cx) {
                     return poll;
                 }
             }
         }
-        if let Some(exit) = self.cell.get() {
-            self.cell.cancel(key);
-            return Poll::Ready(exit);
+        if *inline {
+            // Falling back: the waker parked in the cell asks from now on.
+            *inline = false;
+            self.cell.set_inline_waiter(false);
         }
-        self.poll_shared(cx, key)
+        self.poll_shared(cx, key, slot)
     }
 
     /// Polls for the exit as one of possibly many waiters (shared handles),
-    /// relying on the background thread or the dispatcher to reap.
+    /// relying on the background thread or the dispatcher to reap, or
+    /// collecting an announced exit itself.
     pub(crate) fn poll_shared(
         self: &Arc<Self>,
         cx: &mut Context<'_>,
         key: &mut Option<usize>,
+        slot: &OwnerSlot,
     ) -> Poll<Exit> {
+        // Watched before parking, also when the exit may be known already:
+        // this starts the background thread while it can be started (no
+        // descriptor shortage yet), which later waits may need. Its first
+        // look at a child nobody waits for yet only announces an exit; the
+        // poll below then collects it.
         if key.is_none() {
             self.watch_elsewhere();
         }
-        self.cell.poll(cx, key)
+        self.cell.poll(cx, key, slot, &self.process, |exit, how| {
+            self.on_reaped(exit, how)
+        })
     }
 
     /// Makes sure somebody other than the owning task reaps the child: hands
@@ -147,43 +193,35 @@ impl Shared {
         )
     }
 
-    /// Sends `signal` to the child alone. After the child is reaped this sends
-    /// nothing and succeeds: its pid may already belong to someone else.
+    /// Sends `signal` to the child alone. Once the child has exited
+    /// (announced or reaped) this sends nothing and succeeds: its pid may
+    /// already belong to someone else, or soon will.
     pub(crate) fn signal(&self, signal: Signal) -> io::Result<()> {
         #[cfg(feature = "tracing")]
-        if self.cell.get().is_none() {
+        if !self.cell.has_exited() {
             crate::trace::signal(self.pid(), signal, false);
         }
         signal_unless_reaped(&self.cell, &self.process, signal)
     }
 
-    /// Whether the child leads its own process group.
-    fn leads_group(&self) -> io::Result<bool> {
-        if self.stop.group {
-            return Ok(true);
-        }
-        match self
-            .cell
-            .while_running(|| sys::process::getpgid(self.pid()).map(|g| g == self.pid()))
-        {
-            Some(r) => r,
-            None => Ok(false),
-        }
-    }
-
     /// Sends `signal` to the child's process group.
     pub(crate) fn signal_group(&self, signal: Signal) -> io::Result<()> {
-        if !self.leads_group()? {
-            if self.cell.get().is_some() && !self.stop.group {
-                // Reaped, and never known to lead a group: nothing to reach.
-                return Ok(());
-            }
-            return Err(io::Error::new(
+        if self.stop.group {
+            return self.send_group(signal);
+        }
+        let leads = self
+            .cell
+            .while_running(|| sys::process::getpgid(self.pid()).map(|g| g == self.pid()));
+        match leads {
+            // Exited, and never known to lead a group: nothing to reach.
+            None => Ok(()),
+            Some(Ok(true)) => self.send_group(signal),
+            Some(Ok(false)) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "the child does not lead its own process group; spawn it with process_group(0)",
-            ));
+            )),
+            Some(Err(e)) => Err(e),
         }
-        self.send_group(signal)
     }
 
     /// killpg on the child's group. The group id stays reserved by the kernel
@@ -232,9 +270,10 @@ impl Shared {
     }
 }
 
-/// Sends `signal` through `process` unless `cell` says the child was reaped,
-/// holding the cell's lock meanwhile so the child cannot be reaped (and its
-/// pid recycled) in between. Sending nothing after the reap is success.
+/// Sends `signal` through `process` unless `cell` says the child exited
+/// (announced or reaped), holding the cell's lock meanwhile so the child
+/// cannot be reaped by brood (and its pid recycled) in between. Sending
+/// nothing after the exit is success.
 fn signal_unless_reaped(cell: &ExitCell, process: impl Kill, signal: Signal) -> io::Result<()> {
     match cell.while_running(|| process.kill(signal.as_raw())) {
         None => Ok(()),
@@ -252,12 +291,9 @@ impl Kill for Shared {
 }
 
 impl Tracked for Shared {
-    fn reap(&self) -> Reap {
-        match self.reap_fresh() {
-            Some((_, true)) => Reap::Fresh,
-            Some((_, false)) => Reap::Already,
-            None => Reap::Running,
-        }
+    fn notice(&self) -> Reap {
+        self.cell
+            .notice(&self.process, |exit, how| self.on_reaped(exit, how))
     }
 
     fn pidfd(&self) -> Option<BorrowedFd<'_>> {
@@ -319,6 +355,10 @@ mod tests {
                 .borrow()
                 .then(|| (ExitStatus::from_raw(9), ResourceUsage::default())))
         }
+
+        fn peek(&self) -> io::Result<Option<ExitStatus>> {
+            Ok(self.exited.borrow().then(|| ExitStatus::from_raw(9)))
+        }
     }
 
     #[test]
@@ -331,6 +371,18 @@ mod tests {
         // Reaped: the pid may be someone else's now. Nothing is sent.
         signal_unless_reaped(&cell, &p, Signal::TERM).unwrap();
         assert_eq!(*p.sent.borrow(), vec![libc::SIGUSR1, libc::SIGKILL]);
+    }
+
+    #[test]
+    fn an_announced_child_gets_no_signal() {
+        let cell = ExitCell::default();
+        let p = MockProcess::new(libc::SIGKILL);
+        p.kill(libc::SIGKILL).unwrap();
+        // Exited, nobody asked: announced, the zombie left for its owner,
+        // who may collect it (and free the pid) without brood's lock.
+        assert_eq!(cell.notice(&p, |_, _| {}), Reap::Announced);
+        signal_unless_reaped(&cell, &p, Signal::TERM).unwrap();
+        assert_eq!(*p.sent.borrow(), vec![libc::SIGKILL]);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Waiting for a child's exit, and waiting with a time limit.
 //!
-//! Owns: [`WaitExit`], [`within`]. Calls: `shared`, `exit`, `reaper::Sleep`.
+//! Owns: [`WaitExit`], [`within`]. Calls: `shared`, `exit`, `waiters`,
+//! `reaper::Sleep`.
 
 use super::exit::Exit;
 use super::shared::Shared;
+use super::waiters::OwnerSlot;
 use crate::reaper::Sleep;
 use crate::sync::Arc;
 use std::future::{poll_fn, Future};
@@ -11,13 +13,22 @@ use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// Waits for the exit. Parks in the exit cell's waiter set when it has to,
-/// and frees its slot when dropped, so cancelling a wait leaks nothing.
+/// Waits for the exit. Parks in the exit cell's waiter set when it has to.
+///
+/// Dropped while pending, it hands its slot, waker included, back to its
+/// owner (the `Child` or the `ChildHandle` it came from), so the task is
+/// still woken when the child exits: code that polls a fresh `wait()` each
+/// time and drops it is not left asleep. The owner keeps one slot, which
+/// the next future takes over.
 pub(super) struct WaitExit<'a> {
     shared: &'a Arc<Shared>,
+    slot: &'a OwnerSlot,
     key: Option<usize>,
     /// Drive the pidfd inline (the owning `Child`) or rely on others (handles).
     owner: bool,
+    /// Pending on the pidfd in the task's reactor (see
+    /// `ExitCell::set_inline_waiter`).
+    inline: bool,
 }
 
 impl Future for WaitExit<'_> {
@@ -26,26 +37,36 @@ impl Future for WaitExit<'_> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Exit> {
         let this = &mut *self;
         if this.owner {
-            this.shared.poll_exit(cx, &mut this.key)
+            this.shared
+                .poll_exit(cx, &mut this.key, this.slot, &mut this.inline)
         } else {
-            this.shared.poll_shared(cx, &mut this.key)
+            this.shared.poll_shared(cx, &mut this.key, this.slot)
         }
     }
 }
 
 impl Drop for WaitExit<'_> {
     fn drop(&mut self) {
-        self.shared.cell.cancel(&mut self.key);
+        if self.inline {
+            self.shared.cell.set_inline_waiter(false);
+        }
+        self.shared.cell.release(&mut self.key, self.slot);
     }
 }
 
-/// A wait for `shared`'s exit: as its owning `Child` (`owner`), which may
-/// reap it itself, or as one of its handles.
-pub(super) fn wait_exit(shared: &Arc<Shared>, owner: bool) -> WaitExit<'_> {
+/// A wait for `shared`'s exit by the owner of `slot`: as the owning `Child`
+/// (`owner`), which may reap it itself, or as one of its handles.
+pub(super) fn wait_exit<'a>(
+    shared: &'a Arc<Shared>,
+    slot: &'a OwnerSlot,
+    owner: bool,
+) -> WaitExit<'a> {
     WaitExit {
         shared,
+        slot,
         key: None,
         owner,
+        inline: false,
     }
 }
 

@@ -152,6 +152,14 @@ impl Background {
         self.wake.wake_to_dispatch();
     }
 
+    /// Makes the thread dispatch once more if the SIGCHLD watcher is in use
+    /// (see `reaper::dispatch_again`).
+    pub(super) fn dispatch_again(&self) {
+        if self.sigchld.is_active() {
+            self.wake.wake_to_dispatch();
+        }
+    }
+
     /// Restarts the safety net's back-off: a child was registered.
     ///
     /// If the thread sleeps with no deadline (or a far one), it is woken so

@@ -11,6 +11,27 @@
 //!   exited, and that thread reaps exactly that child and wakes exactly its
 //!   waiters, in O(1) per exit.
 //!
+//! Either way, brood collects an exit as soon as it happens only if somebody
+//! asked for it: a `wait` is pending (on the `Child` or a
+//! [`ChildHandle`](crate::ChildHandle)), the `Child` went to `output`,
+//! `status` or `wait_with_output`, or it was dropped. The exit of a child
+//! you hold without waiting is left for you, as under `tokio::process`: its
+//! zombie stays until you call `try_wait` or `wait` (or a `waitpid` of your
+//! own collects it).
+//!
+//! # The cost of an exit nobody waits for (SIGCHLD path)
+//!
+//! To find exits whose SIGCHLDs merged, the SIGCHLD watcher peeks at the
+//! oldest zombie (`waitid(WNOWAIT)`). A zombie left for its owner keeps
+//! being the one named, so while one exists the watcher cannot see past it
+//! and asks each tracked child instead: **one wait call per tracked child per
+//! SIGCHLD** (and one per spawn) from the exit until the owner collects it,
+//! instead of one in all. The same happens while a zombie of a child spawned
+//! with `std::process` waits for its owner. Programs that await their
+//! children never pay it; a program that holds many children and polls
+//! `try_wait` does, between each exit and the poll that collects it. The
+//! pidfd watcher has no such cost.
+//!
 //! The environment variable `BROOD_REAPER` forces the choice:
 //!
 //! | value | effect |
@@ -150,6 +171,16 @@ pub(crate) fn forget(pid: u32, child: *const TrackedChild) {
     LIVE.forget(pid, child);
 }
 
+/// A zombie the SIGCHLD dispatcher had left in place was collected: asks for
+/// one more dispatch, so that what its peek could not see past it (orphans
+/// adopted in subreaper mode) is found now. One wake-up of the background
+/// thread, and nothing when the SIGCHLD watcher is not in use.
+pub(crate) fn dispatch_again() {
+    if let Some(bg) = background::try_get() {
+        bg.dispatch_again();
+    }
+}
+
 /// Sends the final SIGKILL of a graceful stop after `grace`, from the
 /// background thread ([`Tracked::final_kill`]), unless the child has exited
 /// by then.
@@ -165,6 +196,13 @@ pub(crate) fn kill_after<T: Tracked + Send + Sync + 'static>(
 #[cfg(feature = "test-hooks")]
 pub(crate) fn pending_timers() -> usize {
     background::try_get().map_or(0, |bg| bg.pending_timers())
+}
+
+/// Dispatches that scanned because the peek was blind to exits behind an
+/// announced zombie of ours, for tests.
+#[cfg(feature = "test-hooks")]
+pub(crate) fn blind_scans() -> u64 {
+    sigchld::blind_scans()
 }
 
 /// The number of live children brood is tracking, for tests.

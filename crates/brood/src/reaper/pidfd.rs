@@ -31,7 +31,10 @@
 //!
 //! A child whose `Child` was dropped unreaped, or that handles wait on, is
 //! handed to the background thread ([`Watcher`]): its pidfd joins the
-//! thread's edge-triggered epoll set through the watch list. If no pidfd can
+//! thread's edge-triggered epoll set through the watch list. When it turns
+//! readable the thread reaps the child only if somebody still waits for it
+//! (an orphan, a parked handle waiter); otherwise it announces the exit and
+//! leaves the zombie for the owner, as the SIGCHLD dispatcher does. If no pidfd can
 //! be opened or armed (descriptors ran out), the thread tries again on a
 //! timer, 10 ms doubling to 1 s. If the thread itself cannot be started, the
 //! child waits in [`DEFERRED`] until the next use of brood.
@@ -251,8 +254,10 @@ impl Watcher {
         child: Arc<TrackedChild>,
         poller: &Poller,
     ) -> Result<(), Arc<TrackedChild>> {
-        // Opens the pidfd, or finds the child already exited.
-        if child.reap() != Reap::Running {
+        // Opens the pidfd, or finds the child already exited: reaped if
+        // somebody waits for it, otherwise announced, and then whoever
+        // asks later collects the exit without the thread's help.
+        if child.notice() != Reap::Running {
             return Ok(());
         }
         if let Some(fd) = child.pidfd().map(|fd| fd.as_raw_fd()) {
@@ -272,7 +277,10 @@ impl Watcher {
         let Some(child) = self.watched.get(token) else {
             return;
         };
-        if child.reap() != Reap::Running {
+        // Reaped if somebody still waits for it (an orphan, a parked handle
+        // waiter); otherwise announced and left for the owner, whose next
+        // wait collects it in place. Either way the thread is done with it.
+        if child.notice() != Reap::Running {
             self.watched.remove(token, || {
                 let _ = poller.unwatch(token as RawFd);
             });

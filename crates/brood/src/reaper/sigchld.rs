@@ -6,24 +6,40 @@
 //! `si_pid`) to the background thread's wake pipe. The thread then runs
 //! [`dispatch`]:
 //!
-//! 1. it reaps each pid it was told about, if the pid is in the table of live
-//!    children (one `wait4` each);
+//! 1. it tells each pid it was told about, if the pid is in the table of live
+//!    children, that it exited ([`Tracked::notice`]);
 //! 2. it asks the kernel for any *other* exited child with
 //!    `waitid(P_ALL, WNOHANG | WNOWAIT)`, which names a zombie without
 //!    reaping it, because SIGCHLDs that arrive while one is pending merge into
-//!    one and their pids are lost. It reaps what it finds if it is ours, and
-//!    asks again until no zombie is left.
+//!    one and their pids are lost. It tells the child it names, if it is
+//!    ours, and asks again until no zombie is left.
 //!
-//! So an exit costs one `wait4` and, per wake-up, one empty peek; no pid that
-//! did not exit is ever asked about, and only the task whose child exited is
-//! woken. brood never reaps a pid that is not in the table.
+//! A child told that it exited is reaped at once (one `wait4`) if somebody
+//! waits for it: a task is parked on its exit, or its `Child` was dropped
+//! or handed to `output`/`status`. Otherwise brood looks without reaping
+//! (one `waitid(WNOWAIT)`), records the exit as *announced*, wakes any task
+//! that dropped a wait future on it, and leaves the zombie for the owner,
+//! who may collect it with `try_wait`, `wait`, or a `waitpid` of its own.
 //!
-//! # When the peek is blocked
+//! So an awaited exit costs one `wait4` and, per wake-up, one empty peek; no
+//! pid that did not exit is ever asked about, and only the task whose child
+//! exited is woken. brood never reaps a pid that is not in the table.
 //!
-//! The peek returns the *oldest* zombie. If that zombie is not ours (the host
-//! spawned it with `std::process` and has not waited yet), the peek cannot see
-//! past it, and the dispatcher falls back to asking each of its own pids
-//! (`wait4(pid, WNOHANG)`) until the foreign zombie is gone.
+//! # When the peek is blind
+//!
+//! The peek names the *oldest* zombie, and keeps naming it until it is
+//! reaped. If that zombie is one the dispatcher must leave in place, the
+//! peek cannot see past it:
+//!
+//! - a foreign zombie (the host spawned it with `std::process` and has not
+//!   waited yet), or
+//! - one of ours whose exit was announced and not collected yet (the
+//!   *blind-peek window*, [`DispatchStats::blind`]).
+//!
+//! Either way the dispatcher falls back to telling each of its own children
+//! ([`Table::scan`]: one wait call per child that is not announced yet,
+//! reaping only those somebody waits for), on each SIGCHLD, until the zombie
+//! is gone. The window closes when the owner collects its exit.
 //!
 //! # Adoption (subreaper mode)
 //!
@@ -42,7 +58,7 @@
 //! the scans find nothing and restarts when a child is spawned.
 //!
 //! Owns: [`Sigchld`] (the handler's installation, spawn activity),
-//! [`dispatch`], [`SafetyNet`]. Calls: `table`, `tracked`, `wake` (the
+//! [`dispatch`] and its counters, [`SafetyNet`]. Calls: `table`, `tracked`, `wake` (the
 //! descriptor the handler writes to), `sys::sigchld` (installing the handler).
 
 use super::table::Table;
@@ -50,7 +66,7 @@ use super::tracked::{Reap, Tracked};
 use super::wake::WakePipe;
 use crate::sys;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -112,10 +128,28 @@ impl Sigchld {
 /// Counters of the work one dispatch did, for tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct DispatchStats {
+    /// Children reaped (or found lost).
     pub(crate) reaped: usize,
+    /// `waitid(P_ALL, WNOWAIT)` peeks.
     pub(crate) peeks: usize,
+    /// Children told about an exit by a fallback scan.
     pub(crate) scanned: usize,
+    /// Orphans adopted in subreaper mode.
     pub(crate) adopted: usize,
+    /// Whether the peek was blind because it named one of our own announced
+    /// zombies: the scan that followed is the blind-peek window's cost.
+    pub(crate) blind: bool,
+}
+
+/// Dispatches whose peek was blind because of one of our own announced
+/// zombies, process-wide (see [`DispatchStats::blind`]), for tests.
+static BLIND_SCANS: AtomicU64 = AtomicU64::new(0);
+
+/// How many dispatches fell back to a scan because the peek was blind to
+/// exits behind an announced zombie of ours.
+#[cfg(feature = "test-hooks")]
+pub(crate) fn blind_scans() -> u64 {
+    BLIND_SCANS.load(Ordering::Relaxed)
 }
 
 /// Handles one wake-up of the dispatcher. `hinted` are the pids the
@@ -131,11 +165,11 @@ pub(crate) fn dispatch<T: ?Sized + Tracked>(
 ) -> DispatchStats {
     let mut stats = DispatchStats::default();
     for &pid in hinted {
-        match table.reap_pid(pid) {
+        match table.notice_pid(pid) {
             Some(Reap::Fresh) => stats.reaped += 1,
             None if table.may_adopt(pid) && reap_orphan(pid) => stats.adopted += 1,
             // Exited before `spawn` registered it (or not ours): record
-            // it so that registration reaps it.
+            // it so that registration checks it.
             None => table.unclaim(pid),
             Some(_) => {}
         }
@@ -152,20 +186,33 @@ pub(crate) fn dispatch<T: ?Sized + Tracked>(
             }
             Err(_) => break,
         };
-        match table.reap_pid(pid) {
+        match table.notice_pid(pid) {
             Some(Reap::Fresh) => stats.reaped += 1,
             None if table.may_adopt(pid) && reap_orphan(pid) => stats.adopted += 1,
             // Ours but not waitable yet: a tracer (strace -f) holds the
             // exit. It is reported again when released; asking every
             // other child would not help, so no scan.
             Some(Reap::Running) => break,
+            // Ours, exited, and left for its owner: the peek will name it
+            // until the owner collects it, and cannot see past it. Scan, and
+            // keep it unclaimed so that registration checks new children
+            // while the window is open.
+            Some(Reap::Announced) => {
+                table.unclaim(pid);
+                stats.blind = true;
+                BLIND_SCANS.fetch_add(1, Ordering::Relaxed);
+                let (reaped, scanned) = table.scan();
+                stats.reaped += reaped;
+                stats.scanned += scanned;
+                break;
+            }
             // Not ours (yet), or a stale entry whose pid the zombie
             // recycled. Peeking again would name the same zombie, so
             // stop here.
             _ => {
                 table.unclaim(pid);
                 // With a spawn in flight the zombie is most likely that
-                // spawn's child, which registration will reap: no scan.
+                // spawn's child, which registration will check: no scan.
                 // Otherwise it is foreign and may hide ours: scan.
                 if !table.spawn_in_flight() {
                     let (reaped, scanned) = table.scan();
@@ -245,7 +292,9 @@ impl SafetyNet {
 
 #[cfg(all(test, not(brood_loom)))]
 mod tests {
-    use super::super::table::mock::{child, no_orphans, orphan_reaper, peek, Kernel, MockChild};
+    use super::super::table::mock::{
+        child, no_orphans, orphan_reaper, peek, unasked, Kernel, MockChild,
+    };
     use super::*;
     use crate::sync::Arc;
     use std::collections::BTreeSet;
@@ -306,7 +355,8 @@ mod tests {
                 reaped: 1,
                 peeks: 1,
                 scanned: 0,
-                adopted: 0
+                adopted: 0,
+                blind: false,
             }
         );
         assert_eq!(kernel.waits.load(Ordering::SeqCst), 1);
@@ -378,7 +428,7 @@ mod tests {
         let old = child(&kernel, 5);
         table.register(5, old.clone());
         kernel.zombies.borrow_mut().push(5);
-        assert_eq!(old.reap(), Reap::Fresh);
+        assert_eq!(old.notice(), Reap::Fresh);
         // Before `old` is forgotten, pid 5 is recycled by a new child that
         // exits before it is registered. The dispatcher must not spin on it.
         kernel.zombies.borrow_mut().push(5);
@@ -426,6 +476,167 @@ mod tests {
         table.register(77, c.clone());
         table.spawn_finished();
         assert!(c.reaped.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn an_exit_nobody_waits_for_is_announced_and_left_in_place() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        let awaited: Vec<_> = (100..110).map(|pid| child(&kernel, pid)).collect();
+        for c in &awaited {
+            table.register(c.pid, c.clone());
+        }
+        // The owner holds pid 7 and waits for nothing: it may collect the
+        // exit with a waitpid of its own, so brood must leave the zombie.
+        let held = unasked(&kernel, 7);
+        table.register(7, held.clone());
+        kernel.zombies.borrow_mut().push(7);
+        let stats = dispatch(&table, &[7], peek(&kernel), no_orphans);
+        assert!(held.announced.load(Ordering::SeqCst));
+        assert!(!held.reaped.load(Ordering::SeqCst));
+        assert_eq!(
+            *kernel.zombies.borrow(),
+            vec![7],
+            "the zombie is left in place"
+        );
+        // The peek names 7 and cannot see past it: the blind window. The
+        // scan asks each awaited child once (none exited), and 7 not again.
+        assert!(stats.blind);
+        assert_eq!(stats.scanned, 11);
+        assert_eq!(
+            kernel.peeks.load(Ordering::SeqCst),
+            1,
+            "one WNOWAIT look at 7"
+        );
+        assert_eq!(kernel.waits.load(Ordering::SeqCst), 10);
+        assert!(table.is_unclaimed(7));
+        // The owner collects it; the entry goes.
+        assert_eq!(held.collect(), Reap::Fresh);
+        table.forget(7, Arc::as_ptr(&held));
+        assert_eq!(table.len(), 10);
+    }
+
+    #[test]
+    fn the_blind_window_finds_exits_hidden_behind_an_announced_zombie() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        let held = unasked(&kernel, 3);
+        table.register(3, held.clone());
+        let awaited: Vec<_> = (10..20).map(|pid| child(&kernel, pid)).collect();
+        for c in &awaited {
+            table.register(c.pid, c.clone());
+        }
+        kernel.zombies.borrow_mut().push(3);
+        dispatch(&table, &[3], peek(&kernel), no_orphans);
+        // Two awaited children exit; their SIGCHLDs merge into one whose
+        // pid is lost, and the peek keeps naming 3.
+        kernel.zombies.borrow_mut().extend([12, 17]);
+        let stats = dispatch(&table, &[], peek(&kernel), no_orphans);
+        assert!(stats.blind);
+        assert_eq!(stats.reaped, 2);
+        assert!(awaited[2].reaped.load(Ordering::SeqCst));
+        assert!(awaited[7].reaped.load(Ordering::SeqCst));
+        assert_eq!(*kernel.zombies.borrow(), vec![3]);
+        assert!(!held.reaped.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn the_blind_window_closes_when_the_owner_collects() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        let held = unasked(&kernel, 3);
+        table.register(3, held.clone());
+        let awaited: Vec<_> = (10..1010).map(|pid| child(&kernel, pid)).collect();
+        for c in &awaited {
+            table.register(c.pid, c.clone());
+        }
+        kernel.zombies.borrow_mut().push(3);
+        assert!(dispatch(&table, &[3], peek(&kernel), no_orphans).blind);
+        assert_eq!(held.collect(), Reap::Fresh);
+        table.forget(3, Arc::as_ptr(&held));
+        // From now on an awaited exit costs one wait and one empty peek
+        // again, and the first peek that finds no zombie empties the set.
+        let waits = kernel.waits.load(Ordering::SeqCst);
+        kernel.zombies.borrow_mut().push(500);
+        let stats = dispatch(&table, &[500], peek(&kernel), no_orphans);
+        assert_eq!(
+            stats,
+            DispatchStats {
+                reaped: 1,
+                peeks: 1,
+                scanned: 0,
+                adopted: 0,
+                blind: false,
+            }
+        );
+        assert_eq!(kernel.waits.load(Ordering::SeqCst), waits + 1);
+        assert!(!table.is_unclaimed(3));
+    }
+
+    #[test]
+    fn registration_checks_new_children_while_the_window_is_open() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        let held = unasked(&kernel, 3);
+        table.register(3, held.clone());
+        kernel.zombies.borrow_mut().push(3);
+        dispatch(&table, &[3], peek(&kernel), no_orphans);
+        // A new child exits before its spawn registers it, and its SIGCHLD
+        // merges away: the peek (blind) cannot name it.
+        kernel.zombies.borrow_mut().push(40);
+        dispatch(&table, &[], peek(&kernel), no_orphans);
+        let new = child(&kernel, 40);
+        table.register(40, new.clone());
+        assert!(new.reaped.load(Ordering::SeqCst), "checked at registration");
+    }
+
+    #[test]
+    fn orphans_hidden_behind_an_announced_zombie_are_adopted_by_the_next_dispatch() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        table.adopt_orphans();
+        let held = unasked(&kernel, 3);
+        table.register(3, held.clone());
+        // Our child 3 exits with zombies of its own, re-parented to us; the
+        // SIGCHLDs merge into one for 3.
+        kernel.zombies.borrow_mut().extend([3, 10, 11]);
+        let stats = dispatch(&table, &[3], peek(&kernel), orphan_reaper(&kernel));
+        assert!(stats.blind);
+        assert_eq!(stats.adopted, 0, "a scan knows only our own children");
+        assert_eq!(*kernel.zombies.borrow(), vec![3, 10, 11]);
+        // The owner collects 3; that asks for one more dispatch
+        // (`reaper::dispatch_again`), whose peek now sees past it.
+        assert_eq!(held.collect(), Reap::Fresh);
+        table.forget(3, Arc::as_ptr(&held));
+        let stats = dispatch(&table, &[], peek(&kernel), orphan_reaper(&kernel));
+        assert_eq!(stats.adopted, 2);
+        assert!(kernel.zombies.borrow().is_empty());
+    }
+
+    #[test]
+    fn scans_never_reap_a_child_nobody_waits_for() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        let held: Vec<_> = (1..=5).map(|pid| unasked(&kernel, pid)).collect();
+        for c in &held {
+            table.register(c.pid, c.clone());
+        }
+        kernel.zombies.borrow_mut().extend([2, 4]);
+        // The safety net's scan.
+        let (reaped, asked) = table.scan();
+        assert_eq!((reaped, asked), (0, 5));
+        assert_eq!(*kernel.zombies.borrow(), vec![2, 4]);
+        assert!(held[1].announced.load(Ordering::SeqCst));
+        assert!(held[3].announced.load(Ordering::SeqCst));
+        assert_eq!(kernel.waits.load(Ordering::SeqCst), 0);
+        // A second scan looks only at the three that have not exited.
+        table.scan();
+        assert_eq!(kernel.peeks.load(Ordering::SeqCst), 5 + 3);
+        // Once the owner drops its Child, the next notice reaps it.
+        held[1].asked.store(true, Ordering::SeqCst);
+        let (reaped, _) = table.scan();
+        assert_eq!(reaped, 1);
+        assert_eq!(*kernel.zombies.borrow(), vec![4]);
     }
 
     /// A clock the tests move by hand.

@@ -9,9 +9,15 @@
 //!
 //! A child can exit before `spawn` has put it in the table. The dispatcher then
 //! sees a zombie it does not know and records its pid as *unclaimed*;
-//! registration checks that set under the same lock and reaps at once if its
-//! pid is there. Whichever of the two takes the lock first, the exit is
-//! handled exactly once.
+//! registration checks that set under the same lock and checks the child at
+//! once if its pid is there. Whichever of the two takes the lock first, the
+//! exit is handled exactly once.
+//!
+//! *Unclaimed* means, more generally, a zombie the dispatcher saw and left in
+//! place: one it does not know (foreign, or not registered yet) or one of its
+//! own whose exit it announced to an owner who has not collected it. While
+//! there are any, the `WNOWAIT` peek may be blind to other exits (it keeps
+//! naming the same zombie), so registration checks every new child once.
 //!
 //! # Spawns in flight, and adoption
 //!
@@ -94,10 +100,11 @@ impl<T: ?Sized + Tracked> Table<T> {
     }
 
     /// Adds a freshly spawned child. If the dispatcher already saw its zombie
-    /// (it exited before this call), reaps it now. While a foreign zombie
-    /// hides others from the peek (`unclaimed` is not empty), it checks the
-    /// new child once anyway: its SIGCHLD may have merged with another and
-    /// its zombie cannot be seen behind the foreign one.
+    /// (it exited before this call), checks it now ([`Tracked::notice`]).
+    /// While a zombie left in place hides others from the peek (`unclaimed`
+    /// is not empty), it checks the new child once anyway: its SIGCHLD may
+    /// have merged with another and its zombie cannot be seen behind the
+    /// one left in place.
     pub(crate) fn register(&self, pid: u32, child: Arc<T>) {
         let check_now = {
             let mut inner = lock(&self.inner);
@@ -110,7 +117,7 @@ impl<T: ?Sized + Tracked> Table<T> {
             kept
         };
         if let Some(child) = check_now {
-            let _ = child.reap();
+            let _ = child.notice();
         }
     }
 
@@ -129,13 +136,16 @@ impl<T: ?Sized + Tracked> Table<T> {
         lock(&self.inner).live.get(&pid).cloned()
     }
 
-    /// Reaps `pid` if it is ours. `None`: not in the table.
-    pub(crate) fn reap_pid(&self, pid: u32) -> Option<Reap> {
-        self.find(pid).map(|child| child.reap())
+    /// Tells `pid` that it may have exited, if it is ours
+    /// ([`Tracked::notice`]: reaped if asked for, otherwise announced).
+    /// `None`: not in the table.
+    pub(crate) fn notice_pid(&self, pid: u32) -> Option<Reap> {
+        self.find(pid).map(|child| child.notice())
     }
 
-    /// Records `pid` as an exited child nobody has claimed yet. A spurious
-    /// entry only costs one extra WNOHANG if the pid is registered later.
+    /// Records `pid` as an exited child the dispatcher left in place. A
+    /// spurious entry only costs one extra check if the pid is registered
+    /// later.
     pub(crate) fn unclaim(&self, pid: u32) {
         lock(&self.inner).unclaimed.insert(pid);
     }
@@ -146,13 +156,18 @@ impl<T: ?Sized + Tracked> Table<T> {
         lock(&self.inner).unclaimed.clear();
     }
 
-    /// Asks every tracked child whether it exited: O(live children). Used
-    /// only while a foreign zombie hides ours from the peek, and by the
-    /// safety net that notices children reaped behind brood's back.
-    /// Returns (reaped, asked).
+    /// Asks every tracked child whether it exited ([`Tracked::notice`]:
+    /// one wait call per child, reaping only those somebody asked for, none
+    /// for a child already announced): O(live children). Used only while a
+    /// zombie left in place hides others from the peek, and by the safety
+    /// net that notices children reaped behind brood's back. Returns
+    /// (reaped, asked).
     pub(crate) fn scan(&self) -> (usize, usize) {
         let children: Vec<Arc<T>> = lock(&self.inner).live.values().cloned().collect();
-        let reaped = children.iter().filter(|c| c.reap() == Reap::Fresh).count();
+        let reaped = children
+            .iter()
+            .filter(|c| c.notice() == Reap::Fresh)
+            .count();
         (reaped, children.len())
     }
 
@@ -179,21 +194,29 @@ pub(super) mod mock {
     use std::os::fd::BorrowedFd;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    /// A mock kernel: the set of zombie pids, oldest first.
+    /// A mock kernel: the set of zombie pids, oldest first, and the wait
+    /// calls made (reaps and `WNOWAIT` peeks of one child).
     #[derive(Default)]
     pub(crate) struct Kernel {
         pub(crate) zombies: RefCell<Vec<u32>>,
         pub(crate) waits: AtomicUsize,
+        pub(crate) peeks: AtomicUsize,
     }
 
+    /// A mock child. `asked`: somebody waits for its exit (a parked waiter,
+    /// or its `Child` is gone), so brood reaps it as soon as it exits;
+    /// otherwise its exit is only announced.
     pub(crate) struct MockChild<'k> {
         pub(crate) pid: u32,
         kernel: &'k Kernel,
+        pub(crate) asked: AtomicBool,
+        pub(crate) announced: AtomicBool,
         pub(crate) reaped: AtomicBool,
     }
 
-    impl Tracked for MockChild<'_> {
-        fn reap(&self) -> Reap {
+    impl MockChild<'_> {
+        /// The owner collects the exit (`try_wait`): one wait call.
+        pub(crate) fn collect(&self) -> Reap {
             if self.reaped.load(Ordering::SeqCst) {
                 return Reap::Already;
             }
@@ -203,6 +226,27 @@ pub(super) mod mock {
                 z.remove(i);
                 self.reaped.store(true, Ordering::SeqCst);
                 Reap::Fresh
+            } else {
+                Reap::Running
+            }
+        }
+    }
+
+    impl Tracked for MockChild<'_> {
+        fn notice(&self) -> Reap {
+            if self.reaped.load(Ordering::SeqCst) {
+                return Reap::Already;
+            }
+            if self.asked.load(Ordering::SeqCst) {
+                return self.collect();
+            }
+            if self.announced.load(Ordering::SeqCst) {
+                return Reap::Announced;
+            }
+            self.kernel.peeks.fetch_add(1, Ordering::SeqCst);
+            if self.kernel.zombies.borrow().contains(&self.pid) {
+                self.announced.store(true, Ordering::SeqCst);
+                Reap::Announced
             } else {
                 Reap::Running
             }
@@ -217,10 +261,22 @@ pub(super) mod mock {
 
     // The mock kernel is single-threaded (RefCell); Arc is what Table stores.
     #[allow(clippy::arc_with_non_send_sync)]
+    /// A child somebody waits for (the usual case: a task awaits it).
     pub(crate) fn child(kernel: &Kernel, pid: u32) -> Arc<MockChild<'_>> {
+        let c = unasked(kernel, pid);
+        c.asked.store(true, Ordering::SeqCst);
+        c
+    }
+
+    /// A child whose owner holds it without waiting.
+    // The mock kernel is single-threaded (RefCell); Arc is what Table stores.
+    #[allow(clippy::arc_with_non_send_sync)]
+    pub(crate) fn unasked(kernel: &Kernel, pid: u32) -> Arc<MockChild<'_>> {
         Arc::new(MockChild {
             pid,
             kernel,
+            asked: AtomicBool::new(false),
+            announced: AtomicBool::new(false),
             reaped: AtomicBool::new(false),
         })
     }

@@ -19,18 +19,27 @@ pub(crate) enum Reap {
     Already,
     /// The child is still running.
     Running,
+    /// The child has exited, but nobody asked for its exit: its zombie is
+    /// left for its owner, who may collect it with a `waitpid` of its own.
+    /// The zombie keeps its pid, and the `WNOWAIT` peek keeps naming it.
+    Announced,
 }
 
 /// What the reaper may ask of a child it tracks.
 pub(crate) trait Tracked {
-    /// Reaps the child if it has exited and publishes the exit to its
-    /// waiters: one wait call, made under the child's own lock, so that a
-    /// child is reaped exactly once whoever asks. On the pidfd path this
-    /// opens the child's pidfd first if it is not open yet.
-    fn reap(&self) -> Reap;
+    /// The child may have exited (a SIGCHLD named it, a peek found it, its
+    /// pidfd turned readable, or a scan asks). If somebody asked for its exit
+    /// (a parked waiter, or its `Child` is gone), reaps it and publishes the
+    /// exit: one wait call, made under the child's own lock, so that a child
+    /// is reaped exactly once whoever asks. Otherwise looks without reaping
+    /// (`WNOWAIT`, one call) and, if it exited, announces it
+    /// ([`Reap::Announced`]) and leaves the zombie; an announced child costs
+    /// no further call. On the pidfd path this opens the child's pidfd first
+    /// if it is not open yet.
+    fn notice(&self) -> Reap;
 
     /// The child's pidfd, once one is open (pidfd path only), for the
-    /// background thread's watch list. [`Tracked::reap`] opens it.
+    /// background thread's watch list. [`Tracked::notice`] opens it.
     fn pidfd(&self) -> Option<BorrowedFd<'_>>;
 
     /// Sends the final SIGKILL of a graceful stop: to the child's process

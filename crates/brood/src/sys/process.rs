@@ -1,5 +1,6 @@
-//! Processes: reaping (`wait4`, the `waitid` peek), signalling (`kill`,
-//! `killpg`), process groups, the subreaper flag, and `pre_exec`.
+//! Processes: reaping (`wait4`), looking without reaping (the `waitid`
+//! peeks), signalling (`kill`, `killpg`), process groups, the subreaper
+//! flag, and `pre_exec`.
 //!
 //! Owns: the count of wait-family calls ([`wait_calls`]). Calls: `errno`.
 
@@ -94,6 +95,46 @@ pub(crate) fn peek_exited_child() -> io::Result<Option<u32>> {
         Err(e) if e.raw_os_error() == Some(libc::ECHILD) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// `waitid(P_PID, pid, WEXITED | WNOHANG | WNOWAIT)`: whether child `pid`
+/// has exited, and how, without reaping it. `Ok(None)` while it runs;
+/// `ECHILD` if it is not (or no longer) our child to wait for.
+///
+/// This is how brood learns of an exit it must leave for the child's owner
+/// to collect: the zombie stays, so the owner's own `waitpid` still works.
+pub(crate) fn peek_exit(pid: u32) -> io::Result<Option<ExitStatus>> {
+    let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+    count_wait_call();
+    cvt_retry(|| {
+        // SAFETY: `info` points to writable memory of the right size; WNOWAIT
+        // leaves the child waitable, so no status is consumed.
+        unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                info.as_mut_ptr(),
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        }
+    })?;
+    // SAFETY: zero-initialised above and possibly filled in by the kernel;
+    // either way every bit pattern is a valid siginfo_t.
+    let info = unsafe { info.assume_init() };
+    Ok((siginfo_pid(&info) > 0).then(|| exit_status_from_siginfo(&info)))
+}
+
+/// Builds the `ExitStatus` a `wait4` would have reported from a `waitid`
+/// result (`si_code`, `si_status`).
+pub(super) fn exit_status_from_siginfo(info: &libc::siginfo_t) -> ExitStatus {
+    // SAFETY: as in `siginfo_pid`, the `_sigchld` member is the one filled in.
+    let status = unsafe { info.si_status() };
+    let raw = match info.si_code {
+        libc::CLD_EXITED => (status & 0xff) << 8,
+        libc::CLD_DUMPED => (status & 0x7f) | 0x80,
+        _ => status & 0x7f,
+    };
+    ExitStatus::from_raw(raw)
 }
 
 /// The `si_pid` field of a `siginfo_t` delivered for SIGCHLD or by `waitid`.

@@ -7,6 +7,7 @@
 //! | [`beyond`] | what brood adds to tokio::process: signals, graceful and group stops, timeouts, resource usage, handles, output caps, `watch_pid`, subreaper mode |
 //! | [`interleavings`] | a property-based state machine over every API: nothing is ever lost |
 //! | [`faults`] | fault injection: denied system calls, exhausted limits, a tracer, foreign reaping, host SIGCHLD handling, many runtimes, runtime shutdown |
+//! | [`compat`] | drop-in fidelity: brood driven the way tokio::process wrapper crates drive it |
 //! | [`security`] | no signal after reaping, no descriptor leaks into children, `env_clear`, no shell |
 //! | [`soak`] | 100,000 spawn/wait/drop cycles (ignored; `scripts/soak`) |
 //! | `tracing_events` | the `tracing` feature's events (built with `--features tracing` only) |
@@ -20,6 +21,7 @@
 //! with the CLI tests and the benchmark are in `crates/brood-testkit`.
 
 mod beyond;
+mod compat;
 mod faults;
 mod interleavings;
 mod process;

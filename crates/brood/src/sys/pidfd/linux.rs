@@ -1,13 +1,15 @@
-//! pidfds on Linux: `pidfd_open`, `pidfd_send_signal`, `waitid(P_PIDFD)`.
+//! pidfds on Linux: `pidfd_open`, `pidfd_send_signal`, `waitid(P_PIDFD)`
+//! (reaping, or peeking with `WNOWAIT`).
 //!
 //! Owns nothing. Calls: `errno`, `process` (the wait counter, rusage).
 
 use crate::sys::errno::{cvt, cvt_retry};
-use crate::sys::process::{count_wait_call, siginfo_pid, zeroed_rusage, RawRusage};
+use crate::sys::process::{
+    count_wait_call, exit_status_from_siginfo, siginfo_pid, zeroed_rusage, RawRusage,
+};
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
 /// Whether this platform has pidfds at all (the kernel may still lack or
@@ -74,16 +76,28 @@ pub(crate) fn waitid(
     Ok(Some((exit_status_from_siginfo(&info), usage)))
 }
 
-/// Builds the `ExitStatus` for a `waitid` result (`si_code`, `si_status`).
-fn exit_status_from_siginfo(info: &libc::siginfo_t) -> ExitStatus {
-    // SAFETY: as in `siginfo_pid`, the `_sigchld` member is the one filled in.
-    let status = unsafe { info.si_status() };
-    let raw = match info.si_code {
-        libc::CLD_EXITED => (status & 0xff) << 8,
-        libc::CLD_DUMPED => (status & 0x7f) | 0x80,
-        _ => status & 0x7f,
-    };
-    ExitStatus::from_raw(raw)
+/// `waitid(P_PIDFD, pidfd, WEXITED | WNOHANG | WNOWAIT)`: whether the process
+/// has exited, and how, without reaping it. `Ok(None)` while it runs.
+pub(crate) fn peek_exit(pidfd: BorrowedFd<'_>) -> io::Result<Option<ExitStatus>> {
+    let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+    count_wait_call();
+    cvt_retry(|| {
+        // SAFETY: `info` is writable for the duration of the call; WNOWAIT
+        // leaves the child waitable; a null rusage asks for none.
+        unsafe {
+            libc::syscall(
+                libc::SYS_waitid,
+                libc::P_PIDFD,
+                pidfd.as_raw_fd(),
+                info.as_mut_ptr(),
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+                std::ptr::null_mut::<RawRusage>(),
+            )
+        }
+    })?;
+    // SAFETY: zero-initialised, then possibly filled in by the kernel.
+    let info = unsafe { info.assume_init() };
+    Ok((siginfo_pid(&info) > 0).then(|| exit_status_from_siginfo(&info)))
 }
 
 /// Whether this kernel lets us use pidfds for children: `pidfd_open` works on

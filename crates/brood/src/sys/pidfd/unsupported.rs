@@ -39,6 +39,12 @@ pub(crate) fn waitid(
     Err(unsupported())
 }
 
+/// Stand-in for `waitid(P_PIDFD, WNOWAIT)`.
+pub(crate) fn peek_exit(pidfd: BorrowedFd<'_>) -> io::Result<Option<ExitStatus>> {
+    let _ = pidfd;
+    Err(unsupported())
+}
+
 /// pidfds cannot be used here.
 pub(crate) fn probe() -> io::Result<()> {
     Err(unsupported())
