@@ -118,6 +118,8 @@ mod loom_models;
 pub mod reaper;
 mod rusage;
 mod signal;
+#[cfg(target_os = "linux")]
+mod spawn;
 mod stdio;
 mod subreaper;
 mod sync;

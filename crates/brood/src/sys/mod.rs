@@ -17,6 +17,8 @@ use std::process::ExitStatus;
 
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
+#[cfg(target_os = "linux")]
+pub(crate) mod spawn;
 
 /// How many wait-family system calls (`wait4`, `waitid`) brood has made.
 /// Exposed (hidden) for tests that check the O(1)-per-exit claim.
