@@ -75,6 +75,9 @@ pub(crate) struct SpawnPlan<'a> {
     gid: Option<u32>,
     pgroup: Option<i32>,
     stdio: [StdioSpec<'a>; 3],
+    /// See `ChildImage::pause`.
+    #[cfg(test)]
+    pub(crate) pause: Option<(std::os::fd::RawFd, std::os::fd::RawFd)>,
 }
 
 /// A spawned child and our ends of its pipes.
@@ -123,6 +126,8 @@ impl<'a> SpawnPlan<'a> {
             gid: None,
             pgroup: None,
             stdio: [StdioSpec::Inherit, StdioSpec::Inherit, StdioSpec::Inherit],
+            #[cfg(test)]
+            pause: None,
         }
     }
 
@@ -245,9 +250,7 @@ impl<'a> SpawnPlan<'a> {
     /// (with a glibc of 2.29 or later, as any supported distribution has).
     fn std_would_posix_spawn(&self) -> bool {
         let program_is_path = self.program.as_bytes().contains(&b'/');
-        self.uid.is_none()
-            && self.gid.is_none()
-            && !(self.env.changed_path() && !program_is_path)
+        self.uid.is_none() && self.gid.is_none() && !(self.env.changed_path() && !program_is_path)
     }
 
     fn prepare(&self) -> io::Result<Prepared> {
@@ -333,6 +336,8 @@ impl<'a> SpawnPlan<'a> {
             uid: self.uid,
             cwd,
             pgroup: self.pgroup,
+            #[cfg(test)]
+            pause: self.pause,
         };
         Ok(Prepared {
             image,

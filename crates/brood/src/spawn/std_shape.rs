@@ -246,7 +246,11 @@ fn compact(value: &[&str]) -> String {
 /// `Some(<integer>)`.
 fn some_number<T: std::str::FromStr>(value: &[&str]) -> Option<T> {
     let compact = compact(value);
-    compact.strip_prefix("Some(")?.strip_suffix(')')?.parse().ok()
+    compact
+        .strip_prefix("Some(")?
+        .strip_suffix(')')?
+        .parse()
+        .ok()
 }
 
 fn stdio(value: &[&str]) -> Option<StdStdio> {
@@ -340,7 +344,10 @@ mod tests {
     fn unknown_fields_and_shapes_are_refused() {
         let known = "Command {\n    program: \"x\",\n    args: [\n        \"x\",\n    ],\n    create_pidfd: false,\n}";
         assert!(parse(known).is_some());
-        let groups = known.replace("    create_pidfd", "    groups: Some(\n        [],\n    ),\n    create_pidfd");
+        let groups = known.replace(
+            "    create_pidfd",
+            "    groups: Some(\n        [],\n    ),\n    create_pidfd",
+        );
         assert_eq!(parse(&groups), None);
         let pidfd = known.replace("create_pidfd: false", "create_pidfd: true");
         assert_eq!(parse(&pidfd), None);

@@ -110,6 +110,12 @@ fn set_up_signals(_ctx: &ChildContext<'_>) -> Result<(), i32> {
 /// dropped its privileges it could no longer move itself.
 fn prepare(ctx: &ChildContext<'_>) -> Result<(), i32> {
     let image = ctx.image;
+    #[cfg(test)]
+    if let Some((tell, wait)) = image.pause {
+        let pid = (raw::getpid() as i32).to_ne_bytes();
+        retry(|| raw::write(tell, &pid))?;
+        retry(|| raw::read(wait, &mut [0u8]))?;
+    }
     if ctx.cgroup_procs >= 0 {
         // "0" moves the writing process. A short write of one byte cannot
         // happen, so only the error matters.

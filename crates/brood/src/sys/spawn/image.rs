@@ -131,6 +131,11 @@ pub(crate) struct ChildImage {
     pub(crate) cwd: Option<CString>,
     /// `setpgid(0, pgroup)` before exec.
     pub(crate) pgroup: Option<i32>,
+    /// Tests only: before anything else, write our pid (4 bytes) to the
+    /// first descriptor and wait for a byte on the second, so that a test
+    /// can signal a child that has not exec'd yet.
+    #[cfg(test)]
+    pub(crate) pause: Option<(RawFd, RawFd)>,
 }
 
 impl ChildImage {

@@ -28,6 +28,8 @@ mod clone3;
 mod fork;
 pub(crate) mod image;
 mod raw;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 pub(crate) use image::{search, CStringArray, ChildImage};
 
@@ -270,10 +272,7 @@ pub(crate) fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// the classifier is trusted; if it were wrong, the child would get a wrong
 /// descriptor, not the parent an unsound one.
 /// `None` for a negative number, which no descriptor has.
-pub(crate) fn borrow_command_fd(
-    _owner: &std::process::Command,
-    fd: i32,
-) -> Option<BorrowedFd<'_>> {
+pub(crate) fn borrow_command_fd(_owner: &std::process::Command, fd: i32) -> Option<BorrowedFd<'_>> {
     // SAFETY: see the function's documentation: `fd` is open for as long
     // as `owner` is borrowed, and it is not -1.
     (fd >= 0).then(|| unsafe { BorrowedFd::borrow_raw(fd) })

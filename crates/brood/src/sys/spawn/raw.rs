@@ -87,7 +87,9 @@ mod arch {
         // SAFETY: forwarded from the caller.
         let ret = unsafe { libc::syscall(n as libc::c_long, a, b, c, d) };
         if ret == -1 {
-            -(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL) as Ret)
+            -(std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL) as Ret)
         } else {
             ret as Ret
         }
@@ -223,6 +225,28 @@ pub(super) fn set_signal_mask(set: &u64, old: *mut u64) -> Ret {
             set as *const u64 as usize,
             old as usize,
             SIGSET_SIZE,
+        )
+    }
+}
+
+/// `getpid(2)`, for the tests' pause hook.
+#[cfg(test)]
+pub(super) fn getpid() -> Ret {
+    // SAFETY: no arguments.
+    unsafe { syscall4(libc::SYS_getpid, 0, 0, 0, 0) }
+}
+
+/// `read(2)`, for the tests' pause hook.
+#[cfg(test)]
+pub(super) fn read(fd: i32, buf: &mut [u8]) -> Ret {
+    // SAFETY: `buf` is valid for writes of its length.
+    unsafe {
+        syscall4(
+            libc::SYS_read,
+            fd as usize,
+            buf.as_mut_ptr() as usize,
+            buf.len(),
+            0,
         )
     }
 }
