@@ -7,6 +7,8 @@
 
 #![cfg_attr(not(test), allow(dead_code))]
 
+#[cfg(test)]
+mod measure;
 pub(crate) mod plan;
 pub(crate) mod std_shape;
 #[cfg(test)]

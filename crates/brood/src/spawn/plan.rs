@@ -250,7 +250,10 @@ impl<'a> SpawnPlan<'a> {
     /// (with a glibc of 2.29 or later, as any supported distribution has).
     fn std_would_posix_spawn(&self) -> bool {
         let program_is_path = self.program.as_bytes().contains(&b'/');
-        self.uid.is_none() && self.gid.is_none() && !(self.env.changed_path() && !program_is_path)
+        // std forks when PATH may have changed for a bare name, since then
+        // it must search the child's PATH with execvp.
+        let bare_name_in_changed_path = self.env.changed_path() && !program_is_path;
+        self.uid.is_none() && self.gid.is_none() && !bare_name_in_changed_path
     }
 
     fn prepare(&self) -> io::Result<Prepared> {

@@ -198,11 +198,7 @@ fn parse(text: &str) -> Option<StdShape> {
             "stdin" => shape.stdio[0] = stdio(value)?,
             "stdout" => shape.stdio[1] = stdio(value)?,
             "stderr" => shape.stdio[2] = stdio(value)?,
-            "create_pidfd" => {
-                if compact(value) != "false" {
-                    return None;
-                }
-            }
+            "create_pidfd" if compact(value) != "false" => return None,
             // "cwd": read through the getter.
             _ => {}
         }

@@ -665,6 +665,18 @@ fn stdio_inherit_null_piped_and_fd() {
 }
 
 #[test]
+fn the_process_wide_record_learns_that_clone3_works() {
+    let _serial = serial();
+    let child = SpawnPlan::new("true").spawn(None).unwrap();
+    assert_eq!(child.vehicle, vehicles()[0].1);
+    assert!(wait(child.pid).success());
+    assert_eq!(
+        crate::sys::spawn::SUPPORT.known_unavailable(false),
+        vehicles()[0].1 == Vehicle::Fork
+    );
+}
+
+#[test]
 fn pipes_carry_data_both_ways() {
     let _serial = serial();
     for (choice, vehicle) in vehicles() {
@@ -835,7 +847,7 @@ fn path_search_matches_std() {
 
     // An empty entry is the working directory.
     let mut empty_entry =
-        Options::new("brood-tool", &[]).env(EnvOp::Set("PATH", format!("/nonexistent:")));
+        Options::new("brood-tool", &[]).env(EnvOp::Set("PATH", "/nonexistent:".to_owned()));
     empty_entry.cwd = Some(bin.0.clone());
     assert_eq!(stdout_of(&assert_same(&empty_entry)), "found\n");
 
@@ -920,13 +932,13 @@ fn own_cgroup() -> io::Result<PathBuf> {
 }
 
 /// A fresh cgroup under ours, removed on drop (once empty).
-struct TestCgroup {
+pub(super) struct TestCgroup {
     path: PathBuf,
     relative: String,
 }
 
 impl TestCgroup {
-    fn new(name: &str) -> TestCgroup {
+    pub(super) fn new(name: &str) -> TestCgroup {
         let parent = own_cgroup().expect("this test needs a cgroup v2 hierarchy");
         let leaf = format!("brood-spawn-test-{name}-{}", std::process::id());
         let path = parent.join(&leaf);
@@ -938,7 +950,7 @@ impl TestCgroup {
         TestCgroup { path, relative }
     }
 
-    fn open(&self) -> File {
+    pub(super) fn open(&self) -> File {
         File::open(&self.path).unwrap()
     }
 }

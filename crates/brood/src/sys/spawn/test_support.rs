@@ -108,14 +108,17 @@ pub(crate) fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// This thread's user plus system CPU time.
+/// This thread's CPU time so far (`CLOCK_THREAD_CPUTIME_ID`: user plus
+/// system, what `getrusage(RUSAGE_THREAD)` reports, at nanosecond
+/// resolution).
 pub(crate) fn thread_cpu() -> Duration {
-    // SAFETY: zeroed rusage is valid; getrusage fills it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is writable for the call.
-    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is writable for the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 /// Installs a seccomp filter on this thread (and the children it spawns;
