@@ -24,14 +24,17 @@ enum Method {
     Std,
     Clone3,
     Clone3Cgroup,
+    /// clone3, with the plan read from a std `Command` (its `{:#?}`).
+    Clone3FromStd,
     Fork,
     ForkCgroup,
 }
 
-const METHODS: [Method; 5] = [
+const METHODS: [Method; 6] = [
     Method::Std,
     Method::Clone3,
     Method::Clone3Cgroup,
+    Method::Clone3FromStd,
     Method::Fork,
     Method::ForkCgroup,
 ];
@@ -47,6 +50,15 @@ fn one(method: Method, cgroup: &std::fs::File, support: &Support) -> Duration {
             let mut child = command.spawn().unwrap();
             let spent = thread_cpu() - start;
             child.wait().unwrap();
+            return spent;
+        }
+        Method::Clone3FromStd => {
+            let command = Command::new("/bin/true");
+            let start = thread_cpu();
+            let plan = SpawnPlan::from_std(&command, None).unwrap();
+            let child = plan.spawn_with(None, support, Choice::Auto).unwrap();
+            let spent = thread_cpu() - start;
+            crate::sys::wait4(child.pid, false).unwrap();
             return spent;
         }
         Method::Clone3 => (Choice::Auto, None, Vehicle::Clone3),

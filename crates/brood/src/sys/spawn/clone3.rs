@@ -159,6 +159,9 @@ pub(super) enum Outcome {
     CloneFailed(i32),
     /// The child was created and reaped, and the spawn failed with this error.
     ChildFailed(io::Error),
+    /// Setting up the clone failed; no child exists, and nothing was learnt
+    /// about clone3.
+    SetupFailed(io::Error),
 }
 
 /// Spawns `ctx`'s image with clone3; `cgroup` is an open cgroup v2
@@ -202,7 +205,7 @@ fn spawn_on(
     let all: u64 = !0;
     let mut previous: u64 = 0;
     if let Some(e) = errno_of(raw::set_signal_mask(&all, &mut previous)) {
-        return Outcome::CloneFailed(e);
+        return Outcome::SetupFailed(io::Error::from_raw_os_error(e));
     }
     ctx.vfork = Some(child::VforkSignals {
         restore_mask: previous,

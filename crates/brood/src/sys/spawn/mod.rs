@@ -198,6 +198,7 @@ pub(crate) fn spawn(
                 support.learn_works(cgroup.is_some());
                 return Err(e);
             }
+            clone3::Outcome::SetupFailed(e) => return Err(e),
             clone3::Outcome::CloneFailed(errno) => {
                 if !support.learn_from(errno, cgroup.is_some()) {
                     return Err(io::Error::from_raw_os_error(errno));
