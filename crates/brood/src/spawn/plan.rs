@@ -14,8 +14,12 @@
 //! | | std's `posix_spawnp` path | std's fork path |
 //! | --- | --- | --- |
 //! | `PATH` searched | ours | the child's |
-//! | `ENOEXEC` | an error | glibc runs the file with `/bin/sh` |
 //! | glibc's internal signals (32, 33) | ignored in the child | as inherited |
+//!
+//! One difference is deliberate: on its fork path std (through glibc's
+//! `execvp`) runs a file that fails with `ENOEXEC` (an executable text file
+//! without `#!`) with `/bin/sh`. brood runs no shell: that exec fails with
+//! `ENOEXEC` on both paths, as it does on std's usual `posix_spawnp` path.
 
 use crate::sys::spawn::{self as sys_spawn, search, CStringArray, ChildImage, Choice, Support};
 use std::collections::BTreeMap;
@@ -332,7 +336,6 @@ impl<'a> SpawnPlan<'a> {
             no_candidate_errno,
             argv,
             envp,
-            shell_on_enoexec: search::SHELL_ON_ENOEXEC && !posix_spawn,
             ignore_internal_signals: cfg!(target_env = "gnu") && posix_spawn,
             stdio: sources,
             gid: self.gid,

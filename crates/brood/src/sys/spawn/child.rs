@@ -10,7 +10,6 @@
 
 use super::image::{search, ChildImage};
 use super::raw::{self, errno_of};
-use std::ffi::c_char;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -33,9 +32,6 @@ pub(super) struct VforkSignals {
 /// The child's instructions, on the parent's stack.
 pub(super) struct ChildContext<'a> {
     pub(super) image: &'a ChildImage,
-    /// The argv of the shell fallback, whose slot 1 the child fills (see
-    /// [`ChildImage::shell_argv`]); null when there is no fallback.
-    pub(super) shell_argv: *mut *const c_char,
     /// An open `cgroup.procs` to write `0` to first, when the clone could
     /// not place the child itself; `-1` otherwise.
     pub(super) cgroup_procs: RawFd,
@@ -154,6 +150,10 @@ fn prepare(ctx: &ChildContext<'_>) -> Result<(), i32> {
 
 /// Tries each candidate as glibc's `execvp` (or musl's) would; returns the
 /// errno to report when none could be executed.
+///
+/// Unlike glibc's `execvp` (std's fork path), a file that fails with
+/// `ENOEXEC` is never handed to `/bin/sh`: brood runs no shell, and std's
+/// usual `posix_spawnp` path reports `ENOEXEC` too.
 fn exec(ctx: &ChildContext<'_>) -> i32 {
     let image = ctx.image;
     if image.candidates.is_empty() {
@@ -164,16 +164,7 @@ fn exec(ctx: &ChildContext<'_>) -> i32 {
     let mut saw_eacces = false;
     let mut last = libc::ENOENT;
     for candidate in image.candidates.iter() {
-        let path = candidate.as_ptr();
-        let mut errno = errno_of(raw::execve(path, argv, envp)).unwrap_or(libc::EINVAL);
-        if errno == libc::ENOEXEC && !ctx.shell_argv.is_null() {
-            // SAFETY: `shell_argv` points to the parent's array of at least
-            // three slots (see ChildImage::shell_argv), which nothing else
-            // touches while the parent is suspended (or in this forked copy).
-            unsafe { *ctx.shell_argv.add(1) = path };
-            errno = errno_of(raw::execve(search::SHELL.as_ptr(), ctx.shell_argv, envp))
-                .unwrap_or(libc::EINVAL);
-        }
+        let errno = errno_of(raw::execve(candidate.as_ptr(), argv, envp)).unwrap_or(libc::EINVAL);
         if image.direct {
             return errno;
         }

@@ -16,9 +16,11 @@
 //! and `spawn` returns it, exactly as for its own exec failures.
 
 use super::child::{self, ChildContext};
+use std::ffi::OsStr;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 /// A context pointer that may cross into the hook. std requires the hook
 /// to be `Send + Sync + 'static`; the pointer is only dereferenced in the
@@ -44,7 +46,15 @@ pub(super) fn spawn(ctx: &ChildContext<'_>) -> io::Result<u32> {
     // The erased lifetime is never used beyond this call: the Command, and
     // with it the hook, is dropped before we return.
     let ptr = ContextPtr((ctx as *const ChildContext<'_>).cast());
-    let mut command = Command::new("/");
+    // std never execs this itself (the hook execs and never returns
+    // success), but it is the user's program all the same.
+    let program = ctx
+        .image
+        .candidates
+        .iter()
+        .next()
+        .map_or(OsStr::new(""), |path| OsStr::from_bytes(path.to_bytes()));
+    let mut command = std::process::Command::new(program);
     command
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())

@@ -1,8 +1,7 @@
 //! What the child needs between clone and exec, prepared by the parent.
 //!
 //! Everything is allocated before the clone: the child only reads these
-//! arrays (and writes one slot of the shell fallback's argv), so it never
-//! allocates, locks or touches libc state.
+//! arrays, so it never allocates, locks or touches libc state.
 
 use std::ffi::{c_char, CStr, CString};
 use std::os::fd::RawFd;
@@ -40,11 +39,6 @@ impl CStringArray {
     /// The strings, in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &CStr> {
         self.strings.iter().map(CString::as_c_str)
-    }
-
-    /// How many strings it holds.
-    pub(crate) fn len(&self) -> usize {
-        self.strings.len()
     }
 
     /// Whether it holds none.
@@ -86,14 +80,6 @@ pub(crate) mod search {
     ];
     #[cfg(target_env = "musl")]
     pub(crate) const CONTINUE_ON: [i32; 2] = [libc::ENOENT, libc::ENOTDIR];
-
-    /// Whether glibc's `execvp` (std's fork path) runs a file that fails
-    /// with `ENOEXEC` through `/bin/sh`; `posix_spawnp` never does, and musl
-    /// does in neither.
-    pub(crate) const SHELL_ON_ENOEXEC: bool = cfg!(not(target_env = "musl"));
-
-    /// The shell for that fallback (`_PATH_BSHELL`).
-    pub(crate) const SHELL: &std::ffi::CStr = c"/bin/sh";
 }
 
 /// Everything the child does between clone and exec.
@@ -113,9 +99,6 @@ pub(crate) struct ChildImage {
     pub(crate) argv: CStringArray,
     /// The complete environment.
     pub(crate) envp: CStringArray,
-    /// Run a file that fails with `ENOEXEC` through `/bin/sh`, as glibc's
-    /// `execvp` does.
-    pub(crate) shell_on_enoexec: bool,
     /// Leave the libc-internal signals (32 and 33 with glibc) ignored, as
     /// glibc's `posix_spawn` does.
     pub(crate) ignore_internal_signals: bool,
@@ -136,17 +119,4 @@ pub(crate) struct ChildImage {
     /// can signal a child that has not exec'd yet.
     #[cfg(test)]
     pub(crate) pause: Option<(RawFd, RawFd)>,
-}
-
-impl ChildImage {
-    /// The argv for the shell fallback: `/bin/sh`, a slot for the script's
-    /// path, then argv[1..], then null. The child fills the slot.
-    pub(crate) fn shell_argv(&self) -> Vec<*const c_char> {
-        let mut argv = Vec::with_capacity(self.argv.len() + 2);
-        argv.push(search::SHELL.as_ptr());
-        argv.push(ptr::null());
-        argv.extend(self.argv.iter().skip(1).map(CStr::as_ptr));
-        argv.push(ptr::null());
-        argv
-    }
 }

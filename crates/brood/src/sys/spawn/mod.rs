@@ -160,11 +160,6 @@ pub(crate) fn spawn(
     support: &Support,
     choice: Choice,
 ) -> io::Result<Spawned> {
-    let mut shell_argv = if image.shell_on_enoexec {
-        image.shell_argv()
-    } else {
-        Vec::new()
-    };
     let report = AtomicI32::new(child::report::NOT_REACHED);
     #[cfg_attr(
         not(any(target_arch = "x86_64", target_arch = "aarch64")),
@@ -172,11 +167,6 @@ pub(crate) fn spawn(
     )]
     let mut ctx = child::ChildContext {
         image,
-        shell_argv: if shell_argv.is_empty() {
-            std::ptr::null_mut()
-        } else {
-            shell_argv.as_mut_ptr()
-        },
         cgroup_procs: -1,
         vfork: None,
         report: &report,
@@ -214,7 +204,6 @@ pub(crate) fn spawn(
     let procs = cgroup.map(open_cgroup_procs).transpose()?;
     ctx.cgroup_procs = procs.as_ref().map_or(-1, |fd| fd.as_raw_fd());
     let pid = fork::spawn(&ctx)?;
-    drop(shell_argv);
     Ok(Spawned {
         pid,
         pidfd: super::linux::pidfd_open(pid).ok(),
