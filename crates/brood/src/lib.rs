@@ -132,6 +132,8 @@ mod reactor;
 pub mod reaper;
 mod rusage;
 mod signal;
+#[cfg(target_os = "linux")]
+mod spawn;
 mod stdio;
 mod subreaper;
 mod sync;

@@ -31,3 +31,4 @@ pub(crate) mod pidfd;
 pub(crate) mod poller;
 pub(crate) mod process;
 pub(crate) mod sigchld;
+pub(crate) mod spawn;
