@@ -111,6 +111,11 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![cfg(unix)]
 
+// The cgroup v2 layer for containment (issue 12); Linux only. Nothing uses it
+// yet: containment wires it into Command and Child.
+#[cfg(target_os = "linux")]
+#[allow(dead_code, unused_imports)]
+mod cgroup;
 mod child;
 mod command;
 #[cfg(all(test, brood_loom))]

@@ -16,6 +16,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
 #[cfg(target_os = "linux")]
+pub(crate) mod cgroupfs;
+#[cfg(target_os = "linux")]
 pub(crate) mod linux;
 
 /// How many wait-family system calls (`wait4`, `waitid`) brood has made.
