@@ -175,3 +175,46 @@ pub(crate) fn thread_private_read_only_bind(dir: &Path) -> io::Result<()> {
     })
     .map(drop)
 }
+
+/// Test support: an epoll set, to check the exact registration brood's
+/// background thread makes for a `cgroup.events` watch.
+#[cfg(test)]
+pub(crate) struct TestEpoll(OwnedFd);
+
+#[cfg(test)]
+impl TestEpoll {
+    pub(crate) fn new() -> io::Result<Self> {
+        // SAFETY: epoll_create1 takes a flag and returns a new descriptor.
+        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: a fresh descriptor that nothing else owns.
+        Ok(TestEpoll(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Adds `fd` with exactly `events`.
+    pub(crate) fn add(&self, fd: BorrowedFd<'_>, events: u32) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events,
+            u64: fd.as_raw_fd() as u64,
+        };
+        // SAFETY: `event` is valid for the call; the kernel copies it.
+        cvt(unsafe {
+            libc::epoll_ctl(
+                self.0.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd.as_raw_fd(),
+                &mut event,
+            )
+        })
+        .map(drop)
+    }
+
+    /// The event masks reported within `timeout_ms`.
+    pub(crate) fn wait(&self, timeout_ms: i32) -> io::Result<Vec<u32>> {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 8];
+        // SAFETY: `events` is writable for 8 entries.
+        let n = cvt(unsafe {
+            libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), 8, timeout_ms)
+        })?;
+        Ok(events[..n as usize].iter().map(|e| e.events).collect())
+    }
+}
