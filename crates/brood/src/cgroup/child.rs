@@ -170,7 +170,18 @@ impl ChildCgroup {
         signal: i32,
         freeze_timeout: Duration,
     ) -> io::Result<Signalled> {
-        let was_frozen = read_small(self.dir_fd(), "cgroup.freeze")?.trim() == "1";
+        let was_frozen = match read_small(self.dir_fd(), "cgroup.freeze") {
+            Ok(state) => state.trim() == "1",
+            // No freezer (Linux before 5.2): signal without it.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.dir_exists() => {
+                let members = self.signal_frozen_members(signal)?;
+                return Ok(Signalled {
+                    members,
+                    frozen: false,
+                });
+            }
+            Err(e) => return Err(e),
+        };
         let frozen = match self.freeze(freeze_timeout) {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::TimedOut => false,

@@ -11,11 +11,13 @@
 //! descriptor nobody else reads: a read through it by anyone but the waiter
 //! would consume the change the waiter is about to be told about.
 //!
-//! The kernel notifies on the whole subtree's 0↔1 transitions only: members
-//! leaving one by one cause no event until the last one is gone. It also
-//! limits the rate: a change within 10 ms of the previous notification is
-//! delivered by a timer at the end of that window, so a wake-up can come up
-//! to 10 ms after the change. None is lost.
+//! The kernel notifies on the whole subtree's 0↔1 transitions of
+//! `populated` and on changes of `frozen` only: members leaving one by one
+//! cause no event until the last one is gone (a freeze and thaw cost a
+//! populated watch one re-read each). It also limits the rate
+//! (`CGROUP_FILE_NOTIFY_MIN_INTV`): a change within 10 ms of the previous
+//! notification is delivered by a timer at the end of that window, so a
+//! wake-up can come up to 10 ms after the change. None is lost.
 
 use std::fs::File;
 use std::io;

@@ -324,6 +324,15 @@ mod tests {
     }
 
     #[test]
+    fn the_types_can_be_shared_with_the_background_thread() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<CgroupParent>();
+        shareable::<ChildCgroup>();
+        shareable::<PopulatedWatch>();
+        shareable::<AsyncPopulatedWatch>();
+    }
+
+    #[test]
     fn own_cgroup_is_found_and_is_the_default_parent() {
         let Ok(dir) = discover::own_cgroup_dir() else {
             let _: Option<()> = skip("no cgroup2 hierarchy shows this process's cgroup");

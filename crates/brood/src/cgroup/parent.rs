@@ -169,27 +169,27 @@ impl CgroupParent {
         }
         .format();
         let path = self.path.join(&name);
-        let fail = |why: String| {
-            io::Error::other(format!(
-                "brood: cannot create cgroup {}: {why}",
-                path.display()
-            ))
+        // Keeps the kind (the caller may fall back on it), adds the path.
+        let fail = |e: &io::Error, why: &str| {
+            io::Error::new(
+                e.kind(),
+                format!("brood: cannot create cgroup {}: {why}", path.display()),
+            )
         };
         cgroupfs::mkdir_at(self.dir_fd(), Path::new(&name), 0o755).map_err(|e| {
             let why = match e.raw_os_error() {
-                Some(libc::EAGAIN) => "cgroup.max.descendants or cgroup.max.depth of the \
-                                       parent or an ancestor is reached"
-                    .to_string(),
-                Some(libc::ENOENT) | Some(libc::ENODEV) => {
-                    "the parent cgroup was removed".to_string()
+                Some(libc::EAGAIN) => {
+                    "cgroup.max.descendants or cgroup.max.depth of the parent or an \
+                     ancestor is reached"
                 }
-                Some(libc::EROFS) => "the parent is on a read-only mount".to_string(),
+                Some(libc::ENOENT) | Some(libc::ENODEV) => "the parent cgroup was removed",
+                Some(libc::EROFS) => "the parent is on a read-only mount",
                 Some(libc::EACCES) | Some(libc::EPERM) => {
-                    "the parent is not writable by this process".to_string()
+                    "the parent is not writable by this process"
                 }
-                _ => e.to_string(),
+                _ => return fail(&e, &e.to_string()),
             };
-            io::Error::new(e.kind(), fail(why).to_string())
+            fail(&e, why)
         })?;
         let opened = cgroupfs::open_file_at(
             self.dir_fd(),
@@ -206,7 +206,7 @@ impl CgroupParent {
             Err(e) => {
                 // Nothing half-done: the directory is empty, so this succeeds.
                 let _ = cgroupfs::rmdir_at(self.dir_fd(), Path::new(&name));
-                Err(io::Error::new(e.kind(), fail(e.to_string()).to_string()))
+                Err(fail(&e, &e.to_string()))
             }
         }
     }
