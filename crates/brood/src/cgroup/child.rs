@@ -7,12 +7,13 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::events::{self, Events, PopulatedWatch};
 use super::parent::{self, read_small, CgroupParent, MAX_NESTING};
 use super::usage::{self, CgroupUsage};
+use crate::sync::Mutex;
 use crate::sys::{self, cgroupfs};
 
 /// How many members get a pidfd at once while a stop signals them (see

@@ -220,7 +220,9 @@ impl CgroupParent {
         let Ok(meta) = self.dir.metadata() else {
             return;
         };
-        let first = crate::sync::lock(&SWEPT)
+        let first = SWEPT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get_or_insert_with(HashSet::new)
             .insert((meta.dev(), meta.ino()));
         if first {
