@@ -124,6 +124,11 @@
 //   trace, rusage, signal, sync   leaves
 //   sys          every system call, chosen per platform; all unsafe code
 
+// The cgroup v2 layer for containment (issue 12); Linux only. Nothing uses it
+// yet: containment wires it into Command and Child.
+#[cfg(target_os = "linux")]
+#[allow(dead_code, unused_imports)]
+mod cgroup;
 mod child;
 mod command;
 #[cfg(all(test, brood_loom))]

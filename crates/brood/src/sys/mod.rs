@@ -25,6 +25,7 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod async_fd;
+pub(crate) mod cgroupfs;
 pub(crate) mod errno;
 pub(crate) mod fd;
 pub(crate) mod pidfd;
