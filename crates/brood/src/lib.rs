@@ -124,9 +124,6 @@
 //   trace, rusage, signal, sync   leaves
 //   sys          every system call, chosen per platform; all unsafe code
 
-// The cgroup v2 layer for containment (issue 12); Linux only. Nothing uses it
-// yet: containment wires it into Command and Child.
-#[cfg(target_os = "linux")]
 #[allow(dead_code, unused_imports)]
 mod cgroup;
 mod child;
@@ -137,7 +134,7 @@ mod reactor;
 pub mod reaper;
 mod rusage;
 mod signal;
-#[cfg(target_os = "linux")]
+#[allow(dead_code)]
 mod spawn;
 mod stdio;
 mod subreaper;

@@ -219,7 +219,7 @@ impl ChildCgroup {
             let mut by_pidfd = Vec::with_capacity(batch.len());
             let mut by_pid = Vec::new();
             for &pid in batch {
-                match sys::linux::pidfd_open(pid) {
+                match sys::pidfd::open(pid) {
                     Ok(fd) => by_pidfd.push((pid, fd)),
                     Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
                     Err(_) => by_pid.push(pid),
@@ -229,12 +229,12 @@ impl ChildCgroup {
             for (pid, pidfd) in &by_pidfd {
                 if still.contains(pid) {
                     signalled +=
-                        gone_is_fine(sys::linux::pidfd_send_signal(pidfd.as_fd(), signal))?;
+                        gone_is_fine(sys::pidfd::send_signal(pidfd.as_fd(), signal))?;
                 }
             }
             for pid in by_pid {
                 if still.contains(&pid) {
-                    signalled += gone_is_fine(sys::kill(pid, signal))?;
+                    signalled += gone_is_fine(sys::process::kill(pid, signal))?;
                 }
             }
         }

@@ -112,10 +112,12 @@ pub(crate) fn wait_until(
 /// cgroup is empty.
 ///
 /// To wait in brood's background thread: add [`PopulatedWatch::as_fd`] to
-/// its epoll set with [`PopulatedWatch::EPOLL_EVENTS`]; when it fires, call
-/// [`PopulatedWatch::populated`]; `false` means the tree is gone. Call
-/// `populated` once right after adding it too: the tree may have emptied
-/// before. To wait in a Tokio task: [`PopulatedWatch::into_async`].
+/// its poller as a change watch (`Poller::watch_changes`); when it fires,
+/// call [`PopulatedWatch::populated`]; `false` means the tree is gone. A
+/// descriptor that has not read the file yet reports a change as soon as it
+/// is armed (kernfs records what a descriptor has seen when it reads), so
+/// the first look comes at once and no emptying is missed. To block a thread:
+/// [`PopulatedWatch::wait_empty_timeout`].
 #[derive(Debug)]
 pub(crate) struct PopulatedWatch {
     file: File,
@@ -123,14 +125,6 @@ pub(crate) struct PopulatedWatch {
 }
 
 impl PopulatedWatch {
-    /// The epoll events to watch the descriptor for: a change notification,
-    /// edge-triggered (each change is reported once; `populated` re-arms).
-    /// epoll adds `EPOLLERR` by itself.
-    pub(crate) const EPOLL_EVENTS: u32 = (libc::EPOLLPRI | libc::EPOLLET) as u32;
-
-    /// The Tokio interest for the same: `EPOLLPRI`.
-    pub(crate) const TOKIO_INTEREST: tokio::io::Interest = tokio::io::Interest::PRIORITY;
-
     pub(crate) fn new(events: File) -> Self {
         PopulatedWatch {
             file: events,
@@ -150,15 +144,6 @@ impl PopulatedWatch {
         wait_until(&self.file, &self.reads, timeout, |e| !e.populated)
     }
 
-    /// Registers the descriptor with the current Tokio runtime's reactor.
-    /// Fails outside a runtime (or with IO disabled).
-    pub(crate) fn into_async(self) -> io::Result<AsyncPopulatedWatch> {
-        Ok(AsyncPopulatedWatch {
-            events: cgroupfs::register_events(self.file)?,
-            reads: self.reads,
-        })
-    }
-
     /// How often the file was read through this watch.
     pub(crate) fn reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
@@ -168,41 +153,6 @@ impl PopulatedWatch {
 impl AsFd for PopulatedWatch {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
-    }
-}
-
-/// A [`PopulatedWatch`] registered with a Tokio reactor.
-#[derive(Debug)]
-pub(crate) struct AsyncPopulatedWatch {
-    events: tokio::io::unix::AsyncFd<File>,
-    reads: AtomicU64,
-}
-
-impl AsyncPopulatedWatch {
-    /// Resolves once the cgroup is empty. Cancel-safe: it holds no state
-    /// across awaits but the registration, which stays armed.
-    ///
-    /// Each round clears the readiness *before* re-reading the file: a change
-    /// after the clear sets it again (and is seen by the read or by the next
-    /// wait), so none is lost; at worst one wake-up finds nothing new.
-    pub(crate) async fn wait_empty(&self) -> io::Result<()> {
-        loop {
-            if !read_events(self.events.get_ref(), &self.reads)?.populated {
-                return Ok(());
-            }
-            let mut ready = self.events.ready(PopulatedWatch::TOKIO_INTEREST).await?;
-            ready.clear_ready();
-        }
-    }
-
-    /// Re-reads `populated` without waiting.
-    pub(crate) fn populated(&self) -> io::Result<bool> {
-        read_events(self.events.get_ref(), &self.reads).map(|e| e.populated)
-    }
-
-    /// How often the file was read through this watch.
-    pub(crate) fn reads(&self) -> u64 {
-        self.reads.load(Ordering::Relaxed)
     }
 }
 

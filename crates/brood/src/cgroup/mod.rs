@@ -68,7 +68,7 @@ pub(crate) mod parent;
 pub(crate) mod usage;
 
 pub(crate) use child::{ChildCgroup, Signalled};
-pub(crate) use events::{AsyncPopulatedWatch, PopulatedWatch};
+pub(crate) use events::PopulatedWatch;
 pub(crate) use parent::CgroupParent;
 pub(crate) use usage::CgroupUsage;
 
@@ -91,6 +91,8 @@ mod tests {
     use super::name::{self, CgroupName, Creator};
     use super::parent::{remove_tree, subdirectories};
     use super::*;
+    use crate::sys::poller::Poller;
+    use crate::sys::spawn::install_placement_hook;
     use crate::sys::{self, cgroupfs};
     use std::fs::File;
     use std::io::{self, Read, Write};
@@ -239,8 +241,15 @@ mod tests {
             .arg(script)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
-        cgroupfs::join_cgroup_before_exec(&mut cmd, cgroup.procs_fd().unwrap());
-        Proc(cmd.spawn().unwrap())
+        Proc(spawn_placed(&mut cmd, cgroup.procs_fd().unwrap()))
+    }
+
+    /// Spawns `cmd` with std, moved into the cgroup whose `cgroup.procs` is
+    /// open as `procs` before it execs: brood's own placement hook.
+    fn spawn_placed(cmd: &mut Command, procs: std::os::fd::BorrowedFd<'_>) -> std::process::Child {
+        let slot = install_placement_hook(cmd);
+        let _armed = slot.arm(procs);
+        cmd.spawn().unwrap()
     }
 
     /// Reads `n` lines from the child's stdout, failing after [`PATIENCE`].
@@ -254,7 +263,7 @@ mod tests {
                 !left.is_zero(),
                 "timed out waiting for {n} lines; got {text:?}"
             );
-            if sys::poll_readable([out.as_raw_fd()], left.as_millis() as i32).unwrap() {
+            if sys::fd::poll_readable([out.as_raw_fd()], left.as_millis() as i32).unwrap() {
                 let mut buf = [0u8; 4096];
                 let got = out.read(&mut buf).unwrap();
                 assert!(got > 0, "stdout closed after {text:?}");
@@ -318,7 +327,7 @@ mod tests {
 
     fn wait_exit(pidfd: &std::os::fd::OwnedFd) {
         assert!(
-            sys::poll_readable([pidfd.as_raw_fd()], PATIENCE.as_millis() as i32).unwrap(),
+            sys::fd::poll_readable([pidfd.as_raw_fd()], PATIENCE.as_millis() as i32).unwrap(),
             "process did not exit within {PATIENCE:?}"
         );
     }
@@ -329,7 +338,6 @@ mod tests {
         shareable::<CgroupParent>();
         shareable::<ChildCgroup>();
         shareable::<PopulatedWatch>();
-        shareable::<AsyncPopulatedWatch>();
     }
 
     #[test]
@@ -377,8 +385,8 @@ mod tests {
             cgroupfs::fs_type(cg.dir_fd()).unwrap(),
             cgroupfs::CGROUP2_SUPER_MAGIC
         );
-        assert!(sys::is_cloexec(cg.dir_fd()).unwrap());
-        assert!(sys::is_cloexec(cg.procs_fd().unwrap()).unwrap());
+        assert!(sys::fd::is_cloexec(cg.dir_fd()).unwrap());
+        assert!(sys::fd::is_cloexec(cg.procs_fd().unwrap()).unwrap());
         assert_eq!(
             std::fs::read_link(format!(
                 "/proc/self/fd/{}",
@@ -428,8 +436,11 @@ mod tests {
             let cg = tp.parent.create_child().unwrap();
             let watch = cg.watch_populated().unwrap();
             let mut cmd = Command::new("true");
-            cgroupfs::join_cgroup_before_exec(&mut cmd, cg.procs_fd().unwrap());
-            let status = cmd.status().unwrap();
+            let slot = install_placement_hook(&mut cmd);
+            let status = {
+                let _armed = slot.arm(cg.procs_fd().unwrap());
+                cmd.status().unwrap()
+            };
             assert!(status.success(), "cycle {cycle}: {status}");
             assert!(watch.wait_empty_timeout(PATIENCE).unwrap(), "cycle {cycle}");
             // Empty means removable at once: no retry needed.
@@ -667,7 +678,7 @@ mod tests {
         let cg = tp.parent.create_child().unwrap();
         let mut leader = spawn_in(&cg, "sleep 1000 & echo $!; exec cat >/dev/null");
         let sleeper: u32 = read_lines(&mut leader, 1)[0].parse().unwrap();
-        let sleeper_fd = sys::linux::pidfd_open(sleeper).unwrap();
+        let sleeper_fd = sys::pidfd::open(sleeper).unwrap();
 
         let watch = Arc::new(cg.watch_populated().unwrap());
         assert!(watch.populated().unwrap());
@@ -684,7 +695,7 @@ mod tests {
         };
         // The first member to exit does not end the wait: the kernel notifies
         // only when the whole tree is empty.
-        sys::kill(sleeper, libc::SIGKILL).unwrap();
+        sys::process::kill(sleeper, libc::SIGKILL).unwrap();
         wait_exit(&sleeper_fd);
         assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
         assert!(
@@ -708,58 +719,42 @@ mod tests {
     }
 
     #[test]
-    fn the_background_threads_epoll_registration_reports_the_emptying_once() {
+    fn the_background_threads_poller_reports_the_emptying_once() {
         let Some(tp) = TestParent::new("epoll") else {
             return;
         };
         let cg = tp.parent.create_child().unwrap();
         let mut leader = spawn_in(&cg, "exec cat >/dev/null");
         let watch = cg.watch_populated().unwrap();
-        let epoll = cgroupfs::TestEpoll::new().unwrap();
-        epoll
-            .add(watch.as_fd(), PopulatedWatch::EPOLL_EVENTS)
+        // The very poller and registration brood's background thread uses.
+        let (wake, _wake_write) = sys::fd::nonblocking_pipe().unwrap();
+        let poller = Poller::new(wake.as_raw_fd()).unwrap();
+        poller
+            .watch_changes(watch.as_fd().as_raw_fd(), 7)
             .unwrap();
+        let mut tokens = Vec::new();
+        // A descriptor that never read the file reports a change when armed
+        // (kernfs records what a descriptor has seen when it reads), so the
+        // thread's first look comes at once.
+        assert!(!poller.wait(&mut tokens, 50).unwrap());
+        assert_eq!(tokens, [7]);
         assert!(watch.populated().unwrap());
-        // The file always polls readable; that must not be reported.
-        assert_eq!(epoll.wait(50).unwrap(), Vec::<u32>::new());
+        // Read: nothing more until a change. The file always polls readable,
+        // which must not be reported.
+        tokens.clear();
+        assert!(!poller.wait(&mut tokens, 50).unwrap());
+        assert_eq!(tokens, Vec::<u64>::new());
 
         drop(leader.0.stdin.take());
-        let fired = epoll.wait(PATIENCE.as_millis() as i32).unwrap();
-        assert_eq!(fired.len(), 1, "{fired:?}");
-        assert_ne!(fired[0] & libc::EPOLLPRI as u32, 0, "{:#x}", fired[0]);
+        poller
+            .wait(&mut tokens, PATIENCE.as_millis() as i32)
+            .unwrap();
+        assert_eq!(tokens, [7]);
         assert!(!watch.populated().unwrap());
         // Edge-triggered: reported once, not again.
-        assert_eq!(epoll.wait(50).unwrap(), Vec::<u32>::new());
-        assert!(leader.0.wait().unwrap().success());
-    }
-
-    #[tokio::test]
-    async fn async_populated_watch_wakes_when_the_last_member_exits() {
-        let Some(tp) = TestParent::new("async") else {
-            return;
-        };
-        let cg = tp.parent.create_child().unwrap();
-        let mut leader = spawn_in(&cg, "exec cat >/dev/null");
-        let watch = cg.watch_populated().unwrap().into_async().unwrap();
-        assert!(watch.populated().unwrap());
-
-        let wait = watch.wait_empty();
-        tokio::pin!(wait);
-        assert!(
-            tokio::time::timeout(Duration::from_millis(100), &mut wait)
-                .await
-                .is_err(),
-            "resolved while the cgroup was populated"
-        );
-        // One read when first polled, none while parked: no busy loop.
-        assert_eq!(watch.reads(), 2);
-
-        drop(leader.0.stdin.take());
-        tokio::time::timeout(PATIENCE, wait)
-            .await
-            .expect("woken when the tree emptied")
-            .unwrap();
-        assert!(watch.reads() <= 4, "{} reads", watch.reads());
+        tokens.clear();
+        poller.wait(&mut tokens, 50).unwrap();
+        assert_eq!(tokens, Vec::<u64>::new());
         assert!(leader.0.wait().unwrap().success());
     }
 
@@ -908,8 +903,7 @@ mod tests {
             .unwrap();
         let mut cmd = Command::new("sleep");
         cmd.arg("1000");
-        cgroupfs::join_cgroup_before_exec(&mut cmd, holder.as_fd());
-        let _job = Proc(cmd.spawn().unwrap());
+        let _job = Proc(spawn_placed(&mut cmd, holder.as_fd()));
 
         assert_eq!(tp.parent.sweep_stale().unwrap(), 3);
         let mut kept = vec![

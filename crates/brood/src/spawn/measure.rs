@@ -58,7 +58,7 @@ fn one(method: Method, cgroup: &std::fs::File, support: &Support) -> Duration {
             let plan = SpawnPlan::from_std(&command, None).unwrap();
             let child = plan.spawn_with(None, support, Choice::Auto).unwrap();
             let spent = thread_cpu() - start;
-            crate::sys::wait4(child.pid, false).unwrap();
+            crate::sys::process::wait4(child.pid, false).unwrap();
             return spent;
         }
         Method::Clone3 => (Choice::Auto, None, Vehicle::Clone3),
@@ -70,7 +70,7 @@ fn one(method: Method, cgroup: &std::fs::File, support: &Support) -> Duration {
     let child = plan.spawn_with(into, support, choice).unwrap();
     let spent = thread_cpu() - start;
     assert_eq!(child.vehicle, vehicle);
-    crate::sys::wait4(child.pid, false).unwrap();
+    crate::sys::process::wait4(child.pid, false).unwrap();
     spent
 }
 

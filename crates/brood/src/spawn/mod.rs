@@ -2,10 +2,11 @@
 //! ([`plan::SpawnPlan`]) and what a std command holds
 //! ([`std_shape`]). The primitive itself is `crate::sys::spawn`.
 //!
-//! Not wired into [`crate::Command`] yet: `Command::spawn` still goes
-//! through std. See `docs/DESIGN.md`, "brood's own spawn".
-
-#![cfg_attr(not(test), allow(dead_code))]
+//! Only contained children (`Containment::Cgroup`) are spawned this way, so
+//! that they start in their cgroup; see `docs/DESIGN.md`, "Atomic
+//! placement".
+//!
+//! Owns nothing itself. Calls: `sys::spawn`, `sys::fd`.
 
 #[cfg(test)]
 mod measure;

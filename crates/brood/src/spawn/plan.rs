@@ -20,6 +20,9 @@
 //! `execvp`) runs a file that fails with `ENOEXEC` (an executable text file
 //! without `#!`) with `/bin/sh`. brood runs no shell: that exec fails with
 //! `ENOEXEC` on both paths, as it does on std's usual `posix_spawnp` path.
+//!
+//! Owns: [`SpawnPlan`], [`StdioSpec`], [`SpawnedChild`]. Calls: `std_shape`,
+//! `sys::spawn`, `sys::fd`.
 
 use crate::sys::spawn::{self as sys_spawn, search, CStringArray, ChildImage, Choice, Support};
 use std::collections::BTreeMap;
@@ -301,7 +304,7 @@ impl<'a> SpawnPlan<'a> {
                     Some(file.into())
                 }
                 StdioSpec::Piped => {
-                    let (read, write) = sys_spawn::cloexec_pipe()?;
+                    let (read, write) = crate::sys::fd::cloexec_pipe()?;
                     let (mine, theirs) = if readable {
                         (write, read)
                     } else {

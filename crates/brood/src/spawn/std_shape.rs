@@ -19,6 +19,8 @@
 //!
 //! What the description never shows is a `pre_exec` hook; callers must know
 //! by other means that there is none.
+//!
+//! Owns: [`StdShape`], [`describe`]. Calls nothing.
 
 use std::process::Command;
 use std::sync::OnceLock;

@@ -159,7 +159,7 @@ fn failed(e: io::Error) -> Outcome {
 }
 
 fn wait(pid: u32) -> ExitStatus {
-    crate::sys::wait4(pid, false)
+    crate::sys::process::wait4(pid, false)
         .expect("wait4")
         .expect("an exit")
         .0
@@ -385,7 +385,7 @@ fn pid_and_group(outcome: &Outcome) -> (u32, u32) {
 fn process_group_new_and_existing() {
     let _serial = serial();
     let mut options = Options::new("cat", &["/proc/self/stat"]);
-    let ours_group = crate::sys::getpgid(std::process::id()).unwrap();
+    let ours_group = crate::sys::process::getpgid(std::process::id()).unwrap();
     let (_, pgrp) = pid_and_group(&run_std(&options));
     assert_eq!(pgrp, ours_group);
 
@@ -473,8 +473,8 @@ fn no_handler_of_ours_runs_in_a_clone3_child() {
     let _caught_too = ts::catch(libc::SIGURG).unwrap();
     let before = ts::handler_runs();
 
-    let (tell_read, tell_write) = crate::sys::spawn::cloexec_pipe().unwrap();
-    let (wait_read, wait_write) = crate::sys::spawn::cloexec_pipe().unwrap();
+    let (tell_read, tell_write) = crate::sys::fd::cloexec_pipe().unwrap();
+    let (wait_read, wait_write) = crate::sys::fd::cloexec_pipe().unwrap();
     // The child is paused before exec while our thread is suspended in
     // clone3; another thread signals it, then lets it go on.
     let signaller = std::thread::spawn(move || {
@@ -503,8 +503,8 @@ fn a_child_killed_before_exec_is_a_spawn_error() {
             // std reports a forked child that died before exec as spawned.
             continue;
         }
-        let (tell_read, tell_write) = crate::sys::spawn::cloexec_pipe().unwrap();
-        let (wait_read, _wait_write) = crate::sys::spawn::cloexec_pipe().unwrap();
+        let (tell_read, tell_write) = crate::sys::fd::cloexec_pipe().unwrap();
+        let (wait_read, _wait_write) = crate::sys::fd::cloexec_pipe().unwrap();
         let killer = std::thread::spawn(move || {
             let mut pid = [0u8; 4];
             File::from(tell_read).read_exact(&mut pid).unwrap();
@@ -659,7 +659,7 @@ fn stdio_inherit_null_piped_and_fd() {
                     "our end of stream {stream}"
                 );
                 if let Some(fd) = ours {
-                    assert!(crate::sys::is_cloexec(fd.as_fd()).unwrap());
+                    assert!(crate::sys::fd::is_cloexec(fd.as_fd()).unwrap());
                 }
             }
             ts::kill(child.pid, libc::SIGKILL).unwrap();
@@ -717,7 +717,7 @@ fn nothing_of_ours_leaks_into_the_child() {
     // directory, a pipe, another child's pidfd, a cgroup directory.
     let _file = File::open("/dev/null").unwrap();
     let _dir = File::open("/").unwrap();
-    let _pipe = crate::sys::spawn::cloexec_pipe().unwrap();
+    let _pipe = crate::sys::fd::cloexec_pipe().unwrap();
     let other = SpawnPlan::new("true")
         .spawn_with(None, &Support::new(), Choice::Auto)
         .unwrap();
@@ -762,8 +762,8 @@ fn the_pidfd_is_the_childs_from_birth() {
         let plan = Options::new("ls", &["/nonexistent-brood"]).plan();
         let child = spawn_ours(&plan, choice, vehicle).unwrap();
         let pidfd = child.pidfd.expect("a pidfd");
-        assert!(crate::sys::is_cloexec(pidfd.as_fd()).unwrap());
-        let (status, _) = crate::sys::linux::waitid_pidfd(pidfd.as_fd(), false)
+        assert!(crate::sys::fd::is_cloexec(pidfd.as_fd()).unwrap());
+        let (status, _) = crate::sys::pidfd::waitid(pidfd.as_fd(), false)
             .unwrap()
             .unwrap();
         assert_eq!(status.code(), Some(2), "{vehicle:?}");

@@ -240,13 +240,13 @@ fn spawn_on(
     match report.load(std::sync::atomic::Ordering::Relaxed) {
         report::EXECING => Outcome::Spawned { pid, pidfd },
         report::NOT_REACHED => {
-            super::reap(&pidfd);
+            super::linux::reap(&pidfd);
             Outcome::ChildFailed(io::Error::other(
                 "brood: the child was killed before it could exec",
             ))
         }
         errno => {
-            super::reap(&pidfd);
+            super::linux::reap(&pidfd);
             Outcome::ChildFailed(io::Error::from_raw_os_error(errno))
         }
     }

@@ -1,18 +1,23 @@
-//! System calls for the cgroup v2 layer (`crate::cgroup`): file-system type,
-//! directory-relative `*at` calls, `poll` for kernfs change events, and the
-//! reactor registration of a `cgroup.events` descriptor.
+//! cgroup v2 file-system calls on Linux: the file-system type,
+//! directory-relative `*at` calls, and `poll` for kernfs change events.
 //!
 //! Every directory-relative call takes the directory as a descriptor, so the
 //! cgroup layer acts on the very directory it validated, whatever happens to
 //! the path meanwhile.
+//!
+//! Owns nothing. Calls: `errno`.
 
-use super::cvt;
+use crate::sys::errno::{cvt, cvt_retry};
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+/// Whether this platform has cgroups at all (the machine may still have no
+/// usable hierarchy: the cgroup layer finds out).
+pub(crate) const SUPPORTED: bool = true;
 
 /// `f_type` of a cgroup v2 file system (`CGROUP2_SUPER_MAGIC`, linux/magic.h).
 pub(crate) const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
@@ -42,7 +47,7 @@ pub(crate) fn fs_type(fd: BorrowedFd<'_>) -> io::Result<u64> {
 /// `openat(2)` with `O_CLOEXEC` added to `flags`.
 pub(crate) fn open_at(dir: BorrowedFd<'_>, name: &Path, flags: i32) -> io::Result<OwnedFd> {
     let name = c_name(name)?;
-    let fd = super::cvt_retry(|| {
+    let fd = cvt_retry(|| {
         // SAFETY: `name` is a NUL-terminated string that outlives the call;
         // openat returns a new descriptor or -1.
         unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC) }
@@ -101,35 +106,6 @@ pub(crate) fn poll_priority(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<b
     }
 }
 
-/// Registers a `cgroup.events` file with the current Tokio runtime's reactor
-/// for change notifications (`Interest::PRIORITY`, that is `EPOLLPRI`,
-/// edge-triggered as Tokio always is). Fails outside a runtime.
-pub(crate) fn register_events(events: File) -> io::Result<tokio::io::unix::AsyncFd<File>> {
-    // SAFETY: the AsyncFd owns the File, so the descriptor stays open, and the
-    // same, exactly as long as the registration.
-    unsafe { super::register(events, tokio::io::Interest::PRIORITY) }
-}
-
-/// Test support: makes the child of `cmd` move itself into the cgroup whose
-/// `cgroup.procs` is open as `procs` (writing `0` means "the writer"), between
-/// fork and exec. `procs` must stay open until `cmd` is spawned.
-#[cfg(test)]
-pub(crate) fn join_cgroup_before_exec(cmd: &mut std::process::Command, procs: BorrowedFd<'_>) {
-    let fd = procs.as_raw_fd();
-    let hook = move || {
-        // SAFETY: write(2) of a static buffer is async-signal-safe; `fd` is
-        // open in the forked child (close-on-exec closes it only at exec).
-        let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    };
-    // SAFETY: the hook makes a single async-signal-safe system call.
-    unsafe { super::pre_exec(cmd, hook) };
-}
-
 /// Test support: gives the *calling thread* a private mount namespace (other
 /// threads keep the process's) and makes `dir` read-only in it through a
 /// read-only bind mount of `dir` onto itself. The namespace, and the mount
@@ -174,47 +150,4 @@ pub(crate) fn thread_private_read_only_bind(dir: &Path) -> io::Result<()> {
         )
     })
     .map(drop)
-}
-
-/// Test support: an epoll set, to check the exact registration brood's
-/// background thread makes for a `cgroup.events` watch.
-#[cfg(test)]
-pub(crate) struct TestEpoll(OwnedFd);
-
-#[cfg(test)]
-impl TestEpoll {
-    pub(crate) fn new() -> io::Result<Self> {
-        // SAFETY: epoll_create1 takes a flag and returns a new descriptor.
-        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-        // SAFETY: a fresh descriptor that nothing else owns.
-        Ok(TestEpoll(unsafe { OwnedFd::from_raw_fd(fd) }))
-    }
-
-    /// Adds `fd` with exactly `events`.
-    pub(crate) fn add(&self, fd: BorrowedFd<'_>, events: u32) -> io::Result<()> {
-        let mut event = libc::epoll_event {
-            events,
-            u64: fd.as_raw_fd() as u64,
-        };
-        // SAFETY: `event` is valid for the call; the kernel copies it.
-        cvt(unsafe {
-            libc::epoll_ctl(
-                self.0.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                fd.as_raw_fd(),
-                &mut event,
-            )
-        })
-        .map(drop)
-    }
-
-    /// The event masks reported within `timeout_ms`.
-    pub(crate) fn wait(&self, timeout_ms: i32) -> io::Result<Vec<u32>> {
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 8];
-        // SAFETY: `events` is writable for 8 entries.
-        let n = cvt(unsafe {
-            libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), 8, timeout_ms)
-        })?;
-        Ok(events[..n as usize].iter().map(|e| e.events).collect())
-    }
 }
