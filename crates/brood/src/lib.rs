@@ -124,17 +124,16 @@
 //   trace, rusage, signal, sync   leaves
 //   sys          every system call, chosen per platform; all unsafe code
 
-#[allow(dead_code, unused_imports)]
 mod cgroup;
 mod child;
 mod command;
+mod containment;
 #[cfg(all(test, brood_loom))]
 mod loom_models;
 mod reactor;
 pub mod reaper;
 mod rusage;
 mod signal;
-#[allow(dead_code)]
 mod spawn;
 mod stdio;
 mod subreaper;
@@ -147,8 +146,9 @@ pub mod test_hooks;
 mod trace;
 mod watch;
 
-pub use child::{Child, ChildHandle, OutputLimitExceeded};
+pub use child::{Child, ChildHandle, OutputLimitExceeded, WaitDelayExceeded};
 pub use command::Command;
+pub use containment::{Containment, TreeUsage};
 pub use rusage::ResourceUsage;
 pub use signal::Signal;
 pub use stdio::{ChildStderr, ChildStdin, ChildStdout};

@@ -1,5 +1,8 @@
 //! One contained child's cgroup: its members, its events, the stop
 //! primitives (freeze, signal, thaw, kill), its figures, and its removal.
+//!
+//! Owns: [`ChildCgroup`], [`Signalled`]. Calls: `events`, `fs`, `usage`,
+//! `sys::cgroupfs`, `sys::pidfd`, `sys::process`.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -10,8 +13,10 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::events::{self, Events, PopulatedWatch};
-use super::parent::{self, read_small, CgroupParent, MAX_NESTING};
+#[cfg(test)]
+use super::events::Events;
+use super::events::{self, PopulatedWatch};
+use super::fs::{self, read_small, MAX_NESTING};
 use super::usage::{self, CgroupUsage};
 use crate::sync::Mutex;
 use crate::sys::{self, cgroupfs};
@@ -27,7 +32,8 @@ const PIDFD_BATCH: usize = 256;
 /// Dropping it removes the directory if it is empty and was not removed yet.
 #[derive(Debug)]
 pub(crate) struct ChildCgroup {
-    parent: Arc<CgroupParent>,
+    /// The parent directory, through which the cgroup removes itself.
+    parent: Arc<File>,
     name: String,
     path: PathBuf,
     dir: File,
@@ -55,7 +61,7 @@ pub(crate) struct Signalled {
 
 impl ChildCgroup {
     pub(super) fn new(
-        parent: Arc<CgroupParent>,
+        parent: Arc<File>,
         name: String,
         path: PathBuf,
         dir: File,
@@ -72,11 +78,13 @@ impl ChildCgroup {
     }
 
     /// The directory's name (see `name.rs` for the scheme).
+    #[cfg(test)]
     pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     /// The directory's path.
+    #[cfg(any(test, feature = "tracing"))]
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
@@ -101,12 +109,14 @@ impl ChildCgroup {
     }
 
     /// Reads `cgroup.events` once, through a descriptor of its own.
+    #[cfg(test)]
     pub(crate) fn events(&self) -> io::Result<Events> {
         events::parse_events(&read_small(self.dir_fd(), "cgroup.events")?)
     }
 
     /// Whether any process is left in the cgroup (or in cgroups the job
     /// created inside it).
+    #[cfg(test)]
     pub(crate) fn populated(&self) -> io::Result<bool> {
         self.events().map(|e| e.populated)
     }
@@ -290,7 +300,7 @@ impl ChildCgroup {
         if let Ok(usage) = self.read_usage() {
             state.last_usage = Some(usage);
         }
-        match parent::remove_tree(self.parent.dir_fd(), Path::new(&self.name), 0) {
+        match fs::remove_tree(self.parent.as_fd(), Path::new(&self.name), 0) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
@@ -370,7 +380,7 @@ fn collect_members(dir: BorrowedFd<'_>, depth: u32, pids: &mut Vec<u32>) -> io::
             )
         })?);
     }
-    for child in parent::subdirectories(dir)? {
+    for child in fs::subdirectories(dir)? {
         if depth >= MAX_NESTING {
             return Err(io::Error::other(format!(
                 "brood: cgroups nested more than {MAX_NESTING} deep"

@@ -6,6 +6,9 @@
 //! the `0::` line of `/proc/self/cgroup`. The directory of the process's
 //! cgroup is the mount point joined with the cgroup path relative to the
 //! mount's root.
+//!
+//! Owns: [`Cgroup2Mount`], the parsers of `mountinfo` and `/proc/self/cgroup`.
+//! Calls: `sys::cgroupfs`.
 
 use std::ffi::OsString;
 use std::io;
@@ -91,6 +94,7 @@ pub(crate) fn parse_mountinfo(text: &str) -> Vec<Cgroup2Mount> {
 }
 
 /// Whether `mountinfo` lists a cgroup v1 hierarchy; returns its mount point.
+#[cfg(test)]
 pub(crate) fn first_cgroup1_mount(text: &str) -> Option<PathBuf> {
     text.lines().find_map(|line| {
         let fields: Vec<&str> = line.split(' ').collect();

@@ -18,6 +18,8 @@
 //! (`CGROUP_FILE_NOTIFY_MIN_INTV`): a change within 10 ms of the previous
 //! notification is delivered by a timer at the end of that window, so a
 //! wake-up can come up to 10 ms after the change. None is lost.
+//!
+//! Owns: [`Events`], [`PopulatedWatch`], `wait_until`. Calls: `sys::cgroupfs`.
 
 use std::fs::File;
 use std::io;
@@ -145,6 +147,7 @@ impl PopulatedWatch {
     }
 
     /// How often the file was read through this watch.
+    #[cfg(test)]
     pub(crate) fn reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
     }

@@ -8,8 +8,8 @@
 //!   and the sweep of stale ones.
 //! - [`ChildCgroup`]: one per-child cgroup, with the descriptors a spawn
 //!   needs, its members, the stop primitives and its figures.
-//! - [`PopulatedWatch`]: waiting for `populated 0` through the reactor or
-//!   brood's background thread.
+//! - [`PopulatedWatch`]: waiting for `populated 0` in brood's background
+//!   thread (through its poller) or in a thread that may block.
 //!
 //! # Where the per-child cgroups go
 //!
@@ -59,18 +59,37 @@
 //! no member forks past the signal, and no signal reaches a recycled pid.
 //! [`ChildCgroup::kill`] writes `cgroup.kill`, which also reaches processes
 //! forked after the first stop. Grace periods and timers are the caller's.
+//!
+//! On other systems the layer compiles to the same items, which fail with
+//! `Unsupported` through `sys::cgroupfs`'s stand-ins; [`SUPPORTED`] says so
+//! up front.
+//!
+//! Owns: [`SUPPORTED`]. Calls: the files below.
 
-pub(crate) mod child;
-pub(crate) mod discover;
-pub(crate) mod events;
-pub(crate) mod name;
-pub(crate) mod parent;
-pub(crate) mod usage;
+// The cgroup layer's files, top down:
+//
+//   parent.rs    CgroupParent: validation, creation, the stale sweep
+//   child.rs     ChildCgroup: members, stop primitives, figures, removal
+//   events.rs    cgroup.events: populated/frozen, waits without polling
+//   fs.rs        reading interface files, listing and removing cgroups
+//   discover.rs  the cgroup2 mount and this process's cgroup
+//   name.rs      the naming scheme and the creator's identity
+//   usage.rs     cpu.stat and memory.peak
+
+mod child;
+mod discover;
+mod events;
+mod fs;
+mod name;
+mod parent;
+mod usage;
 
 pub(crate) use child::{ChildCgroup, Signalled};
 pub(crate) use events::PopulatedWatch;
 pub(crate) use parent::CgroupParent;
-pub(crate) use usage::CgroupUsage;
+
+/// Whether this platform has cgroups at all (only Linux does).
+pub(crate) const SUPPORTED: bool = crate::sys::cgroupfs::SUPPORTED;
 
 // Tests against the real cgroup2 hierarchy of the machine.
 //
@@ -89,7 +108,7 @@ pub(crate) use usage::CgroupUsage;
 mod tests {
     use super::discover;
     use super::name::{self, CgroupName, Creator};
-    use super::parent::{remove_tree, subdirectories};
+    use super::fs::{self, remove_tree, subdirectories};
     use super::*;
     use crate::sys::poller::Poller;
     use crate::sys::spawn::install_placement_hook;
@@ -519,7 +538,7 @@ mod tests {
         assert_eq!(signalled.members, 4, "{signalled:?}");
         // Not frozen any more: the knob is back to 0.
         assert_eq!(
-            parent::read_small(cg.dir_fd(), "cgroup.freeze")
+            fs::read_small(cg.dir_fd(), "cgroup.freeze")
                 .unwrap()
                 .trim(),
             "0"

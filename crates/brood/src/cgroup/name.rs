@@ -19,6 +19,8 @@
 //! All four are decimal. cgroup file systems do not survive a reboot, so no
 //! boot id is needed. A name that does not match this pattern exactly is
 //! never treated as brood's.
+//!
+//! Owns: [`CgroupName`], [`Creator`], this process's identity. Calls nothing.
 
 use std::io;
 use std::path::Path;

@@ -1,24 +1,22 @@
 //! The directory per-child cgroups are created in: validation, creation, and
 //! the removal of stale cgroups that crashed brood processes left behind.
+//!
+//! Owns: [`CgroupParent`], the cache of validated parents. Calls: `child`,
+//! `discover`, `events`, `fs`, `name`, `sys::cgroupfs`.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::child::ChildCgroup;
-use super::events;
+use super::fs::{read_small, remove_tree, subdirectories};
 use super::name::{self, CgroupName, Creator};
 use crate::sys::cgroupfs;
-
-/// How deep brood descends into cgroups a job created inside its own
-/// (to list members, or to remove an empty tree). Deeper nesting is an error.
-pub(crate) const MAX_NESTING: u32 = 64;
 
 /// A validated directory of the cgroup2 hierarchy in which per-child cgroups
 /// can be created and populated.
@@ -29,7 +27,8 @@ pub(crate) const MAX_NESTING: u32 = 64;
 #[derive(Debug)]
 pub(crate) struct CgroupParent {
     path: PathBuf,
-    dir: File,
+    /// Shared with each child cgroup, which removes itself through it.
+    dir: Arc<File>,
 }
 
 impl CgroupParent {
@@ -43,6 +42,27 @@ impl CgroupParent {
         }
         let parent = Arc::new(CgroupParent::open(&super::discover::own_cgroup_dir()?)?);
         Ok(Arc::clone(DEFAULT.get_or_init(|| parent)))
+    }
+
+    /// [`CgroupParent::open`], validated once per path and then shared (a
+    /// failure is not remembered). Validation reads `/proc` and walks the
+    /// path, which is too slow to repeat for every spawn.
+    pub(crate) fn open_cached(path: &Path) -> io::Result<Arc<CgroupParent>> {
+        if let Some(parent) = lock_cache().get(path) {
+            return Ok(Arc::clone(parent));
+        }
+        let parent = Arc::new(CgroupParent::open(path)?);
+        Ok(Arc::clone(
+            lock_cache()
+                .entry(path.to_path_buf())
+                .or_insert(parent),
+        ))
+    }
+
+    /// Drops `path` from the cache of [`CgroupParent::open_cached`] (the
+    /// directory was removed since).
+    pub(crate) fn forget_cached(path: &Path) {
+        lock_cache().remove(path);
     }
 
     /// Validates `path` as a parent for per-child cgroups: it must exist, be
@@ -140,11 +160,12 @@ impl CgroupParent {
 
         Ok(CgroupParent {
             path: path.to_path_buf(),
-            dir,
+            dir: Arc::new(dir),
         })
     }
 
     /// The path it was opened by.
+    #[cfg(test)]
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
@@ -202,7 +223,13 @@ impl CgroupParent {
             Ok((dir, procs))
         });
         match opened {
-            Ok((dir, procs)) => Ok(ChildCgroup::new(Arc::clone(self), name, path, dir, procs)),
+            Ok((dir, procs)) => Ok(ChildCgroup::new(
+                Arc::clone(&self.dir),
+                name,
+                path,
+                dir,
+                procs,
+            )),
             Err(e) => {
                 // Nothing half-done: the directory is empty, so this succeeds.
                 let _ = cgroupfs::rmdir_at(self.dir_fd(), Path::new(&name));
@@ -241,6 +268,7 @@ impl CgroupParent {
     /// other pid namespaces, and anything not named by brood are never
     /// touched; nor are stale ones that still hold processes (their jobs
     /// outlived the crash and may be wanted).
+    #[cfg(test)]
     pub(crate) fn sweep_stale(&self) -> io::Result<usize> {
         self.sweep(name::this_process()?)
     }
@@ -270,6 +298,15 @@ impl CgroupParent {
         }
         Ok(removed)
     }
+}
+
+/// The parents [`CgroupParent::open_cached`] validated, by path.
+fn lock_cache() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Arc<CgroupParent>>> {
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<CgroupParent>>>> = OnceLock::new();
+    CACHE
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Whether this process may move processes into a new cgroup under
@@ -307,56 +344,4 @@ fn check_migration_permission(parent: &Path) -> Result<(), (PathBuf, io::Error)>
     }
     cgroupfs::access_at(ancestor.as_fd(), Path::new("cgroup.procs"), libc::W_OK)
         .map_err(|e| (common, e))
-}
-
-/// Reads a small interface file of the cgroup directory `dir`.
-pub(crate) fn read_small(dir: BorrowedFd<'_>, file: &str) -> io::Result<String> {
-    let mut file = cgroupfs::open_file_at(dir, Path::new(file), libc::O_RDONLY)?;
-    let mut text = String::new();
-    io::Read::read_to_string(&mut file, &mut text)?;
-    Ok(text)
-}
-
-/// The names of the subdirectories (child cgroups) of the directory `dir`.
-///
-/// Listed through `/proc/self/fd`, so it is the very directory the
-/// descriptor names.
-pub(crate) fn subdirectories(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            names.push(entry.file_name());
-        }
-    }
-    Ok(names)
-}
-
-/// Removes the cgroup `name` under `parent`, and the cgroups a job created
-/// inside it, provided no process is left in any of them.
-///
-/// `rmdir` of a cgroup fails with `EBUSY` while it holds processes *or*
-/// child cgroups. Only when `cgroup.events` says the tree is empty are the
-/// child cgroups removed (depth first) and the `rmdir` tried again; a
-/// populated tree is reported as `EBUSY`, untouched.
-pub(crate) fn remove_tree(parent: BorrowedFd<'_>, name: &Path, depth: u32) -> io::Result<()> {
-    match cgroupfs::rmdir_at(parent, name) {
-        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
-        other => return other,
-    }
-    let dir = cgroupfs::open_file_at(parent, name, libc::O_RDONLY | libc::O_DIRECTORY)?;
-    let populated = events::parse_events(&read_small(dir.as_fd(), "cgroup.events")?)?.populated;
-    let children = subdirectories(dir.as_fd())?;
-    if populated || children.is_empty() {
-        return Err(io::Error::from_raw_os_error(libc::EBUSY));
-    }
-    if depth >= MAX_NESTING {
-        return Err(io::Error::other(format!(
-            "brood: cgroups nested more than {MAX_NESTING} deep"
-        )));
-    }
-    for child in children {
-        remove_tree(dir.as_fd(), Path::new(&child), depth + 1)?;
-    }
-    cgroupfs::rmdir_at(parent, name)
 }

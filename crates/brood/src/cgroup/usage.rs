@@ -1,4 +1,6 @@
 //! A cgroup's resource figures: `cpu.stat` and `memory.peak`.
+//!
+//! Owns: [`CgroupUsage`] and its parsers. Calls nothing.
 
 use std::io;
 use std::time::Duration;

@@ -1,9 +1,11 @@
 //! `ChildHandle`: the shareable side of a child.
 //!
-//! Owns: [`ChildHandle`]. Calls: `shared`, `wait`.
+//! Owns: [`ChildHandle`]. Calls: `contain`, `shared`, `wait`.
 
+use super::contain;
 use super::shared::Shared;
 use super::wait::wait_exit;
+use crate::containment::{Containment, TreeUsage};
 use crate::rusage::ResourceUsage;
 use crate::signal::Signal;
 use crate::sync::Arc;
@@ -76,6 +78,33 @@ impl ChildHandle {
     /// after `Child::wait_with_output`, which consumes the `Child`).
     pub fn resource_usage(&self) -> Option<ResourceUsage> {
         self.shared.cell.get().and_then(|exit| exit.usage())
+    }
+
+    /// How the child's tree is contained; see
+    /// [`Child::containment`](crate::Child::containment).
+    pub fn containment(&self) -> Option<Containment> {
+        contain::containment(&self.shared)
+    }
+
+    /// The live pids in the child's containment; see
+    /// [`Child::members`](crate::Child::members).
+    pub fn members(&self) -> io::Result<Vec<u32>> {
+        contain::members(&self.shared)
+    }
+
+    /// Waits until the child has exited and no member of its tree is left;
+    /// see [`Child::wait_tree`](crate::Child::wait_tree). Cancel-safe; every
+    /// waiter gets the status.
+    pub async fn wait_tree(&self) -> io::Result<ExitStatus> {
+        let exit = wait_exit(&self.shared, false).await;
+        contain::tree_gone(&self.shared, None).await?;
+        exit.status()
+    }
+
+    /// What the child's whole tree used; see
+    /// [`Child::tree_usage`](crate::Child::tree_usage).
+    pub fn tree_usage(&self) -> Option<TreeUsage> {
+        contain::tree_usage(&self.shared)
     }
 
     /// The status if the child has been reaped already; never blocks and never

@@ -4,11 +4,12 @@
 //! it only as a [`Tracked`] child.
 //!
 //! Owns: [`Shared`], [`StopPolicy`], and `Shared`'s [`Tracked`] impl. Calls:
-//! `exit`, `process`, `reaper` (tracking, timers, the pidfd watcher), `sys`,
-//! `trace`.
+//! `exit`, `process`, `containment` (a contained child's tree), `reaper`
+//! (tracking, timers, the pidfd watcher), `sys`, `trace`.
 
 use super::exit::{Exit, ExitCell, Kill};
 use super::process::Process;
+use crate::containment::{CgroupTree, Tree};
 use crate::reaper::{self, LazyPidfd, Reap, Tracked};
 use crate::signal::Signal;
 use crate::sync::Arc;
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) stop: StopPolicy,
     /// Set when the `Child` was dropped before the exit was collected.
     orphaned: AtomicBool,
+    /// The child's containment, if it was spawned contained.
+    pub(crate) tree: Option<Tree>,
 }
 
 impl Shared {
@@ -47,7 +50,21 @@ impl Shared {
             cell: ExitCell::default(),
             stop,
             orphaned: AtomicBool::new(false),
+            tree: None,
         }
+    }
+
+    /// The shared state of a contained child.
+    pub(crate) fn contained(process: Process, stop: StopPolicy, tree: Tree) -> Self {
+        Shared {
+            tree: Some(tree),
+            ..Shared::new(process, stop)
+        }
+    }
+
+    /// The cgroup of a child contained in one.
+    pub(crate) fn cgroup(&self) -> Option<&Arc<CgroupTree>> {
+        self.tree.as_ref()?.cgroup()
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -208,9 +225,14 @@ impl Shared {
         }
     }
 
-    /// Sends a stop signal as the stop policy says: to the group if the child
+    /// Sends a stop signal as the stop policy says: to the whole cgroup if
+    /// the child is contained in one (SIGKILL as `cgroup.kill`, any other
+    /// signal frozen, from the background thread), to the group if the child
     /// leads one, else to the child.
     pub(crate) fn send_stop(&self, signal: Signal) -> io::Result<()> {
+        if let Some(cgroup) = self.cgroup() {
+            return cgroup.send(signal);
+        }
         if self.stop.group {
             self.send_group(signal)
         } else {

@@ -96,6 +96,8 @@ pub(crate) struct SpawnedChild {
     pub(crate) stdin: Option<OwnedFd>,
     pub(crate) stdout: Option<OwnedFd>,
     pub(crate) stderr: Option<OwnedFd>,
+    /// How it was made, for the tests.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) vehicle: Vehicle,
 }
 
@@ -136,89 +138,6 @@ impl<'a> SpawnPlan<'a> {
             #[cfg(test)]
             pause: None,
         }
-    }
-
-    /// As `Command::arg`.
-    pub(crate) fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
-        self.args.push(arg.as_ref().to_owned());
-        self
-    }
-
-    /// As `CommandExt::arg0`.
-    pub(crate) fn arg0(&mut self, arg0: impl AsRef<OsStr>) -> &mut Self {
-        self.arg0 = Some(arg0.as_ref().to_owned());
-        self
-    }
-
-    /// As `Command::env`.
-    pub(crate) fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Self {
-        let key = key.as_ref();
-        self.env.saw_path |= key == "PATH";
-        self.env
-            .vars
-            .insert(key.to_owned(), Some(value.as_ref().to_owned()));
-        self
-    }
-
-    /// As `Command::env_remove`.
-    pub(crate) fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Self {
-        let key = key.as_ref();
-        self.env.saw_path |= key == "PATH";
-        if self.env.clear {
-            self.env.vars.remove(key);
-        } else {
-            self.env.vars.insert(key.to_owned(), None);
-        }
-        self
-    }
-
-    /// As `Command::env_clear`.
-    pub(crate) fn env_clear(&mut self) -> &mut Self {
-        self.env.clear = true;
-        self.env.vars.clear();
-        self
-    }
-
-    /// As `Command::current_dir`.
-    pub(crate) fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Self {
-        self.cwd = Some(dir.as_ref().to_owned());
-        self
-    }
-
-    /// As `CommandExt::uid`.
-    pub(crate) fn uid(&mut self, uid: u32) -> &mut Self {
-        self.uid = Some(uid);
-        self
-    }
-
-    /// As `CommandExt::gid`.
-    pub(crate) fn gid(&mut self, gid: u32) -> &mut Self {
-        self.gid = Some(gid);
-        self
-    }
-
-    /// As `CommandExt::process_group`.
-    pub(crate) fn process_group(&mut self, pgroup: i32) -> &mut Self {
-        self.pgroup = Some(pgroup);
-        self
-    }
-
-    /// The child's stdin.
-    pub(crate) fn stdin(&mut self, spec: StdioSpec<'a>) -> &mut Self {
-        self.stdio[0] = spec;
-        self
-    }
-
-    /// The child's stdout.
-    pub(crate) fn stdout(&mut self, spec: StdioSpec<'a>) -> &mut Self {
-        self.stdio[1] = spec;
-        self
-    }
-
-    /// The child's stderr.
-    pub(crate) fn stderr(&mut self, spec: StdioSpec<'a>) -> &mut Self {
-        self.stdio[2] = spec;
-        self
     }
 
     /// Spawns the plan, in the cgroup whose directory `cgroup` is open, if
@@ -400,6 +319,94 @@ impl<'a> SpawnPlan<'a> {
         }
         let path = map.remove(OsStr::new("PATH"));
         Ok((envp, path))
+    }
+}
+
+/// The builder, as std's: only the tests build plans by hand (brood reads
+/// them from std commands, [`SpawnPlan::from_std`]).
+#[cfg(test)]
+impl<'a> SpawnPlan<'a> {
+    /// As `Command::arg`.
+    pub(crate) fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// As `CommandExt::arg0`.
+    pub(crate) fn arg0(&mut self, arg0: impl AsRef<OsStr>) -> &mut Self {
+        self.arg0 = Some(arg0.as_ref().to_owned());
+        self
+    }
+
+    /// As `Command::env`.
+    pub(crate) fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Self {
+        let key = key.as_ref();
+        self.env.saw_path |= key == "PATH";
+        self.env
+            .vars
+            .insert(key.to_owned(), Some(value.as_ref().to_owned()));
+        self
+    }
+
+    /// As `Command::env_remove`.
+    pub(crate) fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Self {
+        let key = key.as_ref();
+        self.env.saw_path |= key == "PATH";
+        if self.env.clear {
+            self.env.vars.remove(key);
+        } else {
+            self.env.vars.insert(key.to_owned(), None);
+        }
+        self
+    }
+
+    /// As `Command::env_clear`.
+    pub(crate) fn env_clear(&mut self) -> &mut Self {
+        self.env.clear = true;
+        self.env.vars.clear();
+        self
+    }
+
+    /// As `Command::current_dir`.
+    pub(crate) fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Self {
+        self.cwd = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// As `CommandExt::uid`.
+    pub(crate) fn uid(&mut self, uid: u32) -> &mut Self {
+        self.uid = Some(uid);
+        self
+    }
+
+    /// As `CommandExt::gid`.
+    pub(crate) fn gid(&mut self, gid: u32) -> &mut Self {
+        self.gid = Some(gid);
+        self
+    }
+
+    /// As `CommandExt::process_group`.
+    pub(crate) fn process_group(&mut self, pgroup: i32) -> &mut Self {
+        self.pgroup = Some(pgroup);
+        self
+    }
+
+    /// The child's stdin.
+    pub(crate) fn stdin(&mut self, spec: StdioSpec<'a>) -> &mut Self {
+        self.stdio[0] = spec;
+        self
+    }
+
+    /// The child's stdout.
+    pub(crate) fn stdout(&mut self, spec: StdioSpec<'a>) -> &mut Self {
+        self.stdio[1] = spec;
+        self
+    }
+
+    /// The child's stderr.
+    pub(crate) fn stderr(&mut self, spec: StdioSpec<'a>) -> &mut Self {
+        self.stdio[2] = spec;
+        self
     }
 }
 

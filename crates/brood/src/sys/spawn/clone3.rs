@@ -240,13 +240,13 @@ fn spawn_on(
     match report.load(std::sync::atomic::Ordering::Relaxed) {
         report::EXECING => Outcome::Spawned { pid, pidfd },
         report::NOT_REACHED => {
-            super::linux::reap(&pidfd);
+            reap(&pidfd);
             Outcome::ChildFailed(io::Error::other(
                 "brood: the child was killed before it could exec",
             ))
         }
         errno => {
-            super::linux::reap(&pidfd);
+            reap(&pidfd);
             Outcome::ChildFailed(io::Error::from_raw_os_error(errno))
         }
     }
@@ -347,4 +347,11 @@ pub(super) fn denied() -> bool {
     // SAFETY: a null struct with size 0 is rejected before it is read.
     let ret = unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<CloneArgs>(), 0usize) };
     !(ret == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL))
+}
+
+/// Reaps a child whose spawn failed (it has exited, or is about to).
+fn reap(pidfd: &OwnedFd) {
+    use std::os::fd::AsFd;
+    // ECHILD (SIGCHLD ignored, so the kernel reaped it) is as good.
+    let _ = crate::sys::pidfd::waitid(pidfd.as_fd(), false);
 }

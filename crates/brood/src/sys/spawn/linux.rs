@@ -14,7 +14,9 @@
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use super::clone3;
-use super::{child, fork, ChildImage, Choice, Spawned, Vehicle};
+use super::image::ChildImage;
+use super::types::{Choice, Spawned, Vehicle};
+use super::{child, fork};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering};
@@ -167,15 +169,4 @@ pub(crate) fn spawn(
 /// `openat(dir, "cgroup.procs", O_WRONLY | O_CLOEXEC)`.
 fn open_cgroup_procs(dir: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     crate::sys::cgroupfs::open_at(dir, std::path::Path::new("cgroup.procs"), libc::O_WRONLY)
-}
-
-/// Reaps a child whose spawn failed (it has exited, or is about to).
-#[cfg_attr(
-    not(any(target_arch = "x86_64", target_arch = "aarch64")),
-    allow(dead_code)
-)]
-pub(super) fn reap(pidfd: &OwnedFd) {
-    use std::os::fd::AsFd;
-    // ECHILD (SIGCHLD ignored, so the kernel reaped it) is as good.
-    let _ = crate::sys::pidfd::waitid(pidfd.as_fd(), false);
 }

@@ -29,7 +29,7 @@ mod arch {
     use core::arch::asm;
 
     #[inline(always)]
-    pub(in super::super) unsafe fn syscall4(n: i64, a: usize, b: usize, c: usize, d: usize) -> Ret {
+    pub(super) unsafe fn syscall4(n: i64, a: usize, b: usize, c: usize, d: usize) -> Ret {
         let ret: Ret;
         // SAFETY: the caller passes a valid system call and arguments. The
         // `syscall` instruction clobbers rcx and r11 and returns in rax; it
@@ -57,7 +57,7 @@ mod arch {
     use core::arch::asm;
 
     #[inline(always)]
-    pub(in super::super) unsafe fn syscall4(n: i64, a: usize, b: usize, c: usize, d: usize) -> Ret {
+    pub(super) unsafe fn syscall4(n: i64, a: usize, b: usize, c: usize, d: usize) -> Ret {
         let ret: Ret;
         // SAFETY: the caller passes a valid system call and arguments. `svc 0`
         // takes the number in x8, returns in x0 and preserves every other
@@ -83,7 +83,7 @@ mod arch {
 
     /// Only reached in a forked child, which owns its copy of `errno`.
     #[inline(always)]
-    pub(in super::super) unsafe fn syscall4(n: i64, a: usize, b: usize, c: usize, d: usize) -> Ret {
+    pub(super) unsafe fn syscall4(n: i64, a: usize, b: usize, c: usize, d: usize) -> Ret {
         // SAFETY: forwarded from the caller.
         let ret = unsafe { libc::syscall(n as libc::c_long, a, b, c, d) };
         if ret == -1 {

@@ -8,7 +8,8 @@
 //!
 //! Owns: [`Support`], [`SUPPORT`], [`spawn`]. Calls nothing.
 
-use super::{ChildImage, Choice, Spawned};
+use super::image::ChildImage;
+use super::types::{Choice, Spawned};
 use std::io;
 use std::os::fd::BorrowedFd;
 
