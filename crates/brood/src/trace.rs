@@ -67,7 +67,9 @@ pub(crate) fn tree_signalled(
 
 pub(crate) fn tree_ended(cgroup: &Path, removed: Result<(), &io::Error>) {
     match removed {
-        Ok(()) => tracing::debug!(target: "brood", cgroup = %cgroup.display(), "tree ended, cgroup removed"),
+        Ok(()) => {
+            tracing::debug!(target: "brood", cgroup = %cgroup.display(), "tree ended, cgroup removed")
+        }
         Err(error) => tracing::warn!(
             target: "brood",
             cgroup = %cgroup.display(),

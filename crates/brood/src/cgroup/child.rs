@@ -238,8 +238,7 @@ impl ChildCgroup {
             let still: HashSet<u32> = self.members()?.into_iter().collect();
             for (pid, pidfd) in &by_pidfd {
                 if still.contains(pid) {
-                    signalled +=
-                        gone_is_fine(sys::pidfd::send_signal(pidfd.as_fd(), signal))?;
+                    signalled += gone_is_fine(sys::pidfd::send_signal(pidfd.as_fd(), signal))?;
                 }
             }
             for pid in by_pid {

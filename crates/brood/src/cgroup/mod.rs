@@ -107,8 +107,8 @@ pub(crate) const SUPPORTED: bool = crate::sys::cgroupfs::SUPPORTED;
 #[cfg(test)]
 mod tests {
     use super::discover;
-    use super::name::{self, CgroupName, Creator};
     use super::fs::{self, remove_tree, subdirectories};
+    use super::name::{self, CgroupName, Creator};
     use super::*;
     use crate::sys::poller::Poller;
     use crate::sys::spawn::install_placement_hook;
@@ -538,9 +538,7 @@ mod tests {
         assert_eq!(signalled.members, 4, "{signalled:?}");
         // Not frozen any more: the knob is back to 0.
         assert_eq!(
-            fs::read_small(cg.dir_fd(), "cgroup.freeze")
-                .unwrap()
-                .trim(),
+            fs::read_small(cg.dir_fd(), "cgroup.freeze").unwrap().trim(),
             "0"
         );
         // Ignored, so discarded: nobody died of it.
@@ -748,9 +746,7 @@ mod tests {
         // The very poller and registration brood's background thread uses.
         let (wake, _wake_write) = sys::fd::nonblocking_pipe().unwrap();
         let poller = Poller::new(wake.as_raw_fd()).unwrap();
-        poller
-            .watch_changes(watch.as_fd().as_raw_fd(), 7)
-            .unwrap();
+        poller.watch_changes(watch.as_fd().as_raw_fd(), 7).unwrap();
         let mut tokens = Vec::new();
         // A descriptor that never read the file reports a change when armed
         // (kernfs records what a descriptor has seen when it reads), so the

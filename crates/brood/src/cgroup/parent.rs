@@ -53,9 +53,7 @@ impl CgroupParent {
         }
         let parent = Arc::new(CgroupParent::open(path)?);
         Ok(Arc::clone(
-            lock_cache()
-                .entry(path.to_path_buf())
-                .or_insert(parent),
+            lock_cache().entry(path.to_path_buf()).or_insert(parent),
         ))
     }
 

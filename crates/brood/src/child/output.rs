@@ -12,10 +12,10 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
 use std::process::Output;
-use std::time::Duration;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 use tokio::io::ReadBuf;
 
 /// The error inside the [`io::Error`] that [`Command::output`](crate::Command::output)
@@ -420,7 +420,9 @@ pub(super) async fn capture(
     let may_move = bulk_moves_to_a_thread();
     // `None`: the cut-off came first.
     let mut done = poll_fn(|cx| match capture.drain(&mut InTask(cx)) {
-        Ok(Drained::Empty) if may_move && capture.is_bulk() => Poll::Ready(Ok(Some(Drained::Empty))),
+        Ok(Drained::Empty) if may_move && capture.is_bulk() => {
+            Poll::Ready(Ok(Some(Drained::Empty)))
+        }
         // Checked only once both pipes are empty for now: all that was
         // written before the cut-off has been read.
         Ok(Drained::Empty) => match cutoff.as_mut().poll(cx) {

@@ -17,8 +17,8 @@
 mod cgroup_tree;
 pub(crate) mod spawn;
 
-pub use cgroup_tree::TreeUsage;
 pub(crate) use cgroup_tree::CgroupTree;
+pub use cgroup_tree::TreeUsage;
 
 use crate::sync::Arc;
 use crate::sys;

@@ -21,7 +21,10 @@ pub(crate) const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
 pub(crate) const CGROUP_SUPER_MAGIC: u64 = 0x0027_e0eb;
 
 fn unsupported() -> io::Error {
-    io::Error::new(io::ErrorKind::Unsupported, "brood: cgroups exist only on Linux")
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "brood: cgroups exist only on Linux",
+    )
 }
 
 /// Stand-in for `fstatfs(2)`'s file-system type.
