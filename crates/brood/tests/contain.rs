@@ -1600,3 +1600,145 @@ fn a_group_is_waited_for_and_stopped_but_a_setsid_grandchild_leaves_it() {
     }
     run_worker(NAME, &[]);
 }
+
+// ---------------------------------------------------------------------------
+// A measurement, not a test: the parent's CPU per contained spawn, beside
+// an uncontained one, from a small parent and from one with 1 GiB of
+// touched memory. Ignored by default; asserts nothing. Run it with
+//
+//     cargo test --release -p brood --test contain contained_spawn_cost -- --ignored --nocapture
+
+/// CPU time of `clock` (this thread's, or the whole process's).
+fn cpu(clock: libc::clockid_t) -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is writable for the call.
+    unsafe { libc::clock_gettime(clock, &mut now) };
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Spawn {
+    Uncontained,
+    Group,
+    Cgroup,
+    /// No spawn: the life of an empty cgroup as brood lives it (mkdir, open
+    /// the directory and cgroup.events, read cgroup.events and cpu.stat,
+    /// rmdir), for the kernel's share of a contained spawn.
+    CgroupAlone,
+}
+
+/// One spawn of /bin/true and its wait: the spawning thread's CPU for the
+/// spawn call, and the whole process's CPU (brood's background thread
+/// included: it removes the cgroup) from the spawn to the end of the wait.
+async fn one_spawn(how: Spawn, parent: &Path) -> (Duration, Duration) {
+    if how == Spawn::CgroupAlone {
+        let (thread0, process0) = (
+            cpu(libc::CLOCK_THREAD_CPUTIME_ID),
+            cpu(libc::CLOCK_PROCESS_CPUTIME_ID),
+        );
+        let dir = parent.join("alone");
+        std::fs::create_dir(&dir).unwrap();
+        let opened = std::fs::File::open(&dir).unwrap();
+        let events = std::fs::read(dir.join("cgroup.events")).unwrap();
+        let spawn = cpu(libc::CLOCK_THREAD_CPUTIME_ID) - thread0;
+        let stat = std::fs::read(dir.join("cpu.stat")).unwrap();
+        std::fs::remove_dir(&dir).unwrap();
+        drop(opened);
+        assert!(!events.is_empty() && !stat.is_empty());
+        return (spawn, cpu(libc::CLOCK_PROCESS_CPUTIME_ID) - process0);
+    }
+    let mut command = Command::new("/bin/true");
+    match how {
+        Spawn::Uncontained | Spawn::CgroupAlone => {}
+        Spawn::Group => {
+            command.contain(Containment::Group);
+        }
+        Spawn::Cgroup => {
+            command.contain(Containment::Cgroup).cgroup_parent(parent);
+        }
+    }
+    let (thread0, process0) = (
+        cpu(libc::CLOCK_THREAD_CPUTIME_ID),
+        cpu(libc::CLOCK_PROCESS_CPUTIME_ID),
+    );
+    let mut child = command.spawn().unwrap();
+    let spawn = cpu(libc::CLOCK_THREAD_CPUTIME_ID) - thread0;
+    if how == Spawn::Cgroup {
+        assert_eq!(child.containment(), Some(Containment::Cgroup));
+    }
+    assert!(child.wait_tree().await.unwrap().success());
+    (spawn, cpu(libc::CLOCK_PROCESS_CPUTIME_ID) - process0)
+}
+
+async fn measure(label: &str, rounds: usize, parent: &Path) {
+    const HOW: [Spawn; 4] = [
+        Spawn::Uncontained,
+        Spawn::Group,
+        Spawn::Cgroup,
+        Spawn::CgroupAlone,
+    ];
+    let mut spawn: Vec<Vec<Duration>> = vec![Vec::new(); HOW.len()];
+    let mut total: Vec<Vec<Duration>> = vec![Vec::new(); HOW.len()];
+    // The methods take turns, one spawn each and starting with another one
+    // each round, so that drift and what the one before leaves behind
+    // affect all alike; the first rounds warm caches.
+    for round in 0..rounds + 10 {
+        for k in 0..HOW.len() {
+            let i = (round + k) % HOW.len();
+            let (s, t) = one_spawn(HOW[i], parent).await;
+            if round >= 10 {
+                spawn[i].push(s);
+                total[i].push(t);
+            }
+        }
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let base_spawn = median(&mut spawn[0].clone());
+    let base_total = median(&mut total[0].clone());
+    println!("{label} ({rounds} spawns each; median parent CPU; ratio to uncontained):");
+    for (i, how) in HOW.iter().enumerate() {
+        let s = median(&mut spawn[i]);
+        let t = median(&mut total[i]);
+        println!(
+            "  {:<12} spawn call {:>7.1} us ({:.2}x)   spawn to end of wait, all threads {:>7.1} us ({:.2}x)",
+            format!("{how:?}"),
+            s.as_secs_f64() * 1e6,
+            s.as_secs_f64() / base_spawn.as_secs_f64(),
+            t.as_secs_f64() * 1e6,
+            t.as_secs_f64() / base_total.as_secs_f64(),
+        );
+    }
+}
+
+#[test]
+#[ignore = "a measurement; run it in release mode with --ignored --nocapture"]
+fn contained_spawn_cost() {
+    let Some(parent) = TestParent::new("cost") else {
+        return;
+    };
+    current_thread().block_on(async {
+        measure("small parent", 2000, &parent.path).await;
+        let gib = 1 << 30;
+        let mut memory = vec![0u8; gib];
+        // Touch every page, so that each is mapped (a fork must copy its
+        // page-table entry).
+        for page in memory.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        measure("parent with 1 GiB touched", 400, &parent.path).await;
+        assert_eq!(
+            memory
+                .iter()
+                .step_by(4096)
+                .map(|&b| b as usize)
+                .sum::<usize>(),
+            gib / 4096
+        );
+    });
+}

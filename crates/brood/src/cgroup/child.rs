@@ -25,9 +25,8 @@ use crate::sys::{self, cgroupfs};
 /// [`ChildCgroup::signal_frozen_members`]); bounds the descriptors held.
 const PIDFD_BATCH: usize = 256;
 
-/// A per-child cgroup that brood created, with its directory (for
-/// `clone3(CLONE_INTO_CGROUP)`) and its `cgroup.procs` (for the fallback
-/// placement, where the child writes `0` into it before it execs) open.
+/// A per-child cgroup that brood created, with its directory open (the
+/// descriptor `clone3(CLONE_INTO_CGROUP)` takes).
 ///
 /// Dropping it removes the directory if it is empty and was not removed yet.
 #[derive(Debug)]
@@ -37,7 +36,6 @@ pub(crate) struct ChildCgroup {
     name: String,
     path: PathBuf,
     dir: File,
-    procs: Option<File>,
     state: Mutex<State>,
 }
 
@@ -60,19 +58,12 @@ pub(crate) struct Signalled {
 }
 
 impl ChildCgroup {
-    pub(super) fn new(
-        parent: Arc<File>,
-        name: String,
-        path: PathBuf,
-        dir: File,
-        procs: File,
-    ) -> Self {
+    pub(super) fn new(parent: Arc<File>, name: String, path: PathBuf, dir: File) -> Self {
         ChildCgroup {
             parent,
             name,
             path,
             dir,
-            procs: Some(procs),
             state: Mutex::default(),
         }
     }
@@ -95,17 +86,13 @@ impl ChildCgroup {
         self.dir.as_fd()
     }
 
-    /// `cgroup.procs`, opened `O_WRONLY | O_CLOEXEC`, for the placement
-    /// fallback: the forked child writes `"0"` to it before it execs.
-    /// `None` once [`ChildCgroup::close_procs_fd`] was called.
-    pub(crate) fn procs_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.procs.as_ref().map(AsFd::as_fd)
-    }
-
-    /// Closes the `cgroup.procs` descriptor once the child is placed: every
-    /// open descriptor makes each later spawn copy a larger table.
-    pub(crate) fn close_procs_fd(&mut self) {
-        self.procs = None;
+    /// Opens `cgroup.procs` (`O_WRONLY | O_CLOEXEC`), for a placement by
+    /// the child itself: a forked child writes `"0"` to it before it execs.
+    /// Opened only when needed (clone3 places the child through the
+    /// directory alone), and closed once the child is placed: every open
+    /// descriptor makes each later spawn copy a larger table.
+    pub(crate) fn open_procs(&self) -> io::Result<File> {
+        cgroupfs::open_file_at(self.dir_fd(), Path::new("cgroup.procs"), libc::O_WRONLY)
     }
 
     /// Reads `cgroup.events` once, through a descriptor of its own.

@@ -16,11 +16,22 @@ use std::path::Path;
 pub(crate) const MAX_NESTING: u32 = 64;
 
 /// Reads a small interface file of the cgroup directory `dir`.
+///
+/// Read in chunks, without the size probe (`statx`, `lseek`) std's
+/// `read_to_string` makes first: an interface file has no size to find.
 pub(crate) fn read_small(dir: BorrowedFd<'_>, file: &str) -> io::Result<String> {
     let mut file = cgroupfs::open_file_at(dir, Path::new(file), libc::O_RDONLY)?;
-    let mut text = String::new();
-    io::Read::read_to_string(&mut file, &mut text)?;
-    Ok(text)
+    let mut text = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match io::Read::read(&mut file, &mut chunk) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// The names of the subdirectories (child cgroups) of the directory `dir`.

@@ -260,7 +260,7 @@ mod tests {
             .arg(script)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
-        Proc(spawn_placed(&mut cmd, cgroup.procs_fd().unwrap()))
+        Proc(spawn_placed(&mut cmd, cgroup.open_procs().unwrap().as_fd()))
     }
 
     /// Spawns `cmd` with std, moved into the cgroup whose `cgroup.procs` is
@@ -405,15 +405,13 @@ mod tests {
             cgroupfs::CGROUP2_SUPER_MAGIC
         );
         assert!(sys::fd::is_cloexec(cg.dir_fd()).unwrap());
-        assert!(sys::fd::is_cloexec(cg.procs_fd().unwrap()).unwrap());
+        let procs = cg.open_procs().unwrap();
+        assert!(sys::fd::is_cloexec(procs.as_fd()).unwrap());
         assert_eq!(
-            std::fs::read_link(format!(
-                "/proc/self/fd/{}",
-                cg.procs_fd().unwrap().as_raw_fd()
-            ))
-            .unwrap(),
+            std::fs::read_link(format!("/proc/self/fd/{}", procs.as_raw_fd())).unwrap(),
             cg.path().join("cgroup.procs")
         );
+        drop(procs);
         assert!(!cg.populated().unwrap());
         assert!(cg.members().unwrap().is_empty());
         // The stop primitives work on an empty cgroup too.
@@ -457,7 +455,8 @@ mod tests {
             let mut cmd = Command::new("true");
             let slot = install_placement_hook(&mut cmd);
             let status = {
-                let _armed = slot.arm(cg.procs_fd().unwrap());
+                let procs = cg.open_procs().unwrap();
+                let _armed = slot.arm(procs.as_fd());
                 cmd.status().unwrap()
             };
             assert!(status.success(), "cycle {cycle}: {status}");

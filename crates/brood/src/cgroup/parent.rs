@@ -29,6 +29,8 @@ pub(crate) struct CgroupParent {
     path: PathBuf,
     /// Shared with each child cgroup, which removes itself through it.
     dir: Arc<File>,
+    /// Set once this value has seen to the stale sweep of its directory.
+    swept: std::sync::atomic::AtomicBool,
 }
 
 impl CgroupParent {
@@ -159,6 +161,7 @@ impl CgroupParent {
         Ok(CgroupParent {
             path: path.to_path_buf(),
             dir: Arc::new(dir),
+            swept: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -173,7 +176,7 @@ impl CgroupParent {
     }
 
     /// Creates a fresh, uniquely named per-child cgroup (see `name.rs` for
-    /// the scheme), with its directory and `cgroup.procs` open.
+    /// the scheme), with its directory open.
     ///
     /// The first creation under a directory (per process) first removes the
     /// stale cgroups crashed brood processes left there. On failure nothing
@@ -214,20 +217,9 @@ impl CgroupParent {
             self.dir_fd(),
             Path::new(&name),
             libc::O_RDONLY | libc::O_DIRECTORY,
-        )
-        .and_then(|dir| {
-            let procs =
-                cgroupfs::open_file_at(dir.as_fd(), Path::new("cgroup.procs"), libc::O_WRONLY)?;
-            Ok((dir, procs))
-        });
+        );
         match opened {
-            Ok((dir, procs)) => Ok(ChildCgroup::new(
-                Arc::clone(&self.dir),
-                name,
-                path,
-                dir,
-                procs,
-            )),
+            Ok(dir) => Ok(ChildCgroup::new(Arc::clone(&self.dir), name, path, dir)),
             Err(e) => {
                 // Nothing half-done: the directory is empty, so this succeeds.
                 let _ = cgroupfs::rmdir_at(self.dir_fd(), Path::new(&name));
@@ -241,6 +233,10 @@ impl CgroupParent {
     /// A failed sweep is not retried: it only costs leftovers, never
     /// correctness.
     fn sweep_stale_once(&self, me: Creator) {
+        // The common case, every creation after the first: one load.
+        if self.swept.swap(true, Ordering::AcqRel) {
+            return;
+        }
         static SWEPT: Mutex<Option<HashSet<(u64, u64)>>> = Mutex::new(None);
         let Ok(meta) = self.dir.metadata() else {
             return;

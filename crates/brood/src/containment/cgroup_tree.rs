@@ -117,7 +117,18 @@ impl CgroupTree {
     /// watches `cgroup.events` and removes the cgroup once the tree is
     /// empty.
     pub(crate) fn start_watching(self: &Arc<Self>) -> io::Result<()> {
-        reaper::watch_changes(self)
+        // Read once first. The descriptor has not read the file yet, so
+        // arming it would report a change at once and wake the thread for
+        // nothing; after this read, arming reports only what changes later
+        // (the tree emptying between the read and the arming included).
+        match self.watch.populated() {
+            Ok(true) => reaper::watch_changes(self),
+            // Already over (or the cgroup is gone): nothing to watch.
+            _ => {
+                self.end();
+                Ok(())
+            }
+        }
     }
 
     /// Whether the tree has ended (no process left in the cgroup).
@@ -233,6 +244,18 @@ impl CgroupTree {
         self.mark_empty();
     }
 
+    /// The tree is empty: removes the cgroup and wakes the waiters.
+    fn end(&self) {
+        // The last figures are read before the removal; a removal that
+        // fails (it cannot while the tree is empty, the kernel decides both
+        // on the same count) leaves the directory to the next process's
+        // stale sweep, and the tree is over all the same.
+        let _removed = self.cgroup.remove();
+        #[cfg(feature = "tracing")]
+        crate::trace::tree_ended(self.cgroup.path(), _removed.as_ref().map(drop));
+        self.mark_empty();
+    }
+
     fn mark_empty(&self) {
         self.empty.store(true, Ordering::Release);
         self.emptied.notify_waiters();
@@ -250,14 +273,7 @@ impl Changes for CgroupTree {
         if let Ok(true) = self.watch.populated() {
             return false;
         }
-        // The last figures are read before the removal; a removal that
-        // fails (it cannot while the tree is empty, the kernel decides both
-        // on the same count) leaves the directory to the next process's
-        // stale sweep, and the tree is over all the same.
-        let _removed = self.cgroup.remove();
-        #[cfg(feature = "tracing")]
-        crate::trace::tree_ended(self.cgroup.path(), _removed.as_ref().map(drop));
-        self.mark_empty();
+        self.end();
         true
     }
 }

@@ -29,7 +29,8 @@ use std::io;
 /// ```no_run
 /// # async fn demo() -> std::io::Result<()> {
 /// use brood::{Command, Containment};
-/// ///
+/// use std::time::Duration;
+///
 /// let mut child = Command::new("make")
 ///     .arg("-j8")
 ///     .contain(Containment::Auto)

@@ -37,7 +37,7 @@ use crate::sync::Arc;
 use crate::sys::spawn::{install_placement_hook, Placement};
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 /// Where a contained child goes.
@@ -136,16 +136,17 @@ impl NewCgroup {
                 });
             }
         }
-        let procs = self.cgroup.procs_fd().ok_or_else(|| {
-            io::Error::other("brood: the cgroup's cgroup.procs was closed before the spawn")
-        })?;
+        // Open until the child is placed, then closed: open descriptors
+        // make every later spawn copy a larger table.
+        let procs = self.cgroup.open_procs()?;
         let slot = command
             .placement
             .get_or_insert_with(|| install_placement_hook(command.std));
         let mut child = {
-            let _armed = slot.arm(procs);
+            let _armed = slot.arm(procs.as_fd());
             command.std.spawn()?
         };
+        drop(procs);
         Ok(Spawned {
             pid: child.id(),
             pidfd: None,
@@ -155,13 +156,11 @@ impl NewCgroup {
         })
     }
 
-    /// The child is placed: closes `cgroup.procs` (every open descriptor
-    /// makes later spawns copy a larger table) and hands the tree's end to
-    /// the background thread. If that fails, the tree is killed and the
-    /// cgroup removed; the leader is the caller's to reap.
+    /// The child is placed: hands the tree's end to the background thread.
+    /// If that fails, the tree is killed and the cgroup removed; the leader
+    /// is the caller's to reap.
     pub(crate) fn into_tree(self) -> io::Result<Arc<CgroupTree>> {
-        let NewCgroup { mut cgroup, watch } = self;
-        cgroup.close_procs_fd();
+        let NewCgroup { cgroup, watch } = self;
         let tree = Arc::new(CgroupTree::new(cgroup, watch));
         match tree.start_watching() {
             Ok(()) => Ok(tree),

@@ -1,6 +1,7 @@
 //! Parent CPU per spawn: std's `posix_spawn`, brood's clone3, and the fork
-//! fallback, each uncontained and into a cgroup, from a small parent and
-//! from one with 1 GiB of touched memory. A measurement, not a test: it is
+//! fallback, each uncontained and into a cgroup (an existing one, and one
+//! made for the spawn, as containment does), from a small parent and from
+//! one with 1 GiB of touched memory. A measurement, not a test: it is
 //! ignored by default and asserts nothing. Run it with
 //!
 //! ```text
@@ -28,21 +29,46 @@ enum Method {
     Clone3FromStd,
     Fork,
     ForkCgroup,
+    /// clone3 into a cgroup made for the spawn and removed after it, as
+    /// containment does: the first process of a new cgroup costs the kernel
+    /// more than one joining a cgroup that has had members.
+    Clone3FreshCgroup,
+    /// The same cgroup's life (mkdir, open, rmdir) with no spawn at all.
+    FreshCgroupAlone,
 }
 
-const METHODS: [Method; 6] = [
+const METHODS: [Method; 8] = [
     Method::Std,
     Method::Clone3,
     Method::Clone3Cgroup,
     Method::Clone3FromStd,
     Method::Fork,
     Method::ForkCgroup,
+    Method::Clone3FreshCgroup,
+    Method::FreshCgroupAlone,
 ];
 
 /// The parent CPU of one spawn of `/bin/true` (the wait is not counted).
-fn one(method: Method, cgroup: &std::fs::File, support: &Support) -> Duration {
-    let dir = cgroup.as_fd();
+fn one(method: Method, cgroup: &TestCgroup, support: &Support) -> Duration {
+    let opened = cgroup.open();
+    let dir = opened.as_fd();
     let plan = SpawnPlan::new("/bin/true");
+    if let Method::Clone3FreshCgroup | Method::FreshCgroupAlone = method {
+        let fresh = cgroup.path.join("fresh");
+        let start = thread_cpu();
+        std::fs::create_dir(&fresh).unwrap();
+        let dir = std::fs::File::open(&fresh).unwrap();
+        if method == Method::Clone3FreshCgroup {
+            let child = plan
+                .spawn_with(Some(dir.as_fd()), support, Choice::Auto)
+                .unwrap();
+            assert_eq!(child.vehicle, Vehicle::Clone3);
+            crate::sys::process::wait4(child.pid, false).unwrap();
+        }
+        drop(dir);
+        std::fs::remove_dir(&fresh).unwrap();
+        return thread_cpu() - start;
+    }
     let (choice, into, vehicle) = match method {
         Method::Std => {
             let mut command = Command::new("/bin/true");
@@ -65,6 +91,7 @@ fn one(method: Method, cgroup: &std::fs::File, support: &Support) -> Duration {
         Method::Clone3Cgroup => (Choice::Auto, Some(dir), Vehicle::Clone3),
         Method::Fork => (Choice::Fork, None, Vehicle::Fork),
         Method::ForkCgroup => (Choice::Fork, Some(dir), Vehicle::Fork),
+        Method::Clone3FreshCgroup | Method::FreshCgroupAlone => unreachable!("handled above"),
     };
     let start = thread_cpu();
     let child = plan.spawn_with(into, support, choice).unwrap();
@@ -79,7 +106,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-fn measure(label: &str, rounds: usize, cgroup: &std::fs::File) {
+fn measure(label: &str, rounds: usize, cgroup: &TestCgroup) {
     let support = Support::new();
     let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); METHODS.len()];
     for round in 0..rounds + 5 {
@@ -96,7 +123,7 @@ fn measure(label: &str, rounds: usize, cgroup: &std::fs::File) {
     println!("{label} ({rounds} spawns each, median parent CPU per spawn, ÷ std):");
     for (method, m) in METHODS.iter().zip(&medians) {
         println!(
-            "  {:<14} {:>7.2}x",
+            "  {:<18} {:>7.2}x",
             format!("{method:?}"),
             m.as_secs_f64() / std
         );
@@ -107,8 +134,7 @@ fn measure(label: &str, rounds: usize, cgroup: &std::fs::File) {
 #[ignore = "a measurement; run it in release mode with --ignored --nocapture"]
 fn parent_cpu_per_spawn() {
     let cgroup = TestCgroup::new("measure");
-    let dir = cgroup.open();
-    measure("small parent", 400, &dir);
+    measure("small parent", 400, &cgroup);
 
     let gib = 1 << 30;
     let mut memory = vec![0u8; gib];
@@ -117,7 +143,7 @@ fn parent_cpu_per_spawn() {
     for page in memory.chunks_mut(4096) {
         page[0] = 1;
     }
-    measure("parent with 1 GiB touched", 60, &dir);
+    measure("parent with 1 GiB touched", 60, &cgroup);
     assert_eq!(
         memory
             .iter()

@@ -957,7 +957,7 @@ fn own_cgroup() -> io::Result<PathBuf> {
 
 /// A fresh cgroup under ours, removed on drop (once empty).
 pub(super) struct TestCgroup {
-    path: PathBuf,
+    pub(super) path: PathBuf,
     relative: String,
 }
 
