@@ -228,7 +228,7 @@ impl CgroupParent {
         }
     }
 
-    /// Runs [`CgroupParent::sweep_stale`] the first time this process creates
+    /// Runs the stale sweep (`CgroupParent::sweep`) the first time this process creates
     /// a cgroup in this directory (whichever `CgroupParent` value names it).
     /// A failed sweep is not retried: it only costs leftovers, never
     /// correctness.

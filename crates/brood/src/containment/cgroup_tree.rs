@@ -35,7 +35,6 @@ use crate::cgroup::{ChildCgroup, PopulatedWatch, Signalled};
 use crate::reaper::{self, Changes};
 use crate::signal::Signal;
 use crate::sync::Arc;
-use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::pin;
@@ -137,19 +136,17 @@ impl CgroupTree {
     }
 
     /// Resolves once no process is left in the cgroup. Cancel-safe.
-    pub(crate) fn wait_empty(&self) -> impl Future<Output = ()> + '_ {
-        async move {
-            loop {
-                // Registered before the flag is checked: the background
-                // thread sets the flag before it notifies, so either this
-                // check sees it or the notification reaches this waiter.
-                let mut notified = pin!(self.emptied.notified());
-                notified.as_mut().enable();
-                if self.is_empty() {
-                    return;
-                }
-                notified.await;
+    pub(crate) async fn wait_empty(&self) {
+        loop {
+            // Registered before the flag is checked: the background thread
+            // sets the flag before it notifies, so either this check sees it
+            // or the notification reaches this waiter.
+            let mut notified = pin!(self.emptied.notified());
+            notified.as_mut().enable();
+            if self.is_empty() {
+                return;
             }
+            notified.await;
         }
     }
 

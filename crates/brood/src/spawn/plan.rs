@@ -91,7 +91,7 @@ pub(crate) struct SpawnPlan<'a> {
 #[derive(Debug)]
 pub(crate) struct SpawnedChild {
     pub(crate) pid: u32,
-    /// See [`sys_spawn::Spawned::pidfd`].
+    /// See `sys::spawn::Spawned::pidfd`.
     pub(crate) pidfd: Option<OwnedFd>,
     pub(crate) stdin: Option<OwnedFd>,
     pub(crate) stdout: Option<OwnedFd>,

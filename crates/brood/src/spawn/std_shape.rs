@@ -46,7 +46,7 @@ pub(crate) struct StdShape {
     pub(crate) gid: Option<u32>,
     pub(crate) pgroup: Option<i32>,
     pub(crate) stdio: [StdStdio; 3],
-    /// argv[0] is not the program (`CommandExt::arg0` was called).
+    /// `argv[0]` is not the program (`CommandExt::arg0` was called).
     pub(crate) arg0_differs: bool,
 }
 

@@ -95,7 +95,7 @@ pub(crate) struct ChildImage {
     pub(crate) direct: bool,
     /// The errno when `candidates` is empty (say, `ENOENT` for an empty name).
     pub(crate) no_candidate_errno: i32,
-    /// argv, including argv[0].
+    /// argv, including `argv[0]`.
     pub(crate) argv: CStringArray,
     /// The complete environment.
     pub(crate) envp: CStringArray,
