@@ -61,6 +61,10 @@ pub(super) async fn tree_gone(shared: &Shared, deadline: Option<Instant>) -> io:
     if !shared.stop.group {
         return Ok(true);
     }
+    // Issue 12, point 3, plugs in here and in `Shared::send_stop`: with the
+    // leader's exit held unreaped until the stop is finished, the zombie
+    // leader keeps the group id reserved while this probes and while the
+    // group is signalled.
     let mut pause = Duration::from_millis(1);
     while shared.group_has_members()? {
         let left = match deadline {
