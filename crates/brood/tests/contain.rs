@@ -1429,6 +1429,20 @@ fn bad_parent_worker() {
     let read_only = parent.path.join("read-only");
     std::fs::create_dir(&read_only).unwrap();
     let before_listing = parent.listing();
+    // The warm-up child's descriptors (its cgroup's directory and
+    // cgroup.events) close when the last reference to it goes, which the
+    // background thread may drop a moment after waking the waiter.
+    let under_parent = || {
+        open_fds()
+            .into_iter()
+            .filter(|(_, target)| target.starts_with(&parent.path) && *target != parent.path)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        eventually_blocking(PATIENCE, || under_parent().is_empty()),
+        "{:?}",
+        under_parent()
+    );
     let before_fds = open_fds();
     for (path, why, kind) in &cases {
         for _ in 0..3 {

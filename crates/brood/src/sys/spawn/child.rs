@@ -7,6 +7,9 @@
 //! `errno`, no panics (no indexing that could fail, no arithmetic that could
 //! overflow), and nothing but reads of the prepared [`ChildImage`] and writes
 //! to the slots it was handed.
+//!
+//! Owns: `ChildContext`, the report codes, the child routine (`run`,
+//! `vfork_entry`). Calls: `image`, `raw`.
 
 use super::image::{search, ChildImage};
 use super::raw::{self, errno_of};

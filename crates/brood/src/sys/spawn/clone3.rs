@@ -18,6 +18,9 @@
 //! Rust cannot return twice from one call, so the child does not return
 //! from the system call: a few instructions of inline assembly switch it to
 //! [`child::vfork_entry`] on a stack of its own, which never returns.
+//!
+//! Owns: the trampoline, the child stacks, `Outcome`, the denial probe.
+//! Calls: `child`, `raw`, `pidfd`.
 
 use super::child::{self, report, ChildContext};
 use super::raw::{self, errno_of};

@@ -14,6 +14,8 @@
 //! then runs the hook, which execs itself and returns only the errno of a
 //! failure. std sends that errno to the parent over its close-on-exec pipe
 //! and `spawn` returns it, exactly as for its own exec failures.
+//!
+//! Owns: the fork vehicle. Calls: `child`, std's `CommandExt::pre_exec`.
 
 use super::child::{self, ChildContext};
 use std::ffi::OsStr;

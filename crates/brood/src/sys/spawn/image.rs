@@ -2,6 +2,9 @@
 //!
 //! Everything is allocated before the clone: the child only reads these
 //! arrays, so it never allocates, locks or touches libc state.
+//!
+//! Owns: [`ChildImage`], [`CStringArray`], the libc's `PATH` search rules
+//! (`search`). Calls nothing.
 
 use std::ffi::{c_char, CStr, CString};
 use std::os::fd::RawFd;

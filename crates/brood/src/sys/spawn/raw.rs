@@ -7,6 +7,8 @@
 //! does. On other architectures only the fork vehicle exists, where the child
 //! is a private copy, so going through `libc::syscall` and reading its own
 //! `errno` is fine there.
+//!
+//! Owns: the raw system-call wrappers. Calls nothing.
 
 #![allow(clippy::too_many_arguments)]
 

@@ -1,5 +1,7 @@
 //! System calls the spawn tests need and brood does not: signal state,
 //! a seccomp filter, per-thread CPU time.
+//!
+//! Owns: test-only system calls. Calls nothing.
 
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
