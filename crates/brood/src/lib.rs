@@ -10,8 +10,9 @@
 //! working. Underneath, it reaps children correctly in every situation and
 //! does O(1) work per child exit on every path, and it adds what
 //! `tokio::process` lacks: signals without pid-reuse races, graceful
-//! TERM→KILL stops, process-group stops, timeouts, resource usage, shared
-//! handles, output caps, watching any pid, and subreaper mode.
+//! TERM→KILL stops, containment of a child's whole tree (a cgroup of its
+//! own, or a process group), timeouts, resource usage, shared handles,
+//! output caps, watching any pid, and subreaper mode.
 //!
 //! ```no_run
 //! use brood::Command;
@@ -46,6 +47,56 @@
 //! assert_eq!(result.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
 //! # Ok(()) }
 //! ```
+//!
+//! # Containment
+//!
+//! A timeout that kills a child does not stop a grandchild that called
+//! `setsid` or double-forked, and one that holds the child's stdout keeps
+//! `output()` waiting. [`Command::contain`] makes brood's stops, waits and
+//! figures cover the whole tree:
+//!
+//! - [`Containment::Cgroup`] (Linux): the child starts inside a fresh
+//!   cgroup v2 of its own, before its first instruction, so no descendant
+//!   can escape. Every stop brood makes (kill_on_drop, [`Command::timeout`],
+//!   [`Command::max_output`], [`Command::wait_delay`], [`Child::terminate`])
+//!   reaches every member: SIGTERM to the members present while the cgroup
+//!   is frozen, then `cgroup.kill` after the grace (or at once without one).
+//!   [`Child::wait_tree`] waits for the cgroup to empty, [`Child::members`]
+//!   lists it, [`Child::tree_usage`] reports the CPU of every process that
+//!   ran in it. The cgroup is removed once the tree is empty, also after the
+//!   `Child` was dropped. It is created under [`Command::cgroup_parent`],
+//!   by default under the cgroup this process runs in; a bad parent fails
+//!   the spawn with an error that names it.
+//! - [`Containment::Group`]: the child leads a new process group, and stops
+//!   go to the group. A descendant that calls `setsid` leaves it.
+//! - [`Containment::Auto`]: `Cgroup` where brood can create one, else
+//!   `Group` (always `Group` off Linux, where `Cgroup` is `Unsupported`).
+//!
+//! ```no_run
+//! use brood::{Command, Containment};
+//! use std::time::Duration;
+//!
+//! # async fn demo() -> std::io::Result<()> {
+//! // A job that daemonizes a grandchild (it leaves the job's session), then
+//! // hangs: the timeout stops the whole tree, the daemon included.
+//! let mut job = Command::new("sh")
+//!     .args(["-c", "setsid sh -c 'while :; do :; done' & sleep 1000"])
+//!     .contain(Containment::Cgroup)
+//!     .spawn()?;
+//! if job.wait_timeout(Duration::from_secs(1)).await?.is_none() {
+//!     job.terminate(Duration::from_millis(200)).await?; // the tree is gone
+//! }
+//! assert!(job.members()?.is_empty());
+//! let cpu = job.tree_usage().unwrap().user_time(); // the daemon's CPU included
+//! # Ok(()) }
+//! ```
+//!
+//! Contained spawns into a cgroup go through brood's own spawn
+//! (`clone3(CLONE_INTO_CGROUP)`, which does not copy the parent; a fork that
+//! places the child before exec where clone3 is denied), or through std's
+//! spawn with a placement hook for commands brood cannot read back (see
+//! [`Command::as_std_mut`]). Every other spawn, `Group` included, is std's
+//! `posix_spawn`, as without containment.
 //!
 //! # How exits are observed
 //!
@@ -206,11 +257,13 @@
 //! - **Pipes** are registered with the Tokio reactor of the task that first
 //!   polls them. Polling them outside a Tokio runtime is an error, not a
 //!   panic.
-//! - **Process-group signals** ([`Child::signal_group`] and group stops) use
-//!   `killpg`, which reaches the group for as long as any member lives, even
-//!   after the leader was reaped. Once every member has exited, the group id
-//!   could in principle be reused by a new process-group leader; brood sends
-//!   group signals only up to the end of a stop's grace period.
+//! - **Process-group signals** ([`Child::signal_group`] and group stops,
+//!   [`Containment::Group`] included) use `killpg`, which reaches the group
+//!   for as long as any member lives, even after the leader was reaped. Once
+//!   every member has exited, the group id could in principle be reused by a
+//!   new process-group leader; brood sends group signals only up to the end
+//!   of a stop's grace period. A cgroup has no such window: brood holds its
+//!   directory open, and a removed cgroup is never reused.
 //! - **Timers** for [`Command::timeout`], [`Child::wait_timeout`] and grace
 //!   periods run on brood's background thread, so they work without Tokio's
 //!   time driver; their resolution is a millisecond.
@@ -225,20 +278,30 @@
 //
 //   command, subreaper, watch   the public entry points beside `Child`
 //   child        Child, ChildHandle, the exit cell, output capture
+//   containment  a contained child's tree: its cgroup or group, its stops,
+//                its end, and the placement of a child in its cgroup
 //   reaper       the exit watchers, the table of live children, the
-//                background thread, timers (owns the `Tracked` trait that
-//                `child` implements)
+//                background thread, timers, change watches (owns the
+//                `Tracked` and `Changes` traits that the layers above
+//                implement)
 //   stdio        async pipes
 //   reactor      registering descriptors with Tokio's reactor
+//   spawn        brood's own spawn above sys: the plan, and reading a std
+//                Command back
+//   cgroup       the cgroup v2 layer: parents, a child's cgroup, events
 //   trace, rusage, signal, sync   leaves
 //   sys          every system call, chosen per platform; all unsafe code
 
 // Everything below is Unix-only; other targets get the re-exports at the
 // end.
 #[cfg(unix)]
+mod cgroup;
+#[cfg(unix)]
 mod child;
 #[cfg(unix)]
 mod command;
+#[cfg(unix)]
+mod containment;
 #[cfg(all(unix, test, brood_loom))]
 mod loom_models;
 #[cfg(unix)]
@@ -249,6 +312,8 @@ pub mod reaper;
 mod rusage;
 #[cfg(unix)]
 mod signal;
+#[cfg(unix)]
+mod spawn;
 #[cfg(unix)]
 mod stdio;
 #[cfg(unix)]
@@ -266,9 +331,11 @@ mod trace;
 mod watch;
 
 #[cfg(unix)]
-pub use child::{Child, ChildHandle, OutputLimitExceeded};
+pub use child::{Child, ChildHandle, OutputLimitExceeded, WaitDelayExceeded};
 #[cfg(unix)]
 pub use command::Command;
+#[cfg(unix)]
+pub use containment::{Containment, TreeUsage};
 #[cfg(unix)]
 pub use rusage::ResourceUsage;
 #[cfg(unix)]

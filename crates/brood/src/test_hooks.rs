@@ -3,7 +3,8 @@
 //! Compiled only with the non-default `test-hooks` feature, and hidden from
 //! the documentation.
 //!
-//! Owns nothing. Calls: `reaper`, `sys::process` (the wait-call counter).
+//! Owns nothing. Calls: `reaper`, `sys::process` (the wait-call counter),
+//! `sys::spawn` (what was learnt about clone3).
 
 /// How many `wait4`/`waitid` calls brood has made in this process, for tests
 /// of the O(1)-per-exit claim.
@@ -26,4 +27,11 @@ pub fn blind_scans() -> u64 {
 /// The number of live children brood is tracking.
 pub fn tracked_children() -> usize {
     crate::reaper::tracked_children()
+}
+
+/// Whether brood has learnt that clone3 cannot place children in cgroups
+/// here (denied by seccomp, or a kernel before 5.7), so that contained
+/// spawns use its fork fallback.
+pub fn clone3_unavailable_for_cgroups() -> bool {
+    crate::sys::spawn::SUPPORT.known_unavailable(true)
 }

@@ -1,4 +1,5 @@
-//! `tracing` events (feature `tracing`): spawn, exit, signal, orphan reaped.
+//! `tracing` events (feature `tracing`): spawn, exit, signal, orphan reaped,
+//! and a contained tree's signals and end.
 //!
 //! Owns nothing. Calls nothing in brood: callers pass plain values, so every
 //! layer may emit events.
@@ -7,6 +8,7 @@ use crate::rusage::ResourceUsage;
 use crate::signal::Signal;
 use std::fmt::Debug;
 use std::io;
+use std::path::Path;
 use std::process::ExitStatus;
 
 pub(crate) fn spawn(pid: u32, command: &std::process::Command, strategy: impl Debug) {
@@ -37,4 +39,42 @@ pub(crate) fn signal(pid: u32, signal: Signal, group: bool) {
 
 pub(crate) fn orphan_reaped(pid: u32) {
     tracing::debug!(target: "brood", pid, "orphan reaped");
+}
+
+pub(crate) fn tree_signalled(
+    cgroup: &Path,
+    signal: Signal,
+    outcome: Result<(usize, bool), &io::Error>,
+) {
+    match outcome {
+        Ok((members, frozen)) => tracing::debug!(
+            target: "brood",
+            cgroup = %cgroup.display(),
+            ?signal,
+            members,
+            frozen,
+            "tree signalled"
+        ),
+        Err(error) => tracing::warn!(
+            target: "brood",
+            cgroup = %cgroup.display(),
+            ?signal,
+            %error,
+            "tree signal failed"
+        ),
+    }
+}
+
+pub(crate) fn tree_ended(cgroup: &Path, removed: Result<(), &io::Error>) {
+    match removed {
+        Ok(()) => {
+            tracing::debug!(target: "brood", cgroup = %cgroup.display(), "tree ended, cgroup removed")
+        }
+        Err(error) => tracing::warn!(
+            target: "brood",
+            cgroup = %cgroup.display(),
+            %error,
+            "tree ended, cgroup not removed"
+        ),
+    }
 }

@@ -1,10 +1,12 @@
 //! `ChildHandle`: the shareable side of a child.
 //!
-//! Owns: [`ChildHandle`]. Calls: `shared`, `wait`, `waiters` (its slot).
+//! Owns: [`ChildHandle`]. Calls: `contain`, `shared`, `wait`, `waiters` (its slot).
 
+use super::contain;
 use super::shared::Shared;
 use super::wait::wait_exit;
 use super::waiters::OwnerSlot;
+use crate::containment::{Containment, TreeUsage};
 use crate::rusage::ResourceUsage;
 use crate::signal::Signal;
 use crate::sync::Arc;
@@ -104,6 +106,35 @@ impl ChildHandle {
     /// after `Child::wait_with_output`, which consumes the `Child`).
     pub fn resource_usage(&self) -> Option<ResourceUsage> {
         self.shared.cell.get().and_then(|exit| exit.usage())
+    }
+
+    /// How the child's tree is contained; see
+    /// [`Child::containment`](crate::Child::containment).
+    pub fn containment(&self) -> Option<Containment> {
+        contain::containment(&self.shared)
+    }
+
+    /// The live pids in the child's containment; see
+    /// [`Child::members`](crate::Child::members).
+    pub fn members(&self) -> io::Result<Vec<u32>> {
+        contain::members(&self.shared)
+    }
+
+    /// Waits until the child has exited and no member of its tree is left;
+    /// see [`Child::wait_tree`](crate::Child::wait_tree). Cancel-safe; every
+    /// waiter gets the status.
+    #[must_use = "the tree is waited for only when the returned future is awaited; \
+                  its result says how the leader ended"]
+    pub async fn wait_tree(&self) -> io::Result<ExitStatus> {
+        let exit = wait_exit(&self.shared, &self.slot, false).await;
+        contain::tree_gone(&self.shared, None).await?;
+        exit.status()
+    }
+
+    /// What the child's whole tree used; see
+    /// [`Child::tree_usage`](crate::Child::tree_usage).
+    pub fn tree_usage(&self) -> Option<TreeUsage> {
+        contain::tree_usage(&self.shared)
     }
 
     /// The status if the child has exited and brood knows it: reaped

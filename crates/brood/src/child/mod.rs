@@ -10,13 +10,15 @@
 //
 //   mod.rs      `Child`
 //   handle.rs   `ChildHandle`
-//   output.rs   output capture, optionally capped
+//   contain.rs  a contained child's tree: members, figures, its end
+//   output.rs   output capture, optionally capped or cut off
 //   wait.rs     the wait future, and time limits
 //   shared.rs   the `Arc`-shared state: signals, stops, reaping, `Tracked`
 //   process.rs  the pid and the lazily opened pidfd
 //   exit.rs     the exit cell: running -> exited, once
 //   waiters.rs  the parked tasks of one exit cell
 
+mod contain;
 pub(crate) mod exit;
 mod handle;
 mod output;
@@ -26,8 +28,9 @@ mod wait;
 pub(crate) mod waiters;
 
 pub use handle::ChildHandle;
-pub use output::OutputLimitExceeded;
+pub use output::{OutputLimitExceeded, WaitDelayExceeded};
 
+use crate::containment::{Containment, TreeUsage};
 use crate::reaper::{self, Sleep};
 use crate::rusage::ResourceUsage;
 use crate::signal::Signal;
@@ -66,6 +69,7 @@ pub struct Child {
     slot: OwnerSlot,
     kill_on_drop: bool,
     max_output: Option<usize>,
+    wait_delay: Option<Duration>,
     /// Set once this `Child` has returned the exit to its user.
     exit_seen: std::sync::atomic::AtomicBool,
 }
@@ -91,6 +95,7 @@ impl Child {
         stderr: Option<ChildStderr>,
         kill_on_drop: bool,
         max_output: Option<usize>,
+        wait_delay: Option<Duration>,
     ) -> Child {
         Child {
             stdin,
@@ -100,6 +105,7 @@ impl Child {
             slot: OwnerSlot::new(),
             kill_on_drop,
             max_output,
+            wait_delay,
             exit_seen: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -220,11 +226,25 @@ impl Child {
     }
 
     /// Collects stdout and stderr to EOF (or the cap), then waits for the
-    /// exit; over the cap, stops the child as the stop policy says.
+    /// exit; over the cap, stops the child as the stop policy says. With a
+    /// wait delay, the pipes get at most that long after the exit to reach
+    /// EOF; then they are closed and the rest of the tree is stopped.
     async fn collect(&mut self, limit: Option<usize>) -> io::Result<Output> {
         let stdout = self.stdout.take().map(|p| p.pipe);
         let stderr = self.stderr.take().map(|p| p.pipe);
-        match output::capture(stdout, stderr, limit).await? {
+        let wait_delay = self.wait_delay;
+        let (shared, slot) = (&self.shared, &self.slot);
+        // Without a wait delay the capture is never cut off.
+        let cutoff = async move {
+            match wait_delay {
+                None => std::future::pending().await,
+                Some(delay) => {
+                    wait_exit(shared, slot, true).await;
+                    Sleep::new(delay).await;
+                }
+            }
+        };
+        match output::capture(stdout, stderr, limit, cutoff).await? {
             // The pipes are closed by now, so the child sees EPIPE.
             Captured::OverCap(over) => {
                 self.stop().await?;
@@ -237,6 +257,24 @@ impl Child {
                     stdout,
                     stderr,
                 })
+            }
+            Captured::CutOff { stdout, stderr } => {
+                // The leader has exited (the cut-off waited for that), and
+                // the pipes are closed: stop whatever of the tree is left.
+                let status = self.wait_exit().await.status()?;
+                self.stop().await?;
+                let delay = wait_delay.unwrap_or_default();
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    WaitDelayExceeded::new(
+                        delay,
+                        Output {
+                            status,
+                            stdout,
+                            stderr,
+                        },
+                    ),
+                ))
             }
         }
     }
@@ -261,7 +299,13 @@ impl Child {
         match self.shared.stop.grace {
             None => {
                 self.shared.send_stop(Signal::KILL)?;
-                self.wait_exit().await.status()
+                let status = self.wait_exit().await.status();
+                // A cgroup's `cgroup.kill` empties it at once; wait for that,
+                // so a contained stop returns with the whole tree gone.
+                if self.shared.cgroup().is_some() {
+                    contain::tree_gone(&self.shared, None).await?;
+                }
+                status
             }
             Some(grace) => self.terminate(grace).await,
         }
@@ -308,16 +352,24 @@ impl Child {
     }
 
     /// Stops the child gracefully and returns its status: SIGTERM (to the
-    /// whole group if the child leads one), up to `grace` for it to exit, then
-    /// SIGKILL.
+    /// whole tree if the child is contained or leads a group), up to `grace`
+    /// for it to exit, then SIGKILL.
     ///
-    /// For a group (spawned with `process_group(0)`), this resolves only once
-    /// the whole group is gone: members that outlive the leader get the rest
-    /// of `grace`, then SIGKILL. There is no event for "group empty", so it
-    /// is observed by probing the group (`killpg(pgid, 0)`) at growing
-    /// intervals. Members that died but were not reaped (zombies of an init
-    /// that does not reap) still count as members; in a
-    /// [subreaper](crate::become_subreaper) process brood reaps them itself.
+    /// For a contained child (or one spawned with `process_group(0)`), this
+    /// resolves only once the whole tree is gone: members that outlive the
+    /// leader get the rest of `grace`, then SIGKILL.
+    ///
+    /// - In a cgroup ([`Containment::Cgroup`]), SIGTERM reaches every member
+    ///   present, frozen while they are signalled so that none forks past
+    ///   it, and the SIGKILL is `cgroup.kill`, which also reaches members
+    ///   forked during the grace. The tree's end is the cgroup's
+    ///   `populated 0`.
+    /// - In a process group there is no event for "group empty", so it is
+    ///   observed by probing the group (`killpg(pgid, 0)`) at growing
+    ///   intervals. Members that died but were not reaped (zombies of an
+    ///   init that does not reap) still count as members; in a
+    ///   [subreaper](crate::become_subreaper) process brood reaps them
+    ///   itself.
     ///
     /// ```no_run
     /// # async fn demo() -> std::io::Result<()> {
@@ -335,41 +387,34 @@ impl Child {
     pub async fn terminate(&mut self, grace: Duration) -> io::Result<ExitStatus> {
         self.stdin.take();
         let deadline = Instant::now() + grace;
-        let group = self.shared.stop.group;
-        if !self.shared.cell.has_exited() || group {
+        let tree = contain::tree_may_outlive_leader(&self.shared);
+        if !self.shared.cell.has_exited() || tree {
             self.shared.send_stop(Signal::TERM)?;
-            if group {
+            if tree {
                 // A backstop in case this future is dropped before the end:
                 // stragglers still get their SIGKILL when grace ends.
                 reaper::kill_after(&self.shared, grace)?;
             }
         }
+        let cgroup = self.shared.cgroup().is_some();
         let status = match within(grace, self.wait_exit()).await {
             Some(exit) => exit.status(),
             None => {
                 self.shared.send_stop(Signal::KILL)?;
-                return self.wait_exit().await.status();
+                let status = self.wait_exit().await.status();
+                if cgroup {
+                    contain::tree_gone(&self.shared, None).await?;
+                }
+                return status;
             }
         };
-        if group {
-            self.wait_group_gone(deadline).await?;
+        if tree && !contain::tree_gone(&self.shared, Some(deadline)).await? {
+            self.shared.send_stop(Signal::KILL)?;
+            if cgroup {
+                contain::tree_gone(&self.shared, None).await?;
+            }
         }
         status
-    }
-
-    /// Waits until the child's process group has no members, or until
-    /// `deadline`, when the group gets SIGKILL.
-    async fn wait_group_gone(&self, deadline: Instant) -> io::Result<()> {
-        let mut pause = Duration::from_millis(1);
-        while self.shared.group_has_members()? {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return self.shared.send_stop(Signal::KILL);
-            }
-            Sleep::new(pause.min(left)).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
-        }
-        Ok(())
     }
 
     /// Waits up to `timeout` for the child to exit. `Ok(None)` means it still
@@ -408,6 +453,68 @@ impl Child {
         self.shared.cell.get().and_then(|exit| exit.usage())
     }
 
+    /// How the child's tree is contained: [`Containment::Group`] or
+    /// [`Containment::Cgroup`] (what [`Containment::Auto`] chose), or `None`
+    /// if it was spawned without [`Command::contain`](crate::Command::contain).
+    pub fn containment(&self) -> Option<Containment> {
+        contain::containment(&self.shared)
+    }
+
+    /// The live pids in the child's containment: every process in its
+    /// cgroup (escapees included), or the live members of its process
+    /// group; without containment, the child itself while it runs. Exited
+    /// processes that were not reaped yet (zombies) are not members.
+    ///
+    /// For a [`Containment::Group`] this reads `/proc`, which exists on
+    /// Linux only; elsewhere it fails with [`io::ErrorKind::Unsupported`].
+    pub fn members(&self) -> io::Result<Vec<u32>> {
+        contain::members(&self.shared)
+    }
+
+    /// Waits until the child has exited and no member of its tree is left,
+    /// and returns the child's own status. Closes stdin first, as
+    /// [`Child::wait`] does; `wait` itself keeps tokio's meaning (the child
+    /// alone). Cancel-safe.
+    ///
+    /// - [`Containment::Cgroup`]: the tree's end is the cgroup's
+    ///   `populated 0`, which brood's background thread is notified of; no
+    ///   polling. Processes that left the child's group or session are
+    ///   waited for too.
+    /// - [`Containment::Group`]: best effort. There is no event for "group
+    ///   empty", so the group is probed at growing intervals (1 ms to
+    ///   50 ms); a zombie member that its parent has not reaped still
+    ///   counts, and a member that left the group (`setsid`) is not waited
+    ///   for.
+    /// - Not contained: the same as [`Child::wait`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// use brood::{Command, Containment};
+    /// let mut child = Command::new("sh")
+    ///     .args(["-c", "(sleep 1; echo done) & echo started"])
+    ///     .contain(Containment::Cgroup)
+    ///     .spawn()?;
+    /// let status = child.wait_tree().await?; // returns after the `sleep 1`
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_tree(&mut self) -> io::Result<ExitStatus> {
+        self.stdin.take();
+        let exit = self.wait_exit().await;
+        contain::tree_gone(&self.shared, None).await?;
+        exit.status()
+    }
+
+    /// What the child's whole tree used: the CPU time of every process that
+    /// ever ran in its cgroup (escapees and processes that exited long ago
+    /// included) and, where the memory controller is enabled, the peak
+    /// memory. Read live while the tree runs; the last figures stay
+    /// readable after it ended and its cgroup was removed.
+    ///
+    /// `None` unless the child is contained in a cgroup.
+    pub fn tree_usage(&self) -> Option<TreeUsage> {
+        contain::tree_usage(&self.shared)
+    }
+
     /// A cloneable handle for signalling and awaiting this child from
     /// elsewhere, even after this `Child` is dropped.
     ///
@@ -436,6 +543,13 @@ fn timed_out(limit: Duration) -> io::Error {
 impl Drop for Child {
     fn drop(&mut self) {
         if self.shared.cell.get().is_some() {
+            // The child is gone, but a tree in a cgroup may live on: a
+            // kill_on_drop stop reaches what is left of it. (A group's id
+            // may have been reused once its leader was reaped, so it gets
+            // nothing here.)
+            if self.kill_on_drop && self.shared.cgroup().is_some_and(|c| !c.is_empty()) {
+                let _ = self.shared.begin_stop();
+            }
             return;
         }
         self.shared.abandon(&self.slot, self.kill_on_drop);

@@ -1,17 +1,21 @@
 //! Collecting a child's output, optionally capped.
 //!
-//! Owns: [`OutputLimitExceeded`], the capture (in the task, or on a blocking
-//! thread once the output proves large). Calls: `stdio::Pipe`, `sys::fd`.
+//! Owns: [`OutputLimitExceeded`], [`WaitDelayExceeded`], the capture (in the
+//! task, or on a blocking thread once the output proves large). Calls:
+//! `stdio::Pipe`, `sys::fd`.
 
 use crate::stdio::Pipe;
 use crate::sys;
 use std::error::Error;
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
+use std::pin::{pin, Pin};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 use tokio::io::ReadBuf;
 
 /// The error inside the [`io::Error`] that [`Command::output`](crate::Command::output)
@@ -67,6 +71,70 @@ impl fmt::Display for OutputLimitExceeded {
 }
 
 impl Error for OutputLimitExceeded {}
+
+/// The error inside the [`io::Error`] of kind [`io::ErrorKind::TimedOut`]
+/// that [`Command::output`](crate::Command::output) and
+/// [`Child::wait_with_output`](crate::Child::wait_with_output) return when
+/// the child exited but its pipes stayed open longer than
+/// [`Command::wait_delay`](crate::Command::wait_delay) allows (a grandchild
+/// holds them). brood then closed the pipes and stopped the rest of the
+/// child's tree, if it was contained.
+///
+/// It carries the child's status and every byte read until then.
+///
+/// ```no_run
+/// # async fn demo() {
+/// use std::time::Duration;
+/// let err = brood::Command::new("sh")
+///     .args(["-c", "echo started; sleep 100 &"])
+///     .wait_delay(Duration::from_millis(100))
+///     .output()
+///     .await
+///     .unwrap_err();
+/// let late = err.get_ref().unwrap().downcast_ref::<brood::WaitDelayExceeded>().unwrap();
+/// assert!(late.output().status.success());
+/// assert_eq!(late.output().stdout, b"started\n");
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct WaitDelayExceeded {
+    delay: Duration,
+    output: Output,
+}
+
+impl WaitDelayExceeded {
+    pub(super) fn new(delay: Duration, output: Output) -> Self {
+        WaitDelayExceeded { delay, output }
+    }
+
+    /// The child's status, and what its pipes delivered before they were
+    /// closed.
+    pub fn output(&self) -> &Output {
+        &self.output
+    }
+
+    /// Takes the [`Output`].
+    pub fn into_output(self) -> Output {
+        self.output
+    }
+
+    /// The wait delay that passed.
+    pub fn wait_delay(&self) -> Duration {
+        self.delay
+    }
+}
+
+impl fmt::Display for WaitDelayExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the child exited ({}) but its output pipes were still open {:?} later; brood closed them",
+            self.output.status, self.delay
+        )
+    }
+}
+
+impl Error for WaitDelayExceeded {}
 
 /// The smallest read worth a system call once output turns out to be large.
 const MIN_CHUNK: usize = 64 * 1024;
@@ -322,19 +390,24 @@ pub(super) enum Captured {
     Complete { stdout: Vec<u8>, stderr: Vec<u8> },
     /// The output passed the cap; the pipes are closed.
     OverCap(OutputLimitExceeded),
+    /// The cut-off came first: what was read until then; the pipes are
+    /// closed.
+    CutOff { stdout: Vec<u8>, stderr: Vec<u8> },
 }
 
 /// Collects `stdout` and `stderr` to EOF, or until together they pass
-/// `limit`.
+/// `limit`, or until `cutoff` completes.
 ///
 /// Small outputs are read in this task. Once the output proves large (a read
 /// fills a whole pipe) on a multi-thread runtime, the rest is drained on a
 /// blocking thread, which is how a large capture keeps up with
-/// `std::process::Command::output`.
+/// `std::process::Command::output`. A cut-off then tells that thread to give
+/// up (it notices within [`CANCEL_CHECK_MS`]) and takes back what it read.
 pub(super) async fn capture(
     stdout: Option<Pipe>,
     stderr: Option<Pipe>,
     limit: Option<usize>,
+    cutoff: impl Future<Output = ()>,
 ) -> io::Result<Captured> {
     let cap = limit.unwrap_or(usize::MAX);
     let mut capture = Capture {
@@ -343,33 +416,74 @@ pub(super) async fn capture(
         cap,
         room: cap,
     };
+    let mut cutoff = pin!(cutoff);
     let may_move = bulk_moves_to_a_thread();
+    // `None`: the cut-off came first.
     let mut done = poll_fn(|cx| match capture.drain(&mut InTask(cx)) {
-        Ok(Drained::Empty) if may_move && capture.is_bulk() => Poll::Ready(Ok(Drained::Empty)),
-        Ok(Drained::Empty) => Poll::Pending,
-        other => Poll::Ready(other),
+        Ok(Drained::Empty) if may_move && capture.is_bulk() => {
+            Poll::Ready(Ok(Some(Drained::Empty)))
+        }
+        // Checked only once both pipes are empty for now: all that was
+        // written before the cut-off has been read.
+        Ok(Drained::Empty) => match cutoff.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Ok(None)),
+            Poll::Pending => Poll::Pending,
+        },
+        Ok(other) => Poll::Ready(Ok(Some(other))),
+        Err(e) => Poll::Ready(Err(e)),
     })
     .await?;
-    if done == Drained::Empty {
+    if done == Some(Drained::Empty) {
         let abandoned = Arc::new(AtomicBool::new(false));
-        let _abandon = AbandonOnDrop(abandoned.clone());
+        let abandon = AbandonOnDrop(abandoned.clone());
         for pipe in [&mut capture.out.pipe, &mut capture.err.pipe]
             .into_iter()
             .flatten()
         {
             pipe.deregister();
         }
-        let job = tokio::task::spawn_blocking(move || {
+        let mut job = tokio::task::spawn_blocking(move || {
             let result = capture.drain_here(&abandoned);
             (capture, result)
         });
-        let (moved_back, result) = job.await.map_err(io::Error::other)?;
+        let finished = poll_fn(|cx| {
+            if let Poll::Ready(joined) = Pin::new(&mut job).poll(cx) {
+                return Poll::Ready(Some(joined));
+            }
+            cutoff.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        let (moved_back, result) = match finished {
+            Some(joined) => {
+                let (moved_back, result) = joined.map_err(io::Error::other)?;
+                (moved_back, result.map(Some))
+            }
+            None => {
+                // Cut off: stop the thread and take back what it read. It
+                // may have reached the end meanwhile; that counts.
+                drop(abandon);
+                let (moved_back, result) = job.await.map_err(io::Error::other)?;
+                let result = match result {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+                    other => other.map(Some),
+                };
+                (moved_back, result)
+            }
+        };
         capture = moved_back;
         done = result?;
     }
     let Capture {
         mut out, mut err, ..
     } = capture;
+    let Some(done) = done else {
+        drop(out.pipe.take());
+        drop(err.pipe.take());
+        return Ok(Captured::CutOff {
+            stdout: out.buf,
+            stderr: err.buf,
+        });
+    };
     if done == Drained::OverCap {
         drop(out.pipe.take());
         drop(err.pipe.take());

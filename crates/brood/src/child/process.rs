@@ -13,7 +13,7 @@ use crate::reaper::LazyPidfd;
 use crate::rusage::ResourceUsage;
 use crate::sys;
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::process::ExitStatus;
 
 /// A child's pid and, on the pidfd path, its lazily opened pidfd.
@@ -35,6 +35,14 @@ impl Process {
         Process {
             pid,
             pidfd: Some(LazyPidfd::new()),
+        }
+    }
+
+    /// A child watched through a pidfd it was born with (brood's own spawn).
+    pub(crate) fn with_open_pidfd(pid: u32, pidfd: OwnedFd) -> Self {
+        Process {
+            pid,
+            pidfd: Some(LazyPidfd::opened(pidfd)),
         }
     }
 

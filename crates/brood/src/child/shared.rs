@@ -4,12 +4,14 @@
 //! it only as a [`Tracked`] child.
 //!
 //! Owns: [`Shared`], [`StopPolicy`], and `Shared`'s [`Tracked`] impl. Calls:
-//! `exit`, `process`, `waiters` (the owner's slot), `reaper` (tracking,
-//! timers, the pidfd watcher), `sys`, `trace`.
+//! `exit`, `process`, `waiters` (the owner's slot), `containment` (a
+//! contained child's tree), `reaper` (tracking, timers, the pidfd watcher),
+//! `sys`, `trace`.
 
 use super::exit::{Collected, Exit, ExitCell, Kill};
 use super::process::Process;
 use super::waiters::OwnerSlot;
+use crate::containment::{CgroupTree, Tree};
 use crate::reaper::{self, LazyPidfd, Reap, Tracked};
 use crate::signal::Signal;
 use crate::sync::Arc;
@@ -36,6 +38,8 @@ pub(crate) struct Shared {
     pub(crate) process: Process,
     pub(crate) cell: ExitCell,
     pub(crate) stop: StopPolicy,
+    /// The child's containment, if it was spawned contained.
+    pub(crate) tree: Option<Tree>,
 }
 
 impl Shared {
@@ -44,7 +48,21 @@ impl Shared {
             process,
             cell: ExitCell::default(),
             stop,
+            tree: None,
         }
+    }
+
+    /// The shared state of a contained child.
+    pub(crate) fn contained(process: Process, stop: StopPolicy, tree: Tree) -> Self {
+        Shared {
+            tree: Some(tree),
+            ..Shared::new(process, stop)
+        }
+    }
+
+    /// The cgroup of a child contained in one.
+    pub(crate) fn cgroup(&self) -> Option<&Arc<CgroupTree>> {
+        self.tree.as_ref()?.cgroup()
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -246,9 +264,14 @@ impl Shared {
         }
     }
 
-    /// Sends a stop signal as the stop policy says: to the group if the child
+    /// Sends a stop signal as the stop policy says: to the whole cgroup if
+    /// the child is contained in one (SIGKILL as `cgroup.kill`, any other
+    /// signal frozen, from the background thread), to the group if the child
     /// leads one, else to the child.
     pub(crate) fn send_stop(&self, signal: Signal) -> io::Result<()> {
+        if let Some(cgroup) = self.cgroup() {
+            return cgroup.send(signal);
+        }
         if self.stop.group {
             self.send_group(signal)
         } else {

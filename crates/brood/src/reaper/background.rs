@@ -12,16 +12,20 @@
 //!   children whose `Child` was dropped unreaped, or that a `ChildHandle`
 //!   waits on, sit in the poller; the thread reaps them when they turn
 //!   readable.
-//! - **Timers** (`timers.rs`): grace kills, `Sleep`s, pidfd retries.
+//! - **Timers** (`timers.rs`): grace kills, `Sleep`s, pidfd retries, and
+//!   jobs handed to the thread (a contained tree's freeze-signal-thaw).
+//! - **Change watches** (`changes.rs`): contained children's
+//!   `cgroup.events`, to remove each cgroup once its tree is empty.
 //!
 //! The hot path never goes through here: a task awaiting its own child on the
 //! pidfd path reaps it itself, so a program that always awaits its children
 //! on the pidfd path never starts this thread.
 //!
 //! Owns: [`Background`] (the process's one instance) and the thread's loop.
-//! Calls: `pidfd`, `sigchld`, `table`, `timers`, `wake`, `tracked`,
+//! Calls: `changes`, `pidfd`, `sigchld`, `table`, `timers`, `wake`, `tracked`,
 //! `sys::poller`, `sys::process`, `trace`.
 
+use super::changes::{self, ChangeItem, ChangeWatcher};
 use super::pidfd;
 use super::sigchld::{self, SafetyNet, Sigchld};
 use super::table::{Table, LIVE};
@@ -52,6 +56,8 @@ pub(super) struct Background {
     thread_running: AtomicBool,
     /// Pidfd path: children the thread reaps.
     pidfds: pidfd::Watcher,
+    /// Change watches: contained children's `cgroup.events`.
+    changes: ChangeWatcher,
     timers: Timers,
 }
 
@@ -121,6 +127,7 @@ impl Background {
             thread_start: Mutex::new(()),
             thread_running: AtomicBool::new(false),
             pidfds: pidfd::Watcher::new(),
+            changes: ChangeWatcher::new(),
             timers: Timers::new(),
         })
     }
@@ -195,6 +202,11 @@ impl Background {
         }
     }
 
+    /// Watches `item` for change notifications from now on.
+    pub(super) fn watch_changes(&self, item: Arc<ChangeItem>) -> io::Result<()> {
+        self.changes.watch(item, &self.poller)
+    }
+
     /// Runs `action` at `deadline`.
     pub(super) fn add_timer(&self, deadline: Instant, action: Action) {
         // Only a new earliest deadline changes the thread's timeout.
@@ -217,6 +229,7 @@ impl Background {
                 Next::Due(Action::Kill(child)) => child.final_kill(),
                 Next::Due(Action::Wake(state)) => state.fire(),
                 Next::Due(Action::Retry(child, retry)) => self.watch_pidfd(child, retry),
+                Next::Due(Action::Job(job)) => job(),
             }
         }
     }
@@ -259,7 +272,11 @@ impl Background {
                 }
             };
             for &token in &tokens {
-                self.pidfds.on_ready(token, &self.poller);
+                if changes::is_change_token(token) {
+                    self.changes.on_ready(token, &self.poller);
+                } else {
+                    self.pidfds.on_ready(token, &self.poller);
+                }
             }
 
             pids.clear();

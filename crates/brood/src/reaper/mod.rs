@@ -55,7 +55,8 @@
 //   table.rs       the table of live children, registration vs. delivery
 //   watchlist.rs   the background thread's pidfd watch list (loom-modelled)
 //   wake.rs        the background thread's wake pipe
-//   timers.rs      the timer heap: grace kills, sleeps, pidfd retries
+//   timers.rs      the timer heap: grace kills, sleeps, pidfd retries, jobs
+//   changes.rs     change watches (a contained child's cgroup.events)
 //   sigchld.rs     the SIGCHLD exit watcher: O(1) dispatch and the safety net
 //   pidfd.rs       the pidfd exit watcher: inline waits and orphan watches
 //   background.rs  the background thread and its loop
@@ -63,6 +64,7 @@
 //   mod.rs         this file: what `command` and `child` call
 
 mod background;
+mod changes;
 mod pidfd;
 pub(crate) mod sigchld;
 mod sleep;
@@ -75,6 +77,7 @@ pub(crate) mod watchlist;
 
 pub use strategy::{current, try_current, Strategy, ENV_VAR};
 
+pub(crate) use changes::Changes;
 pub(crate) use pidfd::LazyPidfd;
 pub(crate) use sleep::Sleep;
 pub(crate) use tracked::{Reap, Tracked, TrackedChild};
@@ -189,6 +192,27 @@ pub(crate) fn kill_after<T: Tracked + Send + Sync + 'static>(
     grace: Duration,
 ) -> io::Result<()> {
     background::get()?.add_timer(Instant::now() + grace, Action::Kill(child.clone()));
+    Ok(())
+}
+
+/// Starts the background thread unless it runs: for work that must not
+/// find it missing later (a contained child's change watch).
+pub(crate) fn ensure_background() -> io::Result<()> {
+    background::get().map(drop)
+}
+
+/// Watches `item` on the background thread from now on; see
+/// [`Changes`]. The thread drops it once [`Changes::changed`] says so.
+pub(crate) fn watch_changes<T: Changes + Send + Sync + 'static>(item: &Arc<T>) -> io::Result<()> {
+    let item: Arc<changes::ChangeItem> = item.clone();
+    background::get()?.watch_changes(item)
+}
+
+/// Runs `job` on the background thread as soon as it gets to it: for work
+/// that may block for a moment and must not block the caller (a task, or
+/// a `Drop`).
+pub(crate) fn run_in_background(job: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    background::get()?.add_timer(Instant::now(), Action::Job(Box::new(job)));
     Ok(())
 }
 

@@ -50,7 +50,7 @@ use crate::sys;
 use crate::sys::async_fd::RegistrableFd;
 use crate::sys::poller::Poller;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::task::{Context, Poll};
@@ -78,6 +78,17 @@ impl LazyPidfd {
     pub(crate) fn new() -> Self {
         LazyPidfd {
             fd: OnceLock::new(),
+            spawned_at: Instant::now(),
+            traced: AtomicBool::new(false),
+            handed_over: AtomicBool::new(false),
+        }
+    }
+
+    /// The pidfd of a child spawned just now with its pidfd from birth
+    /// (brood's own spawn, `clone3(CLONE_PIDFD)`): nothing left to open.
+    pub(crate) fn opened(fd: OwnedFd) -> Self {
+        LazyPidfd {
+            fd: OnceLock::from(RegistrableFd::new(fd)),
             spawned_at: Instant::now(),
             traced: AtomicBool::new(false),
             handed_over: AtomicBool::new(false),

@@ -1,8 +1,9 @@
 //! The background thread's timers: a heap of deadlines, each with what to do
 //! when it passes.
 //!
-//! Grace kills, `Sleep`s (timeouts, `wait_timeout`, `terminate`) and the
-//! pidfd watcher's retries all wait here, so they work in any runtime, with
+//! Grace kills, `Sleep`s (timeouts, `wait_timeout`, `terminate`), the
+//! pidfd watcher's retries and jobs to run off the caller's thread all
+//! wait here, so they work in any runtime, with
 //! or without Tokio's time driver. The thread fires due timers before every
 //! sleep and sleeps until the earliest deadline.
 //!
@@ -25,6 +26,9 @@ pub(super) enum Action {
     /// Tries again to watch (or reap) a child whose pidfd was unavailable;
     /// the duration is the delay to use if that fails again.
     Retry(Arc<TrackedChild>, Duration),
+    /// Runs a job that may block briefly, off the caller's thread (the
+    /// freeze, signal and thaw of a contained tree's first stop).
+    Job(Box<dyn FnOnce() + Send>),
 }
 
 struct Timer {

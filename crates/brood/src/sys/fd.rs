@@ -27,17 +27,29 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Resu
 
 /// A close-on-exec pipe whose both ends are non-blocking: `(read, write)`.
 pub(crate) fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    pipe(true)
+}
+
+/// A close-on-exec pipe, blocking at both ends as std's are: `(read,
+/// write)`. For the standard streams of a child brood spawns itself.
+pub(crate) fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    pipe(false)
+}
+
+/// A close-on-exec pipe, non-blocking at both ends if `nonblocking`.
+fn pipe(nonblocking: bool) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     #[cfg(any(target_os = "linux", target_os = "freebsd"))]
     {
+        let flags = if nonblocking { libc::O_NONBLOCK } else { 0 };
         // SAFETY: `fds` is a writable array of two ints.
-        cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
+        cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | flags) })?;
     }
     #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
     {
-        // SAFETY: `fds` is a writable array of two ints. The pipe is made once,
-        // lazily; a fork between pipe() and FD_CLOEXEC could leak it into one
-        // child, which platforms without pipe2 cannot prevent.
+        // SAFETY: `fds` is a writable array of two ints. A fork between
+        // pipe() and FD_CLOEXEC could leak it into one child, which
+        // platforms without pipe2 cannot prevent.
         cvt(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
         for fd in fds {
             // SAFETY: `fd` was just returned by pipe().
@@ -47,12 +59,22 @@ pub(crate) fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     // SAFETY: pipe returned two fresh descriptors that nothing else owns.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
-    {
+    if nonblocking {
         use std::os::fd::AsFd;
         set_nonblocking(r.as_fd(), true)?;
         set_nonblocking(w.as_fd(), true)?;
     }
+    #[cfg(any(target_os = "linux", target_os = "freebsd"))]
+    let _ = nonblocking;
     Ok((r, w))
+}
+
+/// Whether `fd` has close-on-exec set (`fcntl(F_GETFD)`).
+#[cfg(test)]
+pub(crate) fn is_cloexec(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: F_GETFD on a descriptor that is open for the borrow.
+    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) })?;
+    Ok(flags & libc::FD_CLOEXEC != 0)
 }
 
 /// `read(2)` into possibly uninitialised memory; `Ok(0)` at end of file.

@@ -1,6 +1,6 @@
 //! Processes: reaping (`wait4`), looking without reaping (the `waitid`
-//! peeks), signalling (`kill`, `killpg`), process groups, the subreaper
-//! flag, and `pre_exec`.
+//! peeks), signalling (`kill`, `killpg`), process groups (and their members,
+//! from `/proc` on Linux), the subreaper flag, and `pre_exec`.
 //!
 //! Owns: the count of wait-family calls ([`wait_calls`]). Calls: `errno`.
 
@@ -160,6 +160,46 @@ pub(crate) fn killpg(pgid: u32, signal: i32) -> io::Result<()> {
 pub(crate) fn getpgid(pid: u32) -> io::Result<u32> {
     // SAFETY: getpgid has no memory-safety preconditions.
     cvt(unsafe { libc::getpgid(pid as libc::pid_t) }).map(|p| p as u32)
+}
+
+/// The live members of process group `pgid` (zombies are not members),
+/// from `/proc`: each process's state and group (fields 3 and 5 of
+/// `/proc/<pid>/stat`). There is no system call for it; a process that
+/// exits during the scan may or may not be listed.
+#[cfg(target_os = "linux")]
+pub(crate) fn group_members(pgid: u32) -> io::Result<Vec<u32>> {
+    let mut members = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let Ok(pid) = entry?.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        // Gone since the listing: not a member.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command name (field 2) is in parentheses and may contain
+        // anything, so the fields are counted from the last `)`.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let group = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+        if group == Some(pgid) && !matches!(state, Some("Z" | "X")) {
+            members.push(pid);
+        }
+    }
+    Ok(members)
+}
+
+/// Stand-in for listing a process group, which needs `/proc` here.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn group_members(pgid: u32) -> io::Result<Vec<u32>> {
+    let _ = pgid;
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "brood: listing a process group's members needs Linux's /proc",
+    ))
 }
 
 /// `prctl(PR_SET_CHILD_SUBREAPER, 1)`.

@@ -8,6 +8,7 @@
 //! | [`interleavings`] | a property-based state machine over every API: nothing is ever lost |
 //! | [`faults`] | fault injection: denied system calls, exhausted limits, a tracer, foreign reaping, host SIGCHLD handling, many runtimes, runtime shutdown |
 //! | [`compat`] | drop-in fidelity: brood driven the way tokio::process wrapper crates drive it |
+//! | [`contain`] | containment: every stop reaches every member, escapees, atomic placement, cleanup, bad parents, `wait_tree`, `tree_usage`, `wait_delay` |
 //! | [`security`] | no signal after reaping, no descriptor leaks into children, `env_clear`, no shell |
 //! | [`soak`] | 100,000 spawn/wait/drop cycles (ignored; `scripts/soak`) |
 //! | `tracing_events` | the `tracing` feature's events (built with `--features tracing` only) |
@@ -22,6 +23,7 @@
 
 mod beyond;
 mod compat;
+mod contain;
 mod faults;
 mod interleavings;
 mod process;

@@ -10,6 +10,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// never reach it.
 const WAKE_TOKEN: u64 = u64::MAX;
 
+/// The events of a change watch: `EPOLLPRI`, edge-triggered (each change is
+/// reported once; reading the file re-arms it). epoll adds `EPOLLERR` itself.
+pub(crate) const CHANGE_EVENTS: u32 = (libc::EPOLLPRI | libc::EPOLLET) as u32;
+
 /// An epoll set; see the module docs of `sys::poller`.
 pub(crate) struct Poller {
     epoll: OwnedFd,
@@ -32,10 +36,19 @@ impl Poller {
     /// Edge-triggered: a pidfd that is readable while a tracer holds the exit
     /// stays readable, and level-triggered polling would spin on it.
     pub(crate) fn watch(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut event = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-            u64: token,
-        };
+        self.add(fd, token, (libc::EPOLLIN | libc::EPOLLET) as u32)
+    }
+
+    /// Adds `fd` for edge-triggered change notifications, tagged with
+    /// `token`: `EPOLLPRI`, which kernfs files (a cgroup's `cgroup.events`)
+    /// report once their contents changed after the descriptor last read
+    /// them. Never `EPOLLIN`: such a file always reads as readable.
+    pub(crate) fn watch_changes(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.add(fd, token, CHANGE_EVENTS)
+    }
+
+    fn add(&self, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
+        let mut event = libc::epoll_event { events, u64: token };
         // SAFETY: `event` is valid for the call; the kernel copies it.
         cvt(unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) })
             .map(drop)

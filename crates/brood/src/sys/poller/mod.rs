@@ -7,13 +7,15 @@
 //!   `wake` (which must outlive it) as readable;
 //! - `watch(fd, token)` / `unwatch(fd)`: adds or removes an edge-triggered
 //!   watch for readability, reported as `token`;
+//! - `watch_changes(fd, token)`: the same for change notifications
+//!   (`EPOLLPRI`) of a kernfs file, a cgroup's `cgroup.events`;
 //! - `wait(tokens, timeout_ms)`: sleeps up to `timeout_ms` (`-1`: forever),
 //!   appends the tokens of ready watches, and returns whether the wake pipe
 //!   was readable. An interrupted wait counts as a timeout.
 //!
 //! On Linux this is epoll (`epoll.rs`). Elsewhere (`poll.rs`) only the wake
 //! pipe is waited on, with `poll(2)`: there are no pidfds to watch, and
-//! `watch` fails with `Unsupported`.
+//! `watch` and `watch_changes` fail with `Unsupported`.
 
 #[cfg(target_os = "linux")]
 mod epoll;

@@ -26,6 +26,11 @@ impl Poller {
         ))
     }
 
+    /// There are no change notifications to watch here (no cgroups).
+    pub(crate) fn watch_changes(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.watch(fd, token)
+    }
+
     /// Nothing is ever watched here.
     pub(crate) fn unwatch(&self, fd: RawFd) -> io::Result<()> {
         let _ = fd;

@@ -1,0 +1,385 @@
+//! One contained child's cgroup: its members, its events, the stop
+//! primitives (freeze, signal, thaw, kill), its figures, and its removal.
+//!
+//! Owns: [`ChildCgroup`], [`Signalled`]. Calls: `events`, `fs`, `usage`,
+//! `sys::cgroupfs`, `sys::pidfd`, `sys::process`.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[cfg(test)]
+use super::events::Events;
+use super::events::{self, PopulatedWatch};
+use super::fs::{self, read_small, MAX_NESTING};
+use super::usage::{self, CgroupUsage};
+use crate::sync::Mutex;
+use crate::sys::{self, cgroupfs};
+
+/// How many members get a pidfd at once while a stop signals them (see
+/// [`ChildCgroup::signal_frozen_members`]); bounds the descriptors held.
+const PIDFD_BATCH: usize = 256;
+
+/// A per-child cgroup that brood created, with its directory open (the
+/// descriptor `clone3(CLONE_INTO_CGROUP)` takes).
+///
+/// Dropping it removes the directory if it is empty and was not removed yet.
+#[derive(Debug)]
+pub(crate) struct ChildCgroup {
+    /// The parent directory, through which the cgroup removes itself.
+    parent: Arc<File>,
+    name: String,
+    path: PathBuf,
+    dir: File,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    removed: bool,
+    /// The figures read just before the directory was removed.
+    last_usage: Option<CgroupUsage>,
+}
+
+/// What [`ChildCgroup::signal_members`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Signalled {
+    /// How many members were sent the signal.
+    pub(crate) members: usize,
+    /// Whether they were all frozen while it was sent. `false` when the
+    /// freeze did not complete in time (a member in uninterruptible sleep,
+    /// say): they were signalled anyway, and one may have forked past it.
+    pub(crate) frozen: bool,
+}
+
+impl ChildCgroup {
+    pub(super) fn new(parent: Arc<File>, name: String, path: PathBuf, dir: File) -> Self {
+        ChildCgroup {
+            parent,
+            name,
+            path,
+            dir,
+            state: Mutex::default(),
+        }
+    }
+
+    /// The directory's name (see `name.rs` for the scheme).
+    #[cfg(test)]
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The directory's path.
+    #[cfg(any(test, feature = "tracing"))]
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The directory, opened `O_RDONLY | O_DIRECTORY | O_CLOEXEC`: the
+    /// descriptor `clone3` takes as `cgroup` with `CLONE_INTO_CGROUP`.
+    pub(crate) fn dir_fd(&self) -> BorrowedFd<'_> {
+        self.dir.as_fd()
+    }
+
+    /// Opens `cgroup.procs` (`O_WRONLY | O_CLOEXEC`), for a placement by
+    /// the child itself: a forked child writes `"0"` to it before it execs.
+    /// Opened only when needed (clone3 places the child through the
+    /// directory alone), and closed once the child is placed: every open
+    /// descriptor makes each later spawn copy a larger table.
+    pub(crate) fn open_procs(&self) -> io::Result<File> {
+        cgroupfs::open_file_at(self.dir_fd(), Path::new("cgroup.procs"), libc::O_WRONLY)
+    }
+
+    /// Reads `cgroup.events` once, through a descriptor of its own.
+    #[cfg(test)]
+    pub(crate) fn events(&self) -> io::Result<Events> {
+        events::parse_events(&read_small(self.dir_fd(), "cgroup.events")?)
+    }
+
+    /// Whether any process is left in the cgroup (or in cgroups the job
+    /// created inside it).
+    #[cfg(test)]
+    pub(crate) fn populated(&self) -> io::Result<bool> {
+        self.events().map(|e| e.populated)
+    }
+
+    /// A watch for the moment the cgroup empties (`populated 0`), with a
+    /// descriptor of its own; see [`PopulatedWatch`].
+    pub(crate) fn watch_populated(&self) -> io::Result<PopulatedWatch> {
+        Ok(PopulatedWatch::new(events::open_events(self.dir_fd())?))
+    }
+
+    /// The pids of every process in the cgroup and in cgroups nested in it
+    /// (a job may create its own). Exited processes that are not reaped yet
+    /// (zombies) are not members: the kernel drops them from `cgroup.procs`
+    /// at exit.
+    pub(crate) fn members(&self) -> io::Result<Vec<u32>> {
+        let mut pids = Vec::new();
+        collect_members(self.dir_fd(), 0, &mut pids)?;
+        Ok(pids)
+    }
+
+    /// Freezes every member (`cgroup.freeze`) and waits, event-driven, up to
+    /// `timeout` for `frozen 1`. A frozen member runs no user code, so it
+    /// cannot fork, until [`ChildCgroup::thaw`]; fatal signals still kill it.
+    /// Fails with `TimedOut` if the freeze did not complete in time (the
+    /// cgroup then stays freezing; thaw it).
+    pub(crate) fn freeze(&self, timeout: Duration) -> io::Result<()> {
+        // Opened before the write, so the first read in `wait_until` comes
+        // after it; a completion notified before that read is seen by it.
+        let events = events::open_events(self.dir_fd())?;
+        self.write_interface("cgroup.freeze", b"1")?;
+        if events::wait_until(&events, &AtomicU64::new(0), timeout, |e| e.frozen)? {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "brood: cgroup {} did not freeze within {timeout:?}",
+                    self.path.display()
+                ),
+            ))
+        }
+    }
+
+    /// Lets frozen members run again. Does not wait: signals sent while
+    /// frozen are delivered as each member resumes, before any user code.
+    pub(crate) fn thaw(&self) -> io::Result<()> {
+        self.write_interface("cgroup.freeze", b"0")
+    }
+
+    /// The first stop of a contained tree: `signal` to every member present
+    /// now, with the cgroup frozen while they are signalled, so that none
+    /// forks a new process past it. Then the cgroup is thawed (unless it was
+    /// frozen already before the call, by someone else) and the members
+    /// handle the signal.
+    ///
+    /// A fatal signal the member does not handle (SIGTERM with the default
+    /// action) kills it at once, frozen or not; a handled one runs its
+    /// handler on thaw. Members forked later (by a handler) are reached by
+    /// [`ChildCgroup::kill`].
+    pub(crate) fn signal_members(
+        &self,
+        signal: i32,
+        freeze_timeout: Duration,
+    ) -> io::Result<Signalled> {
+        let was_frozen = match read_small(self.dir_fd(), "cgroup.freeze") {
+            Ok(state) => state.trim() == "1",
+            // No freezer (Linux before 5.2): signal without it.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.dir_exists() => {
+                let members = self.signal_frozen_members(signal)?;
+                return Ok(Signalled {
+                    members,
+                    frozen: false,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let frozen = match self.freeze(freeze_timeout) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => false,
+            Err(e) => {
+                if !was_frozen {
+                    let _ = self.thaw();
+                }
+                return Err(e);
+            }
+        };
+        let signalled = self.signal_frozen_members(signal);
+        // Thawed whatever the signalling did: a tree left frozen would hang.
+        let thawed = if was_frozen { Ok(()) } else { self.thaw() };
+        let members = signalled?;
+        thawed?;
+        Ok(Signalled { members, frozen })
+    }
+
+    /// Sends `signal` to every member, exactly: never to a process that
+    /// merely reused a member's pid. Meant for a frozen cgroup (see
+    /// [`ChildCgroup::signal_members`]); returns how many were signalled.
+    ///
+    /// While the cgroup is frozen no member forks, so the member set can
+    /// only shrink (a member killed by someone, then reaped by a parent
+    /// outside the cgroup, after which its pid can be reused). So each pid
+    /// listed gets a pidfd first, and is signalled through it only if a
+    /// second listing, taken after the pidfd was opened, still has the pid:
+    /// then the pidfd names that member. Where pidfds are unavailable
+    /// (seccomp, no descriptors left) the pid itself is signalled.
+    pub(crate) fn signal_frozen_members(&self, signal: i32) -> io::Result<usize> {
+        let listed = self.members()?;
+        let mut signalled = 0;
+        for batch in listed.chunks(PIDFD_BATCH) {
+            let mut by_pidfd = Vec::with_capacity(batch.len());
+            let mut by_pid = Vec::new();
+            for &pid in batch {
+                match sys::pidfd::open(pid) {
+                    Ok(fd) => by_pidfd.push((pid, fd)),
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                    Err(_) => by_pid.push(pid),
+                }
+            }
+            let still: HashSet<u32> = self.members()?.into_iter().collect();
+            for (pid, pidfd) in &by_pidfd {
+                if still.contains(pid) {
+                    signalled += gone_is_fine(sys::pidfd::send_signal(pidfd.as_fd(), signal))?;
+                }
+            }
+            for pid in by_pid {
+                if still.contains(&pid) {
+                    signalled += gone_is_fine(sys::process::kill(pid, signal))?;
+                }
+            }
+        }
+        Ok(signalled)
+    }
+
+    /// Kills every member, and every process forked meanwhile, at once
+    /// (`cgroup.kill`, Linux 5.14). On older kernels: freeze, SIGKILL each
+    /// member, thaw.
+    pub(crate) fn kill(&self) -> io::Result<()> {
+        match self.write_interface("cgroup.kill", b"1") {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.dir_exists() => self
+                .signal_members(libc::SIGKILL, Duration::from_secs(1))
+                .map(drop),
+            other => other,
+        }
+    }
+
+    /// The tree's figures: live while the cgroup exists, and after
+    /// [`ChildCgroup::remove`] the last ones read before the removal.
+    pub(crate) fn usage(&self) -> io::Result<CgroupUsage> {
+        let state = crate::sync::lock(&self.state);
+        if state.removed {
+            return state.last_usage.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "brood: cgroup {} was removed before its figures could be read",
+                        self.path.display()
+                    ),
+                )
+            });
+        }
+        self.read_usage()
+    }
+
+    /// Removes the cgroup directory, keeping the last figures readable.
+    ///
+    /// The kernel refuses (`EBUSY`) while any process is left in the tree;
+    /// that is reported as `ResourceBusy`, and the caller tries again after
+    /// the next `populated 0` notification, not on a timer: the kernel
+    /// clears `populated` and allows `rmdir` on the same count, so a tree
+    /// that reads empty is removable. Cgroups a job created inside are
+    /// removed first. Removing twice, or a directory someone else removed,
+    /// is `Ok`.
+    pub(crate) fn remove(&self) -> io::Result<()> {
+        let mut state = crate::sync::lock(&self.state);
+        if state.removed {
+            return Ok(());
+        }
+        // Read while the directory still exists; a failure keeps whatever
+        // figures an earlier attempt got.
+        if let Ok(usage) = self.read_usage() {
+            state.last_usage = Some(usage);
+        }
+        match fs::remove_tree(self.parent.as_fd(), Path::new(&self.name), 0) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::ResourceBusy,
+                    format!(
+                        "brood: cgroup {} still holds processes; remove it once it is empty",
+                        self.path.display()
+                    ),
+                ))
+            }
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("brood: removing cgroup {}: {e}", self.path.display()),
+                ))
+            }
+        }
+        state.removed = true;
+        Ok(())
+    }
+
+    /// Whether [`ChildCgroup::remove`] succeeded.
+    pub(crate) fn is_removed(&self) -> bool {
+        crate::sync::lock(&self.state).removed
+    }
+
+    fn read_usage(&self) -> io::Result<CgroupUsage> {
+        let mut figures = CgroupUsage::default();
+        usage::parse_cpu_stat(&read_small(self.dir_fd(), "cpu.stat")?, &mut figures)?;
+        figures.peak_memory = match read_small(self.dir_fd(), "memory.peak") {
+            Ok(text) => Some(usage::parse_memory_peak(&text)?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        Ok(figures)
+    }
+
+    fn write_interface(&self, file: &str, value: &[u8]) -> io::Result<()> {
+        let mut f = cgroupfs::open_file_at(self.dir_fd(), Path::new(file), libc::O_WRONLY)?;
+        f.write_all(value).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("brood: writing {}/{file}: {e}", self.path.display()),
+            )
+        })
+    }
+
+    fn dir_exists(&self) -> bool {
+        read_small(self.dir_fd(), "cgroup.procs").is_ok()
+    }
+}
+
+impl Drop for ChildCgroup {
+    fn drop(&mut self) {
+        // Best effort: a tree still running keeps it (EBUSY), and the stale
+        // sweep of a later brood process removes it once it is empty.
+        let _ = self.remove();
+    }
+}
+
+/// `1` if the signal was sent, `0` if the process was already gone.
+fn gone_is_fine(sent: io::Result<()>) -> io::Result<usize> {
+    match sent {
+        Ok(()) => Ok(1),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+fn collect_members(dir: BorrowedFd<'_>, depth: u32, pids: &mut Vec<u32>) -> io::Result<()> {
+    for line in read_small(dir, "cgroup.procs")?.lines() {
+        pids.push(line.trim().parse().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("brood: unexpected line in cgroup.procs: {line:?}"),
+            )
+        })?);
+    }
+    for child in fs::subdirectories(dir)? {
+        if depth >= MAX_NESTING {
+            return Err(io::Error::other(format!(
+                "brood: cgroups nested more than {MAX_NESTING} deep"
+            )));
+        }
+        let nested =
+            cgroupfs::open_file_at(dir, Path::new(&child), libc::O_RDONLY | libc::O_DIRECTORY)
+                .and_then(|sub| collect_members(sub.as_fd(), depth + 1, pids));
+        match nested {
+            // Removed by the job while it was listed (ENODEV: read after rmdir).
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV)) => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}

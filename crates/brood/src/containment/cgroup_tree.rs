@@ -1,0 +1,276 @@
+//! A child contained in a cgroup of its own: its stops, its members, its
+//! figures, and the end of its tree.
+//!
+//! # The stop sequence
+//!
+//! - A first, catchable stop (SIGTERM): the cgroup is frozen, every member
+//!   present is signalled through a pidfd checked against a second listing,
+//!   and the cgroup is thawed ([`ChildCgroup::signal_members`]). While frozen
+//!   no member runs user code, so none forks past the signal. Waiting for the
+//!   freeze blocks for a moment, so this runs on brood's background thread
+//!   ([`CgroupTree::send`]), never on the caller's.
+//! - The final stop (SIGKILL): `cgroup.kill`, which also reaches members
+//!   forked since the first stop. It does not block, so it runs wherever it
+//!   is asked for: at once without a grace period, from the background
+//!   thread's timer after one.
+//!
+//! # The end of the tree
+//!
+//! From the spawn on, the background thread watches the cgroup's
+//! `cgroup.events` ([`Changes`]). Once `populated 0` says the tree is
+//! empty, it reads the last figures, removes the cgroup and wakes every
+//! [`CgroupTree::wait_empty`], whether or not the `Child` still exists.
+//! Nothing polls in a loop: the kernel notifies on the tree's 0↔1
+//! transitions (and on freezes), and each notification costs one read.
+//!
+//! A member that exited but was not reaped (a zombie) is no member: the
+//! kernel drops it from the cgroup at exit. So the cgroup can empty, and go,
+//! while the leader is still a zombie; waiting for the whole tree means
+//! waiting for the leader's reap as well (`Child::wait_tree`).
+//!
+//! Owns: [`CgroupTree`], [`TreeUsage`]. Calls: `cgroup` (the cgroup itself), `reaper`
+//! (the change watch, jobs on the background thread), `signal`, `trace`.
+
+use crate::cgroup::{ChildCgroup, PopulatedWatch, Signalled};
+use crate::reaper::{self, Changes};
+use crate::signal::Signal;
+use crate::sync::Arc;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How long the first stop waits for the cgroup to freeze before it
+/// signals the members anyway (a member in uninterruptible sleep delays a
+/// freeze). A freeze usually takes well under a millisecond; this bounds
+/// how long the background thread can be held up by one.
+const FREEZE_LIMIT: Duration = Duration::from_millis(200);
+
+/// How long cleaning up after a failed spawn waits for the killed tree to
+/// empty before it gives up on removing the cgroup.
+const DISCARD_LIMIT: Duration = Duration::from_secs(5);
+
+/// What a contained tree used: every process that ever ran in the child's
+/// cgroup, those that left its process group or session included. From
+/// [`Child::tree_usage`](crate::Child::tree_usage).
+///
+/// Read live while the tree runs; once it has ended, the last figures stay
+/// readable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeUsage {
+    user_time: Duration,
+    system_time: Duration,
+    peak_memory: Option<u64>,
+}
+
+impl TreeUsage {
+    /// CPU time spent in user mode by the whole tree (`user_usec` of the
+    /// cgroup's `cpu.stat`).
+    pub fn user_time(&self) -> Duration {
+        self.user_time
+    }
+
+    /// CPU time spent in the kernel on behalf of the whole tree
+    /// (`system_usec`).
+    pub fn system_time(&self) -> Duration {
+        self.system_time
+    }
+
+    /// The highest memory use the tree reached, in bytes (`memory.peak`).
+    /// `None` where the memory controller is not enabled for the cgroup
+    /// (its parent's `cgroup.subtree_control` lacks `memory`; brood's
+    /// default parent, the process's own cgroup, never has it), or the
+    /// kernel predates `memory.peak` (5.19).
+    pub fn peak_memory(&self) -> Option<u64> {
+        self.peak_memory
+    }
+}
+
+/// One contained child's cgroup, shared by its `Child`, its handles and
+/// the background thread's change watch.
+#[derive(Debug)]
+pub(crate) struct CgroupTree {
+    cgroup: ChildCgroup,
+    /// `cgroup.events`, opened before the child existed and read only by
+    /// the background thread.
+    watch: PopulatedWatch,
+    /// Set by the background thread once the tree is empty.
+    empty: AtomicBool,
+    /// Wakes the tree's waiters once `empty` is set.
+    emptied: Notify,
+}
+
+impl CgroupTree {
+    pub(crate) fn new(cgroup: ChildCgroup, watch: PopulatedWatch) -> Self {
+        CgroupTree {
+            cgroup,
+            watch,
+            empty: AtomicBool::new(false),
+            emptied: Notify::new(),
+        }
+    }
+
+    /// Hands the tree's end to the background thread: from now on it
+    /// watches `cgroup.events` and removes the cgroup once the tree is
+    /// empty.
+    pub(crate) fn start_watching(self: &Arc<Self>) -> io::Result<()> {
+        // Read once first. The descriptor has not read the file yet, so
+        // arming it would report a change at once and wake the thread for
+        // nothing; after this read, arming reports only what changes later
+        // (the tree emptying between the read and the arming included).
+        match self.watch.populated() {
+            Ok(true) => reaper::watch_changes(self),
+            // Already over (or the cgroup is gone): nothing to watch.
+            _ => {
+                self.end();
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether the tree has ended (no process left in the cgroup).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.empty.load(Ordering::Acquire)
+    }
+
+    /// Resolves once no process is left in the cgroup. Cancel-safe.
+    pub(crate) async fn wait_empty(&self) {
+        loop {
+            // Registered before the flag is checked: the background thread
+            // sets the flag before it notifies, so either this check sees it
+            // or the notification reaches this waiter.
+            let mut notified = pin!(self.emptied.notified());
+            notified.as_mut().enable();
+            if self.is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The live pids in the cgroup and in cgroups nested in it.
+    pub(crate) fn members(&self) -> io::Result<Vec<u32>> {
+        if self.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.cgroup.members() {
+            // Removed meanwhile: the tree had ended.
+            Err(_) if self.cgroup.is_removed() => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
+    /// The tree's figures, live or (once the cgroup is gone) the last ones.
+    pub(crate) fn usage(&self) -> Option<TreeUsage> {
+        let figures = self.cgroup.usage().ok()?;
+        Some(TreeUsage {
+            user_time: figures.user,
+            system_time: figures.system,
+            peak_memory: figures.peak_memory,
+        })
+    }
+
+    /// Sends a stop signal to the whole tree: SIGKILL through `cgroup.kill`
+    /// at once; any other signal to every member present, frozen while they
+    /// are signalled, on the background thread (so this never blocks). Once
+    /// the tree is empty this sends nothing.
+    pub(crate) fn send(self: &Arc<Self>, signal: Signal) -> io::Result<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        if signal == Signal::KILL {
+            return self.kill();
+        }
+        let tree = Arc::clone(self);
+        let job = move || {
+            let _signalled = tree.signal_members(signal);
+            #[cfg(feature = "tracing")]
+            crate::trace::tree_signalled(
+                tree.cgroup.path(),
+                signal,
+                _signalled.as_ref().map(|s| (s.members, s.frozen)),
+            );
+        };
+        match reaper::run_in_background(job) {
+            Ok(()) => Ok(()),
+            // No background thread can be started now (EMFILE, EAGAIN): do
+            // it here, blocking for the freeze.
+            Err(_) => self.signal_members(signal).map(drop),
+        }
+    }
+
+    /// `cgroup.kill`: kills every member, and any process forked meanwhile.
+    pub(crate) fn kill(&self) -> io::Result<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        match self.cgroup.kill() {
+            Err(_) if self.cgroup.is_removed() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The first stop: `signal` to every member, frozen meanwhile. Blocks
+    /// for the freeze (at most [`FREEZE_LIMIT`]).
+    fn signal_members(&self, signal: Signal) -> io::Result<Signalled> {
+        if self.is_empty() {
+            return Ok(Signalled {
+                members: 0,
+                frozen: true,
+            });
+        }
+        match self.cgroup.signal_members(signal.as_raw(), FREEZE_LIMIT) {
+            Err(_) if self.cgroup.is_removed() => Ok(Signalled {
+                members: 0,
+                frozen: true,
+            }),
+            other => other,
+        }
+    }
+
+    /// Cleans up after a spawn that failed once the child existed: kills the
+    /// tree, waits (bounded) for it to empty, and removes the cgroup. The
+    /// leader is the caller's to reap.
+    pub(crate) fn discard(&self) {
+        let _ = self.cgroup.kill();
+        if matches!(self.watch.wait_empty_timeout(DISCARD_LIMIT), Ok(true)) {
+            let _ = self.cgroup.remove();
+        }
+        self.mark_empty();
+    }
+
+    /// The tree is empty: removes the cgroup and wakes the waiters.
+    fn end(&self) {
+        // The last figures are read before the removal; a removal that
+        // fails (it cannot while the tree is empty, the kernel decides both
+        // on the same count) leaves the directory to the next process's
+        // stale sweep, and the tree is over all the same.
+        let _removed = self.cgroup.remove();
+        #[cfg(feature = "tracing")]
+        crate::trace::tree_ended(self.cgroup.path(), _removed.as_ref().map(drop));
+        self.mark_empty();
+    }
+
+    fn mark_empty(&self) {
+        self.empty.store(true, Ordering::Release);
+        self.emptied.notify_waiters();
+    }
+}
+
+impl Changes for CgroupTree {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.watch.as_fd()
+    }
+
+    fn changed(&self) -> bool {
+        // Reading re-arms the notification. An error means the cgroup is
+        // gone (removed behind our back): its tree has ended too.
+        if let Ok(true) = self.watch.populated() {
+            return false;
+        }
+        self.end();
+        true
+    }
+}
