@@ -11,6 +11,7 @@ mod joblog;
 mod output;
 mod progress;
 mod runner;
+mod shard;
 mod summary;
 mod template;
 
