@@ -8,6 +8,7 @@ mod demo;
 mod duration;
 mod inputs;
 mod joblog;
+mod logtool;
 mod output;
 mod progress;
 mod runner;
