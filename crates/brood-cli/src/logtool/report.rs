@@ -242,7 +242,7 @@ impl Report {
     pub fn to_json(&self) -> Value {
         let figures = |list: &[Figure], unit: &str| -> Value {
             list.iter()
-                .map(|f| json!({"key": f.key.to_string(), "label": f.label, unit: f.value}))
+                .map(|f| json!({"key": f.key.to_string(), "label": f.label, unit: micros(f.value)}))
                 .collect()
         };
         let histogram = |h: &BTreeMap<i64, usize>| -> Value {
@@ -268,24 +268,30 @@ impl Report {
                 "malformed": self.malformed,
             },
             "cpu": {
-                "total_s": self.user_s + self.sys_s,
-                "user_s": self.user_s,
-                "sys_s": self.sys_s,
+                "total_s": micros(self.user_s + self.sys_s),
+                "user_s": micros(self.user_s),
+                "sys_s": micros(self.sys_s),
                 "whole_tree_jobs": self.whole_tree_jobs,
                 "top": figures(&self.top_cpu, "cpu_s"),
             },
             "peak_memory": self.peak_memory.as_ref().map(|f| {
-                json!({"key": f.key.to_string(), "label": f.label, "bytes": f.value})
+                json!({"key": f.key.to_string(), "label": f.label, "bytes": f.value as u64})
             }),
             "runtime": {
-                "total_s": self.runtime_s,
-                "span_s": self.span_s,
+                "total_s": micros(self.runtime_s),
+                "span_s": self.span_s.map(micros),
                 "slowest": figures(&self.slowest, "runtime_s"),
             },
             "exit_codes": histogram(&self.exit_codes),
             "signals": histogram(&self.signals),
         })
     }
+}
+
+/// Seconds rounded to the microsecond, the log's own precision: sums of
+/// microsecond figures would otherwise print as `0.16345799999999996`.
+fn micros(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
 }
 
 fn list(s: &mut String, heading: &str, figures: &[Figure], unit: fn(f64) -> String) {
@@ -322,8 +328,12 @@ fn shorten(label: &str) -> String {
     short
 }
 
-/// `12.34 s` below a minute, `5m07s` or `2h03m` above.
+/// `1.31 ms` below a tenth of a second, `12.34 s` below a minute, `5m07s` or
+/// `2h03m` above.
 fn seconds(x: f64) -> String {
+    if x < 0.099_995 && x > 0.0 {
+        return format!("{:.2} ms", x * 1000.0);
+    }
     if x < 59.995 {
         return format!("{x:.2} s");
     }
@@ -353,7 +363,7 @@ fn bytes(x: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{bytes, ranked, seconds, shorten};
+    use super::{bytes, micros, ranked, seconds, shorten};
     use crate::logtool::tests::{line, log};
     use crate::logtool::{merge, read_log, report, Expected, Figure, Merged, Report};
     use crate::shard::JobKey;
@@ -515,7 +525,7 @@ signals      15: 1
                     {"key": key("in-2"), "label": "in-2", "cpu_s": 1.25},
                 ],
             },
-            "peak_memory": {"key": key("in-1"), "label": "in-1", "bytes": 1048576.0},
+            "peak_memory": {"key": key("in-1"), "label": "in-1", "bytes": 1048576},
             "runtime": {
                 "total_s": 3.0, "span_s": 2.5,
                 "slowest": [
@@ -544,7 +554,11 @@ signals      15: 1
 
     #[test]
     fn units() {
-        assert_eq!(seconds(0.004), "0.00 s");
+        assert_eq!(seconds(0.0), "0.00 s");
+        assert_eq!(seconds(0.001_314), "1.31 ms");
+        assert_eq!(seconds(0.099_99), "99.99 ms");
+        assert_eq!(seconds(0.1), "0.10 s");
+        assert_eq!(micros(0.163_457_999_999_999_96), 0.163_458);
         assert_eq!(seconds(59.99), "59.99 s");
         assert_eq!(seconds(59.996), "1m00s");
         assert_eq!(seconds(307.4), "5m07s");
