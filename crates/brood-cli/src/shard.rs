@@ -80,6 +80,8 @@
 //!   `auto`, which turns the mismatch into an error.
 //! - Changing the command changes every key: a resumed run must expand to
 //!   the same argv as the first one, byte for byte.
+//! - A brood started by one of the jobs inherits the engine's variables; given
+//!   `--shard auto` too, it would take the same slice of *its* jobs.
 
 // Nothing in `brood run` calls this module yet; the CLI wires it in (issue 14).
 #![cfg_attr(not(test), allow(dead_code))]

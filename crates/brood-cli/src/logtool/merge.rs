@@ -148,9 +148,11 @@ pub fn merge(files: Vec<LogFile>, expected: Option<&[Expected]>) -> Merged {
         Some(expected) => {
             let logged: HashSet<JobKey> = jobs.iter().map(|a| a.key).collect();
             let wanted: HashSet<JobKey> = expected.iter().map(|e| e.key).collect();
+            // Inputs that expand to the same command are one job: listed once.
+            let mut listed = HashSet::new();
             let missing = expected
                 .iter()
-                .filter(|e| !logged.contains(&e.key))
+                .filter(|e| !logged.contains(&e.key) && listed.insert(e.key))
                 .cloned()
                 .collect();
             let unexpected = (0..jobs.len())
@@ -551,7 +553,7 @@ mod tests {
             "l",
             &[line("b", Some(0), 1000, ""), line("zz", Some(0), 2000, "")],
         );
-        let m = merge(vec![l], Some(&expected(&["a", "b", "c"])));
+        let m = merge(vec![l], Some(&expected(&["a", "b", "c", "a"])));
         let missing: Vec<&str> = m
             .missing
             .iter()
