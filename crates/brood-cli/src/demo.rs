@@ -6,7 +6,7 @@
 //! group. It needs no input and ends within about three seconds.
 
 use crate::job::{JobContext, Save};
-use crate::jobkey::job_key;
+use crate::jobkey::JobKey;
 use crate::jobs::{JobSource, JobSpec};
 use crate::output::{Display, Mode};
 use crate::progress::Bar;
@@ -62,7 +62,7 @@ pub fn run() -> u8 {
             JobSpec {
                 seq: i as u64 + 1,
                 args: vec![label.as_bytes().to_vec()],
-                key: job_key(&argv),
+                key: JobKey::of_argv(&argv),
                 argv,
             }
         })

@@ -206,7 +206,7 @@ impl Finished {
         let a = &self.last;
         Record {
             seq: self.spec.seq,
-            key: self.spec.key.clone(),
+            key: self.spec.key,
             input: String::from_utf8_lossy(&self.spec.input()).into_owned(),
             argv: self
                 .argv

@@ -8,7 +8,7 @@
 
 use crate::combine::{Combination, Unit};
 use crate::inputs::Record;
-use crate::jobkey::job_key;
+use crate::jobkey::JobKey;
 use crate::template::Template;
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsString;
@@ -27,7 +27,7 @@ pub struct JobSpec {
     /// template uses it (see [`JobSpec::argv_for_slot`]).
     pub argv: Vec<OsString>,
     /// The content key (see [`crate::jobkey`]).
-    pub key: String,
+    pub key: JobKey,
 }
 
 impl JobSpec {
@@ -92,7 +92,7 @@ pub struct JobSource {
     per_fit_job: usize,
     next_seq: u64,
     /// Keys to skip (`--resume`, `--resume-failed`).
-    skip: HashSet<String>,
+    skip: HashSet<JobKey>,
     /// Jobs skipped so far.
     pub skipped: usize,
     /// A fixed list (the demo, `--retry-failed`).
@@ -110,7 +110,7 @@ impl JobSource {
         template: Arc<Template>,
         units: Units,
         grouping: Grouping,
-        skip: HashSet<String>,
+        skip: HashSet<JobKey>,
     ) -> JobSource {
         let (total, per_fit_job) = match (&units, grouping) {
             (Units::Combined(c), Grouping::One) => (Some(c.remaining()), 0),
@@ -239,7 +239,7 @@ impl JobSource {
             self.next_seq += 1;
             let template = self.template.as_ref().expect("not a fixed list");
             let argv = template.expand(&args, seq, None);
-            let key = job_key(&argv);
+            let key = JobKey::of_argv(&argv);
             if self.skip.contains(&key) {
                 self.skipped += 1;
                 continue;

@@ -314,7 +314,7 @@ pub fn from_args(args: RunArgs, sources: Vec<SourceArg>) -> Result<(Settings, Jo
             .map(|(i, argv)| JobSpec {
                 seq: i as u64 + 1,
                 args: Vec::new(),
-                key: crate::jobkey::job_key(&argv),
+                key: crate::jobkey::JobKey::of_argv(&argv),
                 argv,
             })
             .collect();
@@ -386,7 +386,7 @@ pub fn from_args(args: RunArgs, sources: Vec<SourceArg>) -> Result<(Settings, Jo
             }
             Units::Combined(Combination::new(read, args.link))
         };
-        let skip: HashSet<String> = if args.resume {
+        let skip: HashSet<crate::jobkey::JobKey> = if args.resume {
             resume::resume_skips(&logged)
         } else if args.resume_failed {
             resume::resume_failed_skips(&logged)
