@@ -92,6 +92,7 @@ pub fn run() -> u8 {
         timeout: TimeoutSpec::Fixed(Duration::from_secs(1)),
         halt: None,
         summary: true,
+        signal_grace: crate::settings::DEFAULT_SIGNAL_GRACE,
     };
     let _ = brood::become_subreaper();
     let status = crate::block_on(crate::schedule::run(

@@ -154,7 +154,14 @@ mod tests {
         assert_eq!(k.to_string().to_uppercase().parse::<JobKey>(), Ok(k));
         // A multi-byte character must not be sliced through.
         let accented = "é3b0c44298fc1c149afbf4c8996fb92";
-        for bad in ["", "abc", &"0".repeat(31), &"g".repeat(32), &"0".repeat(33), accented] {
+        for bad in [
+            "",
+            "abc",
+            &"0".repeat(31),
+            &"g".repeat(32),
+            &"0".repeat(33),
+            accented,
+        ] {
             assert!(bad.parse::<JobKey>().is_err(), "{bad:?}");
         }
         // In JSON it is the hex string.

@@ -205,10 +205,17 @@ impl JobLog {
         }
     }
 
-    /// Flushes to the file system.
-    pub fn flush(&mut self) -> io::Result<()> {
+    /// At the end of a run: makes what was written durable. Every record
+    /// was written whole as its job ended; syncing the file once more
+    /// means a log on a shared file system is complete on the server even
+    /// if the node goes down right after brood (a pre-empted cloud node).
+    /// A log that cannot be synced (a pipe, `/dev/stderr`) is left as is.
+    pub fn finish(&mut self) -> io::Result<()> {
         match &mut self.sink {
-            Sink::File(f) => f.flush(),
+            Sink::File(f) => match f.sync_data() {
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(()),
+                other => other,
+            },
             Sink::Stdout(_) => Ok(()),
         }
     }

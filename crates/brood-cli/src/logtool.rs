@@ -29,8 +29,8 @@ mod report;
 pub use merge::{merge, Expected, Merged};
 pub use report::report;
 
-pub use crate::joblog::Outcome;
 use crate::jobkey::JobKey;
+pub use crate::joblog::Outcome;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -42,8 +42,6 @@ use std::time::SystemTime;
 /// be used.
 #[derive(Debug)]
 pub struct LogFile {
-    /// The name the log was read under (its path, as given).
-    pub name: Arc<str>,
     /// The usable records, in file order.
     pub attempts: Vec<Attempt>,
     /// The lines that were not.
@@ -177,7 +175,6 @@ impl Attempt {
 pub fn read_log(name: &str, mut reader: impl BufRead) -> io::Result<LogFile> {
     let name: Arc<str> = Arc::from(name);
     let mut log = LogFile {
-        name: name.clone(),
         attempts: Vec::new(),
         malformed: Vec::new(),
     };
@@ -291,7 +288,6 @@ pub(crate) mod tests {
         text.extend_from_slice(b"\xff\n");
         text.extend_from_slice(good.as_bytes());
         let log = read_log("a.jsonl", text.as_slice()).unwrap();
-        assert_eq!(&*log.name, "a.jsonl");
         assert_eq!(log.attempts.len(), 2);
         assert_eq!(log.attempts[0].at.line, 1);
         assert_eq!(log.attempts[1].at.line, 10);
@@ -374,10 +370,16 @@ pub(crate) mod tests {
             assert_eq!(outcome(&extra, None), want, "{name}");
         }
         // The "outcome" field decides over the exit code.
-        assert_eq!(outcome(",\"outcome\":\"stopped\"", Some(0)), Outcome::Stopped);
+        assert_eq!(
+            outcome(",\"outcome\":\"stopped\"", Some(0)),
+            Outcome::Stopped
+        );
         // Records from before "outcome": the exit code and "timed_out".
         let old = |text: &[u8]| read_log("o", text).unwrap().attempts[0].outcome();
-        assert_eq!(old(br#"{"argv":["a"],"exit_code":0,"signal":null}"#), Outcome::Ok);
+        assert_eq!(
+            old(br#"{"argv":["a"],"exit_code":0,"signal":null}"#),
+            Outcome::Ok
+        );
         assert_eq!(
             old(br#"{"argv":["a"],"exit_code":null,"signal":15,"timed_out":true}"#),
             Outcome::TimedOut

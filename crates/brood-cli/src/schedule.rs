@@ -7,10 +7,17 @@
 //! through a [`watch`] channel: `Graceful` (the termination sequence) or
 //! `Kill` (SIGKILL to the group at once).
 //!
-//! Signals: SIGINT and SIGTERM stop every job gracefully (a second one
-//! kills them at once) and exit with 128 + the signal. SIGHUP drains, as
-//! in GNU parallel: no new jobs start, running ones finish, and brood
-//! exits as it would have.
+//! Signals: SIGINT and SIGTERM stop every job gracefully (a second one,
+//! or `--signal-grace` running out, kills them at once) and exit with
+//! 128 + the signal. SIGHUP drains, as in GNU parallel: no new jobs start,
+//! running ones finish, and brood exits as it would have.
+//!
+//! Inside a cluster engine, the stop signal reaches brood and its jobs at
+//! the same moment (Slurm's `scancel` and time limit signal every process
+//! of the task), so a job may end of it before brood has heard its own. A
+//! job that fails once brood has been told to stop is logged `stopped`,
+//! not `failed`, so that `--resume` runs it again (see
+//! [`Finished::outcome`] for the job's own side of this).
 
 use crate::admission;
 use crate::evict::{self, Eviction};
@@ -68,6 +75,8 @@ pub struct Plan {
     pub halt: Option<Halt>,
     /// Print the summary at the end.
     pub summary: bool,
+    /// After SIGINT or SIGTERM, how long the jobs get before SIGKILL.
+    pub signal_grace: Duration,
 }
 
 /// Runs every job of `source`. Returns brood's exit status.
@@ -122,8 +131,11 @@ struct Scheduler {
     exhausted: bool,
     /// SIGINT or SIGTERM came.
     signalled: Option<Signal>,
-    /// A second one came: every job is SIGKILLed.
+    /// A second one came, or `--signal-grace` ran out: every job is
+    /// SIGKILLed.
     killing: bool,
+    /// When `--signal-grace` runs out.
+    kill_at: Option<Instant>,
     /// Nobody reads stdout any more.
     broken: bool,
     /// brood itself failed (exit 255).
@@ -154,6 +166,7 @@ impl Scheduler {
             exhausted: false,
             signalled: None,
             killing: false,
+            kill_at: None,
             broken: false,
             fatal: false,
             started: 0,
@@ -197,6 +210,14 @@ impl Scheduler {
                         self.fatal = true;
                     }
                 },
+                () = sleep_until_opt(self.kill_at), if self.kill_at.is_some() && !self.killing => {
+                    self.killing = true;
+                    Stop::raise(&self.stop_tx, Stop::Kill);
+                    self.display.message(&format!(
+                        "brood: --signal-grace ({}) is over: killing every job now (SIGKILL)",
+                        crate::duration::human(self.plan.signal_grace)
+                    ));
+                }
                 () = sleep_until_opt(wake), if wake.is_some() => self.recheck = None,
                 next = source.next(), if may_start => match next {
                     None => self.exhausted = true,
@@ -284,6 +305,7 @@ impl Scheduler {
         self.accepting = false;
         if self.signalled.is_none() {
             self.signalled = Some(sig);
+            self.kill_at = Some(Instant::now() + self.plan.signal_grace);
             Stop::raise(&self.stop_tx, Stop::Graceful);
             self.display.message(&format!(
                 "brood: got {sig:?}: stopping {running} running job{}; \
@@ -315,12 +337,16 @@ impl Scheduler {
         &mut self,
         order: u64,
         slot: u64,
-        job: Finished,
+        mut job: Finished,
         source: &JobSource,
         still_running: usize,
     ) {
         self.running.remove(&order);
         self.free_slots.insert(slot);
+        // The select loop handles signals before finished jobs, so a job
+        // whose end is handled after brood's stop signal arrived is known
+        // here to have ended around it.
+        job.run_stopped = self.signalled.is_some();
         let outcome = job.outcome();
         self.finished_runtime += job.last.runtime;
         self.summary.add(
@@ -349,16 +375,22 @@ impl Scheduler {
                 self.limit_tx.send_replace(Some(median.mul_f64(f)));
             }
         }
-        if matches!(
-            outcome,
-            Outcome::Failed | Outcome::TimedOut | Outcome::LowMemory
-        ) {
+        let from_outside = job.stopped_from_outside().is_some();
+        if from_outside
+            || matches!(
+                outcome,
+                Outcome::Failed | Outcome::TimedOut | Outcome::LowMemory
+            )
+        {
             let limit = current_limit(self.plan.timeout, &self.limit_tx);
             self.display.message(&job.failure_message(limit));
         }
-        if outcome == Outcome::Stopped || self.signalled.is_some() || self.broken {
+        if (outcome == Outcome::Stopped && !from_outside) || self.signalled.is_some() || self.broken
+        {
             return;
         }
+        // A job stopped from outside did not succeed: it counts as a
+        // failure for --halt and the exit status.
         let Some(when) =
             self.halt
                 .record(outcome == Outcome::Ok, job.status_code(), source.total())
@@ -404,7 +436,7 @@ impl Scheduler {
             bar.clear();
         }
         if let Some(log) = &mut self.joblog {
-            if let Err(e) = log.flush() {
+            if let Err(e) = log.finish() {
                 self.display
                     .error(&format!("brood: error: writing the job log: {e}"));
                 self.fatal = true;

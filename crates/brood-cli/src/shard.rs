@@ -127,11 +127,6 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
-    /// The index, from 0.
-    pub fn index(&self) -> u64 {
-        self.index
-    }
-
     /// How many shards there are.
     pub fn count(&self) -> u64 {
         self.count
@@ -730,7 +725,7 @@ mod tests {
             (r.shard, r.origin),
             (Shard::new(1, 4).unwrap(), Origin::Flag)
         );
-        assert_eq!(resolve(fixed, Some(4), &e).unwrap().shard.index(), 1);
+        assert_eq!(resolve(fixed, Some(4), &e).unwrap().shard.index, 1);
         let message = resolve(fixed, Some(5), &e).unwrap_err().to_string();
         assert!(message.contains("--shard 1/4") && message.contains("--shard-count 5"));
     }
@@ -829,7 +824,7 @@ mod tests {
                 let r = auto(&borrowed(&vars)).unwrap();
                 assert_eq!(r.origin, Origin::SlurmArrayStep);
                 assert_eq!(r.shard.count(), 4);
-                assert!(seen.insert(r.shard.index()));
+                assert!(seen.insert(r.shard.index));
             }
         }
         assert_eq!(seen, (0..4).collect());
@@ -1006,10 +1001,7 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
-        assert_eq!(
-            resolve(ShardArg::Auto, Some(4), &e).unwrap().shard.index(),
-            2
-        );
+        assert_eq!(resolve(ShardArg::Auto, Some(4), &e).unwrap().shard.index, 2);
         // Re-submitting only task 2 of an array of four: shard 0 of 1 would run
         // every job; a kept --shard-count turns that into an error.
         let vars = array(2, 1, 2, 2, 1);
@@ -1114,7 +1106,7 @@ mod tests {
                     }
                     let shard = auto_shard(&borrowed(&vars));
                     prop_assert_eq!(shard.count(), tasks * procs);
-                    prop_assert!(seen.insert(shard.index()), "shard {} twice", shard);
+                    prop_assert!(seen.insert(shard.index), "shard {} twice", shard);
                 }
             }
             prop_assert_eq!(seen.len() as u64, tasks * procs);

@@ -205,9 +205,7 @@ fn check_reruns(
     let mut failed = false;
     for (_, later) in &group[first_ok + 1..] {
         match later.outcome() {
-            Outcome::Ok | Outcome::Stopped | Outcome::LowMemory => {
-                again.push(later.at.clone())
-            }
+            Outcome::Ok | Outcome::Stopped | Outcome::LowMemory => again.push(later.at.clone()),
             outcome @ (Outcome::Failed | Outcome::TimedOut) => {
                 if !failed {
                     failed = true;
@@ -338,9 +336,9 @@ fn plural(n: usize) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use crate::logtool::tests::{line, log};
     use crate::jobkey::JobKey;
     use crate::logtool::merge::{Conflict, Duplicate};
+    use crate::logtool::tests::{line, log};
     use crate::logtool::{merge, read_log, Attempt, Expected, Location, Merged, Outcome};
 
     fn inputs(merged: &Merged) -> Vec<String> {

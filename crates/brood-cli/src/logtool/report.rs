@@ -372,9 +372,9 @@ fn bytes(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::{bytes, micros, ranked, seconds, shorten};
-    use crate::logtool::tests::{line, log};
     use super::{Figure, Report};
     use crate::jobkey::JobKey;
+    use crate::logtool::tests::{line, log};
     use crate::logtool::{merge, read_log, report, Expected, Merged};
     use serde_json::json;
     use std::collections::BTreeMap;
