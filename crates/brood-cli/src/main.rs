@@ -11,6 +11,7 @@ mod demo;
 mod duration;
 mod evict;
 mod halt;
+mod hold;
 mod inputs;
 mod job;
 mod jobkey;

@@ -17,13 +17,16 @@
 //! of the task), so a job may end of it before brood has heard its own. A
 //! job that fails once brood has been told to stop is logged `stopped`,
 //! not `failed`, so that `--resume` runs it again (see
-//! [`Finished::outcome`] for the job's own side of this).
+//! [`Finished::outcome`] for the job's own side of this); and a failed
+//! job's record is held back for a moment ([`crate::hold`]), in case the
+//! stop that caused the failure is still on its way to brood.
 
 use crate::admission;
 use crate::evict::{self, Eviction};
 use crate::halt::{Halt, HaltState, When};
+use crate::hold::{self, Held};
 use crate::job::{run_job, Controls, Finished, JobContext, Stop, Timeout};
-use crate::joblog::{JobLog, Outcome};
+use crate::joblog::{JobLog, Outcome, Record};
 use crate::jobs::{JobSource, JobSpec};
 use crate::output::Display;
 use crate::progress::Counts;
@@ -31,6 +34,7 @@ use crate::summary::Summary;
 use crate::template::display_argv;
 use brood::Signal;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +118,9 @@ struct Scheduler {
     ctx: Arc<JobContext>,
     display: Arc<Display>,
     joblog: Option<JobLog>,
+    /// Records of failed jobs not yet written, in case a stop signal
+    /// follows (see [`crate::hold`]).
+    held: Held<(Record, Vec<OsString>)>,
     /// The run-wide stop order.
     stop_tx: watch::Sender<Stop>,
     /// The `N%` time limit, once known.
@@ -157,6 +164,7 @@ impl Scheduler {
             display: ctx.display.clone(),
             ctx,
             joblog,
+            held: Held::new(hold::WINDOW),
             stop_tx: watch::Sender::new(Stop::Run),
             limit_tx: watch::Sender::new(None),
             successes: Vec::new(),
@@ -217,6 +225,11 @@ impl Scheduler {
                         "brood: --signal-grace ({}) is over: killing every job now (SIGKILL)",
                         crate::duration::human(self.plan.signal_grace)
                     ));
+                }
+                () = sleep_until_opt(self.held.next_due()), if self.held.next_due().is_some() => {
+                    for (record, argv) in self.held.take_due(Instant::now()) {
+                        self.log(&record, &argv);
+                    }
                 }
                 () = sleep_until_opt(wake), if wake.is_some() => self.recheck = None,
                 next = source.next(), if may_start => match next {
@@ -305,7 +318,20 @@ impl Scheduler {
         self.accepting = false;
         if self.signalled.is_none() {
             self.signalled = Some(sig);
-            self.kill_at = Some(Instant::now() + self.plan.signal_grace);
+            let now = Instant::now();
+            self.kill_at = Some(now + self.plan.signal_grace);
+            // The jobs that failed just before are taken to have been
+            // stopped by the same stop, sent to them a moment earlier.
+            let (failed, stopped) = self.held.stop(now);
+            for (record, argv) in failed {
+                self.log(&record, &argv);
+            }
+            for (mut record, argv) in stopped {
+                record.outcome = Outcome::Stopped;
+                self.summary.failed -= 1;
+                self.summary.cancelled += 1;
+                self.log(&record, &argv);
+            }
             Stop::raise(&self.stop_tx, Stop::Graceful);
             self.display.message(&format!(
                 "brood: got {sig:?}: stopping {running} running job{}; \
@@ -358,13 +384,11 @@ impl Scheduler {
             job.peak_rss,
             || display_argv(&job.argv),
         );
-        if let Some(log) = &mut self.joblog {
-            if let Err(e) = log.write(&job.record(), &job.argv) {
-                self.display
-                    .error(&format!("brood: error: writing the job log: {e}"));
-                self.joblog = None;
-                self.fatal = true;
-            }
+        let record = job.record();
+        if outcome == Outcome::Failed && self.joblog.is_some() {
+            self.held.push(Instant::now(), (record, job.argv.clone()));
+        } else {
+            self.log(&record, &job.argv);
         }
         if outcome == Outcome::Ok {
             if let TimeoutSpec::Relative(f) = self.plan.timeout {
@@ -413,6 +437,18 @@ impl Scheduler {
         }
     }
 
+    /// Writes one record to the job log, if there is one.
+    fn log(&mut self, record: &Record, argv: &[OsString]) {
+        if let Some(log) = &mut self.joblog {
+            if let Err(e) = log.write(record, argv) {
+                self.display
+                    .error(&format!("brood: error: writing the job log: {e}"));
+                self.joblog = None;
+                self.fatal = true;
+            }
+        }
+    }
+
     /// Redraws the progress bar, if there is one.
     fn draw(&self, source: &JobSource) {
         if let Some(bar) = self.display.bar() {
@@ -431,6 +467,10 @@ impl Scheduler {
     /// After the last job: flushes output and the log, prints the summary
     /// and returns the exit status.
     fn end(mut self, started_at: Instant, source: &JobSource) -> u8 {
+        // Every job has ended: no stop can come for these any more.
+        for (record, argv) in self.held.take_all() {
+            self.log(&record, &argv);
+        }
         self.display.flush_all();
         if let Some(bar) = self.display.bar() {
             bar.clear();
