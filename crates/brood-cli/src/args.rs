@@ -294,7 +294,12 @@ pub struct RunArgs {
     /// Run only the jobs of shard I of N (from 0), cut by each job's content key; `auto`
     /// takes I and N from the engine: a Slurm array task or srun step, or a Kubernetes
     /// Indexed Job. {shard} in --joblog becomes I.
-    #[arg(long, value_name = "I/N|auto", help_heading = "Cluster")]
+    #[arg(
+        long,
+        value_name = "I/N|auto",
+        allow_hyphen_values = true,
+        help_heading = "Cluster"
+    )]
     pub shard: Option<String>,
     /// The number of shards, for --shard auto where the engine gives none (Kubernetes);
     /// checked against the engine's count where it does. Default: $BROOD_SHARD_COUNT.

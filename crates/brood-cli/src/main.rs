@@ -102,11 +102,22 @@ pub(crate) fn clap_error(e: clap::Error, help: &str) -> u8 {
     }
 }
 
-/// The first line of a clap error, without its `error: `.
+/// A clap error on one line, without its `error: `: the first line, and
+/// where that ends in a colon (`the following required arguments were not
+/// provided:`), the indented lines it introduces.
 pub(crate) fn usage_line(e: &clap::Error) -> String {
     let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or("invalid arguments");
-    first.strip_prefix("error: ").unwrap_or(first).to_string()
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("invalid arguments");
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    if line.ends_with(':') {
+        let listed: Vec<&str> = lines
+            .take_while(|l| l.starts_with("  "))
+            .map(str::trim)
+            .collect();
+        line = format!("{} {}", line, listed.join(", "));
+    }
+    line
 }
 
 pub(crate) fn fail(msg: &str) -> u8 {
