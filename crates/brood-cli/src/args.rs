@@ -262,7 +262,8 @@ pub struct RunArgs {
     pub dry_run: bool,
 
     // --- Job log and restarts ---
-    /// Write one record per finished job to FILE (- for stdout, +FILE to append).
+    /// Write one record per finished job to FILE (- for stdout, +FILE to append); {shard}
+    /// in FILE becomes the --shard index.
     #[arg(
         long,
         visible_alias = "jl",

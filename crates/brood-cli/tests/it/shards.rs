@@ -520,3 +520,93 @@ fn halt_percentages_count_the_shards_jobs() {
     let failed = read_joblog(&dir.join("log.jsonl")).len();
     assert_eq!(failed, mine.div_ceil(2), "{mine} jobs in the shard");
 }
+
+/// The README's Kubernetes Indexed Job: its `completions`, its container's
+/// `command` and the value of its `BROOD_SHARD_COUNT`.
+fn readme_manifest() -> (usize, Vec<String>, String) {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("crates/brood-cli/README.md");
+    let start = readme
+        .find("```yaml\napiVersion: batch/v1\nkind: Job\n")
+        .expect("the README has a Job manifest");
+    let block = &readme[start + "```yaml\n".len()..];
+    let block = &block[..block.find("```").unwrap()];
+    let after = |key: &str| -> &str {
+        let at = block
+            .find(key)
+            .unwrap_or_else(|| panic!("no {key:?} in\n{block}"));
+        &block[at + key.len()..]
+    };
+    let completions: usize = after("completions:")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // A YAML flow sequence of double-quoted strings is JSON.
+    let command = after("command:");
+    let command: Vec<String> = serde_json::from_str(&command[..=command.find(']').unwrap()])
+        .expect("the command is a flow sequence of quoted strings");
+    let count = after("- name: BROOD_SHARD_COUNT")
+        .trim_start()
+        .strip_prefix("value: \"")
+        .and_then(|v| v.split('"').next())
+        .expect("BROOD_SHARD_COUNT's value")
+        .to_string();
+    (completions, command, count)
+}
+
+#[test]
+fn the_readmes_kubernetes_job_runs_every_job_once() {
+    // No cluster here: each pod of the Indexed Job is the manifest's
+    // command run with its index, as Kubernetes starts it, over /data
+    // (here a temp dir).
+    let (completions, command, count) = readme_manifest();
+    assert_eq!(
+        count,
+        completions.to_string(),
+        "BROOD_SHARD_COUNT = completions"
+    );
+    assert_eq!(command[0], "brood");
+    let dir = TempDir::new("k8s-manifest");
+    let data = format!("{}/", dir.s(""));
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    let all = inputs(60);
+    write_inputs(&dir, "inputs.txt", &all);
+    let tool = dir.join("bin/make-thumbnail");
+    std::fs::write(
+        &tool,
+        format!("#!/bin/sh\necho \"$1\" >> {}\n", dir.s("ran")),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&tool).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&tool, perms).unwrap();
+    let args: Vec<String> = command[1..]
+        .iter()
+        .map(|a| a.replace("/data/", &data))
+        .collect();
+    let pod = |index: usize| {
+        let index = index.to_string();
+        brood_in_engine(&[
+            ("JOB_COMPLETION_INDEX", index.as_str()),
+            ("BROOD_SHARD_COUNT", count.as_str()),
+        ])
+        .args(&args)
+        .assert()
+        .success();
+    };
+    for index in 0..completions {
+        pod(index);
+        assert!(dir.join(&format!("logs/log.{index}.jsonl")).exists());
+    }
+    let mut ran = lines_of(&dir.join("ran"));
+    ran.sort();
+    assert_eq!(ran, all, "every input once over the {completions} pods");
+    // A pod retried with the same index resumes its own shard's log: its
+    // jobs are done, so it runs none again.
+    std::fs::remove_file(dir.join("ran")).unwrap();
+    pod(completions / 2);
+    assert!(lines_of(&dir.join("ran")).is_empty());
+}
