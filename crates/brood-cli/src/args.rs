@@ -4,8 +4,14 @@
 //! brood                      the built-in demo
 //! brood demo                 the same
 //! brood run [OPTIONS] [--] [COMMAND [ARGS...]] [::: ARGS... | :::: FILES...]...
+//! brood log merge LOG... [-- RUN-ARGS...]
+//! brood log report [--json] LOG... [-- RUN-ARGS...]
 //! brood --help | --version
 //! ```
+//!
+//! `RUN-ARGS` are what `brood run` was given (options, command, inputs):
+//! the log tools expand them into the jobs a run should have, as `run`
+//! would.
 //!
 //! clap sees everything up to the first input-source separator (`:::`,
 //! `::::`, `:::+`, `::::+`); the rest is split off beforehand by
@@ -51,6 +57,53 @@ Exit status: 0 if every job succeeded; else the number of failed jobs (at most 1
 --halt defines it; 130 after Ctrl-C, 143 after SIGTERM; 255 on brood's own errors."
     )]
     Run(Box<RunArgs>),
+    /// Merge job logs, or report on them.
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+/// `brood log`'s subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Merge job logs (of the shards of a run, of a run and its resumptions) into one on
+    /// stdout: one record per job, the later attempt winning. Duplicates, conflicts and
+    /// malformed lines are reported on stderr, and with RUN-ARGS the jobs that never
+    /// ran; the exit status is 0 only when there is nothing to report.
+    #[command(
+        after_help = "RUN-ARGS, after --, are brood run's own arguments (options, command and :::/:::: inputs), as given to the run: the jobs they make are the jobs expected. Options that do not change which jobs there are (-j but for -X/-m, --joblog, --resume, --shard, ...) are accepted and ignored, so a task's command line can be pasted as it is."
+    )]
+    Merge(LogArgs),
+    /// Sum up a whole run from its job logs (merged first): counts, CPU, peak memory, the
+    /// slowest jobs and the exit codes; with RUN-ARGS, the jobs that never ran.
+    #[command(
+        after_help = "RUN-ARGS, after --, are brood run's own arguments, as for brood log merge."
+    )]
+    Report(ReportArgs),
+}
+
+/// The logs to read, and the run that wrote them.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Job logs (JSON Lines), in the order their attempts were made; - for stdin.
+    #[arg(required = true, value_name = "LOG")]
+    pub logs: Vec<PathBuf>,
+    /// After --: brood run's arguments, to list the jobs that never ran.
+    #[arg(last = true, value_name = "RUN-ARGS")]
+    pub run: Vec<OsString>,
+}
+
+/// `brood log report`'s options.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Print JSON (for programs) rather than text.
+    #[arg(long)]
+    pub json: bool,
+    /// How many jobs to list under top CPU and slowest.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub top: usize,
+    /// The logs and the run.
+    #[command(flatten)]
+    pub logs: LogArgs,
 }
 
 /// How job output reaches brood's stdout and stderr (`--output`).
@@ -126,6 +179,10 @@ pub struct RunArgs {
     /// Shorthand for --termseq TERM,DUR,KILL,25.
     #[arg(long, value_name = "DUR", help_heading = "Stopping")]
     pub grace: Option<String>,
+    /// After SIGINT or SIGTERM, SIGKILL the jobs still running DUR later, whatever their
+    /// --termseq (default 20s: inside Slurm's default KillWait of 30 s).
+    #[arg(long, value_name = "DUR", help_heading = "Stopping")]
+    pub signal_grace: Option<String>,
     /// Run a failing job up to N times in all.
     #[arg(long, value_name = "N", help_heading = "Stopping")]
     pub retries: Option<String>,
@@ -205,7 +262,8 @@ pub struct RunArgs {
     pub dry_run: bool,
 
     // --- Job log and restarts ---
-    /// Write one record per finished job to FILE (- for stdout, +FILE to append).
+    /// Write one record per finished job to FILE (- for stdout, +FILE to append); {shard}
+    /// in FILE becomes the --shard index.
     #[arg(
         long,
         visible_alias = "jl",
@@ -232,6 +290,22 @@ pub struct RunArgs {
     #[arg(long, requires = "joblog", conflicts_with_all = ["resume", "resume_failed"],
           help_heading = "Job log")]
     pub retry_failed: bool,
+
+    // --- Clusters ---
+    /// Run only the jobs of shard I of N (from 0), cut by each job's content key; `auto`
+    /// takes I and N from the engine: a Slurm array task or srun step, or a Kubernetes
+    /// Indexed Job. {shard} in --joblog becomes I.
+    #[arg(
+        long,
+        value_name = "I/N|auto",
+        allow_hyphen_values = true,
+        help_heading = "Cluster"
+    )]
+    pub shard: Option<String>,
+    /// The number of shards, for --shard auto where the engine gives none (Kubernetes);
+    /// checked against the engine's count where it does. Default: $BROOD_SHARD_COUNT.
+    #[arg(long, value_name = "N", requires = "shard", help_heading = "Cluster")]
+    pub shard_count: Option<String>,
 
     // --- Inputs ---
     /// Read inputs from FILE (- for stdin); give it again for more input sources.

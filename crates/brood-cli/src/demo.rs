@@ -6,7 +6,7 @@
 //! group. It needs no input and ends within about three seconds.
 
 use crate::job::{JobContext, Save};
-use crate::jobkey::job_key;
+use crate::jobkey::JobKey;
 use crate::jobs::{JobSource, JobSpec};
 use crate::output::{Display, Mode};
 use crate::progress::Bar;
@@ -62,7 +62,7 @@ pub fn run() -> u8 {
             JobSpec {
                 seq: i as u64 + 1,
                 args: vec![label.as_bytes().to_vec()],
-                key: job_key(&argv),
+                key: JobKey::of_argv(&argv),
                 argv,
             }
         })
@@ -92,6 +92,7 @@ pub fn run() -> u8 {
         timeout: TimeoutSpec::Fixed(Duration::from_secs(1)),
         halt: None,
         summary: true,
+        signal_grace: crate::settings::DEFAULT_SIGNAL_GRACE,
     };
     let _ = brood::become_subreaper();
     let status = crate::block_on(crate::schedule::run(

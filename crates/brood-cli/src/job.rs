@@ -173,18 +173,47 @@ pub struct Finished {
     pub sys: Duration,
     /// Peak RSS of any attempt.
     pub peak_rss: u64,
+    /// brood had been told to stop (SIGINT, SIGTERM) by the time the
+    /// scheduler handled the job's end; set by the scheduler.
+    pub run_stopped: bool,
 }
+
+/// The signals that stop a job rather than report on its work: what an
+/// engine, a user or the kernel sends to end a process (Slurm's `scancel`
+/// and time limit: SIGTERM, then SIGKILL).
+const STOP_SIGNALS: [Signal; 4] = [Signal::TERM, Signal::INT, Signal::HUP, Signal::KILL];
 
 impl Finished {
     /// How the job ended.
+    ///
+    /// A job that did not succeed is `stopped`, not `failed`, when it was
+    /// cut short rather than done: brood stopped it, brood had been told to
+    /// stop when the job ended ([`Finished::run_stopped`]: an engine signals
+    /// brood and its jobs at once, so the job may end of the same signal a
+    /// moment before brood hears it), or it was killed by a stop signal
+    /// brood did not send ([`Finished::stopped_from_outside`]). `--resume`
+    /// runs stopped jobs again; a failure would be skipped, and lost.
     pub fn outcome(&self) -> Outcome {
         match self.last.interrupted {
             Some(Interrupt::Stopped) => Outcome::Stopped,
             Some(Interrupt::TimedOut) => Outcome::TimedOut,
             Some(Interrupt::LowMemory) => Outcome::LowMemory,
             None if self.last.ok() => Outcome::Ok,
+            None if self.run_stopped || self.stopped_from_outside().is_some() => Outcome::Stopped,
             None => Outcome::Failed,
         }
+    }
+
+    /// The stop signal (SIGTERM, SIGINT, SIGHUP, SIGKILL) that killed the
+    /// job's last attempt, when brood did not send it. brood signals a job
+    /// only when it interrupts it, so a signal death of an attempt brood
+    /// did not interrupt came from elsewhere.
+    pub fn stopped_from_outside(&self) -> Option<Signal> {
+        if self.last.interrupted.is_some() {
+            return None;
+        }
+        let sig = Signal::from_raw(self.last.status?.signal()?);
+        STOP_SIGNALS.contains(&sig).then_some(sig)
     }
 
     /// The job's own status for `--halt`: its exit code, or 128 + signal
@@ -206,7 +235,7 @@ impl Finished {
         let a = &self.last;
         Record {
             seq: self.spec.seq,
-            key: self.spec.key.clone(),
+            key: self.spec.key,
             input: String::from_utf8_lossy(&self.spec.input()).into_owned(),
             argv: self
                 .argv
@@ -248,6 +277,11 @@ impl Finished {
             }
         } else if let Some(e) = &a.error {
             e.clone()
+        } else if let Some(sig) = self.stopped_from_outside() {
+            format!(
+                "was killed by {sig:?}, which brood did not send; it is logged as stopped, \
+                 so --resume runs it again"
+            )
         } else if let Some(sig) = a.status.and_then(|s| s.signal()) {
             format!("killed by {:?}", Signal::from_raw(sig))
         } else {
@@ -700,6 +734,7 @@ pub async fn run_job(
                 user,
                 sys,
                 peak_rss,
+                run_stopped: false,
             };
         }
         retries += 1;

@@ -6,6 +6,7 @@
 //! the tools that read it. `--joblog -` writes to stdout; `--joblog +FILE`
 //! appends, as do `--resume`, `--resume-failed` and `--retry-failed`.
 
+use crate::jobkey::JobKey;
 use crate::output::Display;
 use crate::template::display_argv;
 use serde::{Deserialize, Serialize};
@@ -40,7 +41,7 @@ pub struct Record {
     /// Job number, from 1.
     pub seq: u64,
     /// The content key (see `jobkey`).
-    pub key: String,
+    pub key: JobKey,
     /// The job's arguments, joined with spaces.
     pub input: String,
     /// The argv that was run.
@@ -204,10 +205,17 @@ impl JobLog {
         }
     }
 
-    /// Flushes to the file system.
-    pub fn flush(&mut self) -> io::Result<()> {
+    /// At the end of a run: makes what was written durable. Every record
+    /// was written whole as its job ended; syncing the file once more
+    /// means a log on a shared file system is complete on the server even
+    /// if the node goes down right after brood (a pre-empted cloud node).
+    /// A log that cannot be synced (a pipe, `/dev/stderr`) is left as is.
+    pub fn finish(&mut self) -> io::Result<()> {
         match &mut self.sink {
-            Sink::File(f) => f.flush(),
+            Sink::File(f) => match f.sync_data() {
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(()),
+                other => other,
+            },
             Sink::Stdout(_) => Ok(()),
         }
     }
@@ -243,7 +251,7 @@ mod tests {
     fn record() -> Record {
         Record {
             seq: 3,
-            key: "00".repeat(16),
+            key: "00".repeat(16).parse().unwrap(),
             input: "a \"b\"\n".into(),
             argv: vec!["echo".into(), "a \"b\"\n".into()],
             start: rfc3339(UNIX_EPOCH + std::time::Duration::from_millis(1500)),

@@ -1,6 +1,12 @@
 //! Where jobs come from: units of input grouped into jobs (`-N`, `-n`,
-//! `-X`, `-m`), numbered, expanded through the template and keyed; or a
-//! fixed list (the demo, `--retry-failed`).
+//! `-X`, `-m`), numbered, expanded through the template, keyed, and kept if
+//! their key is in this brood's shard (`--shard`) and not to be skipped
+//! (`--resume`); or a fixed list (the demo, `--retry-failed`).
+//!
+//! Jobs are numbered (`{#}`, `seq`) by their place in the whole input,
+//! before the shard is cut: job 7 is job 7 in whichever shard it falls, so
+//! a template that uses `{#}` expands, and is keyed, the same way in every
+//! shard.
 //!
 //! Jobs are made lazily, one when the scheduler asks, so a product of
 //! large sources is never held whole (`--shuf` excepted, which must see
@@ -8,7 +14,8 @@
 
 use crate::combine::{Combination, Unit};
 use crate::inputs::Record;
-use crate::jobkey::job_key;
+use crate::jobkey::JobKey;
+use crate::shard::Shard;
 use crate::template::Template;
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsString;
@@ -27,7 +34,7 @@ pub struct JobSpec {
     /// template uses it (see [`JobSpec::argv_for_slot`]).
     pub argv: Vec<OsString>,
     /// The content key (see [`crate::jobkey`]).
-    pub key: String,
+    pub key: JobKey,
 }
 
 impl JobSpec {
@@ -92,9 +99,13 @@ pub struct JobSource {
     per_fit_job: usize,
     next_seq: u64,
     /// Keys to skip (`--resume`, `--resume-failed`).
-    skip: HashSet<String>,
+    skip: HashSet<JobKey>,
     /// Jobs skipped so far.
     pub skipped: usize,
+    /// The shard whose jobs are run (all of them without `--shard`).
+    shard: Shard,
+    /// Jobs left to the other shards so far.
+    pub other_shards: usize,
     /// A fixed list (the demo, `--retry-failed`).
     fixed: Option<VecDeque<JobSpec>>,
     total: Option<usize>,
@@ -105,12 +116,14 @@ pub struct JobSource {
 }
 
 impl JobSource {
-    /// Jobs from `units` through `template`.
+    /// Jobs from `units` through `template`: those of `shard`, less the
+    /// ones whose key is in `skip`.
     pub fn new(
         template: Arc<Template>,
         units: Units,
         grouping: Grouping,
-        skip: HashSet<String>,
+        skip: HashSet<JobKey>,
+        shard: Shard,
     ) -> JobSource {
         let (total, per_fit_job) = match (&units, grouping) {
             (Units::Combined(c), Grouping::One) => (Some(c.remaining()), 0),
@@ -123,6 +136,9 @@ impl JobSource {
             (Units::Grouped(g), _) => (Some(g.len()), 0),
             (Units::Stream(_), _) => (None, usize::MAX),
         };
+        // Which jobs fall in a shard is known only once each is keyed; the
+        // total is then counted as they come (see `prescan`).
+        let total = total.filter(|_| shard == Shard::ALL);
         JobSource {
             template: Some(template),
             units,
@@ -131,6 +147,8 @@ impl JobSource {
             next_seq: 1,
             skip,
             skipped: 0,
+            shard,
+            other_shards: 0,
             fixed: None,
             total,
             made: 0,
@@ -149,6 +167,8 @@ impl JobSource {
             next_seq: 1,
             skip: HashSet::new(),
             skipped: 0,
+            shard: Shard::ALL,
+            other_shards: 0,
             total: Some(jobs.len()),
             fixed: Some(jobs.into()),
             made: 0,
@@ -169,8 +189,21 @@ impl JobSource {
             all.push(args?);
         }
         fastrand::shuffle(&mut all);
-        self.total = Some(all.len());
+        self.total = Some(all.len()).filter(|_| self.shard == Shard::ALL);
         self.units = Units::Grouped(all.into());
+        Ok(())
+    }
+
+    /// Makes every remaining job now, so that the total is known before
+    /// the first one starts (`--halt N%` under `--shard`: the percentage is
+    /// of this shard's jobs). The jobs are held as a fixed list.
+    pub async fn prescan(&mut self) -> io::Result<()> {
+        let mut jobs = VecDeque::new();
+        while let Some(job) = self.next().await {
+            jobs.push_back(job?);
+        }
+        self.fixed = Some(jobs);
+        self.exhausted = false;
         Ok(())
     }
 
@@ -239,7 +272,11 @@ impl JobSource {
             self.next_seq += 1;
             let template = self.template.as_ref().expect("not a fixed list");
             let argv = template.expand(&args, seq, None);
-            let key = job_key(&argv);
+            let key = JobKey::of_argv(&argv);
+            if !self.shard.contains(&key) {
+                self.other_shards += 1;
+                continue;
+            }
             if self.skip.contains(&key) {
                 self.skipped += 1;
                 continue;

@@ -1,7 +1,8 @@
 //! `brood`: run jobs in parallel, GNU parallel style, on the brood library.
 //!
-//! `brood run [OPTIONS] [COMMAND [ARGS...]] ::: INPUTS...`; `brood` alone
-//! runs a short demo. See `brood run --help` and the crate's README.
+//! `brood run [OPTIONS] [COMMAND [ARGS...]] ::: INPUTS...`; `brood log
+//! merge|report LOG...` for job logs; `brood` alone runs a short demo. See
+//! `brood run --help` and the crate's README.
 
 mod admission;
 mod args;
@@ -10,11 +11,14 @@ mod demo;
 mod duration;
 mod evict;
 mod halt;
+mod hold;
 mod inputs;
 mod job;
 mod jobkey;
 mod joblog;
 mod jobs;
+mod logcmd;
+mod logtool;
 mod output;
 mod progress;
 mod results;
@@ -23,6 +27,7 @@ mod schedule;
 mod script;
 mod separators;
 mod settings;
+mod shard;
 mod spool;
 mod summary;
 mod template;
@@ -57,7 +62,7 @@ fn dispatch(argv: Vec<OsString>) -> u8 {
     };
     let cli = match args::Cli::try_parse_from(&front) {
         Ok(cli) => cli,
-        Err(e) => return clap_error(e),
+        Err(e) => return clap_error(e, &help_for(&front)),
     };
     match cli.command {
         None | Some(args::Command::Demo) => demo::run(),
@@ -65,28 +70,57 @@ fn dispatch(argv: Vec<OsString>) -> u8 {
             Ok(code) => code,
             Err(e) => fail(&e),
         },
+        Some(args::Command::Log(command)) => logcmd::run(command),
+    }
+}
+
+/// The help command to point a usage error to: `brood run --help`,
+/// `brood log merge --help`, ...
+fn help_for(argv: &[OsString]) -> String {
+    let words: Vec<&str> = argv
+        .iter()
+        .skip(1)
+        .map(|a| a.to_str().unwrap_or(""))
+        .take_while(|a| matches!(*a, "run" | "demo" | "log" | "merge" | "report"))
+        .collect();
+    match words.as_slice() {
+        [] => "brood --help".into(),
+        w => format!("brood {} --help", w.join(" ")),
     }
 }
 
 /// clap's help and version go to stdout with status 0; any other error is
-/// one line on stderr with status 255.
-fn clap_error(e: clap::Error) -> u8 {
+/// one line on stderr with status 255, pointing to `help`.
+pub(crate) fn clap_error(e: clap::Error, help: &str) -> u8 {
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let _ = write!(std::io::stdout(), "{}", e.render());
             0
         }
-        _ => {
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            fail(&format!("{first} (see brood run --help)"))
-        }
+        _ => fail(&format!("{} (see {help})", usage_line(&e))),
     }
 }
 
-fn fail(msg: &str) -> u8 {
+/// A clap error on one line, without its `error: `: the first line, and
+/// where that ends in a colon (`the following required arguments were not
+/// provided:`), the indented lines it introduces.
+pub(crate) fn usage_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("invalid arguments");
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    if line.ends_with(':') {
+        let listed: Vec<&str> = lines
+            .take_while(|l| l.starts_with("  "))
+            .map(str::trim)
+            .collect();
+        line = format!("{} {}", line, listed.join(", "));
+    }
+    line
+}
+
+pub(crate) fn fail(msg: &str) -> u8 {
     say(format_args!("brood: error: {msg}\n"));
     255
 }
@@ -100,14 +134,37 @@ pub(crate) fn say(args: std::fmt::Arguments<'_>) {
 /// Checks the options, opens inputs and the job log (any failure here
 /// starts no job), then runs.
 fn run(args: args::RunArgs, sources: Vec<separators::SourceArg>) -> Result<u8, String> {
+    let quiet = args.quiet;
     let (settings, mut source) = settings::from_args(args, sources)?;
-    if settings.shuf {
-        block_on(async {
-            match source.shuffle().await {
+    if let Some(r) = settings.shard.filter(|r| r.origin != shard::Origin::Flag) {
+        if !quiet {
+            // Which slice `auto` took, in the task's own output: the first
+            // thing to check when shards do not add up.
+            say(format_args!(
+                "brood: --shard auto: shard {} ({})\n",
+                r.shard, r.origin
+            ));
+        }
+    }
+    if settings.shuf || settings.prescan {
+        let code = block_on(async {
+            let shuffled = if settings.shuf {
+                source.shuffle().await
+            } else {
+                Ok(())
+            };
+            let made = match shuffled {
+                Ok(()) if settings.prescan => source.prescan().await,
+                other => other,
+            };
+            match made {
                 Ok(()) => 0,
                 Err(e) => fail(&format!("reading inputs: {e}")),
             }
         })?;
+        if code != 0 {
+            return Ok(code);
+        }
     }
     if settings.dry_run {
         return block_on(dry_run(source, settings.plan.jobs));
@@ -173,7 +230,7 @@ async fn dry_run(mut source: jobs::JobSource, jobs: usize) -> u8 {
 
 /// Runs `fut` on a multi-thread Tokio runtime, then shuts the runtime down,
 /// which drops any job still running (kill_on_drop stops its group).
-pub(crate) fn block_on<F: std::future::Future<Output = u8>>(fut: F) -> Result<u8, String> {
+pub(crate) fn block_on<T, F: std::future::Future<Output = T>>(fut: F) -> Result<T, String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -16,7 +16,7 @@
 //! Both of brood's formats are read: JSON Lines by their `key`, and GNU
 //! parallel's TSV by the key of its Command column split back into words.
 
-use crate::jobkey::job_key;
+use crate::jobkey::JobKey;
 use crate::joblog::{Outcome, Record};
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -34,13 +34,13 @@ pub struct Logged {
 }
 
 /// Reads a log; a missing file is an empty log.
-pub fn read(path: &Path) -> Result<HashMap<String, Logged>, String> {
+pub fn read(path: &Path) -> Result<HashMap<JobKey, Logged>, String> {
     let text = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
         Err(e) => return Err(format!("cannot read job log {}: {e}", path.display())),
     };
-    let mut jobs: HashMap<String, Logged> = HashMap::new();
+    let mut jobs: HashMap<JobKey, Logged> = HashMap::new();
     for (n, line) in text.split(|&b| b == b'\n').enumerate() {
         if line.is_empty() || line.starts_with(b"Seq\tHost\t") {
             continue;
@@ -70,7 +70,7 @@ pub fn read(path: &Path) -> Result<HashMap<String, Logged>, String> {
 }
 
 /// A TSV line: its key (from the command), outcome and argv.
-fn tsv(line: &[u8]) -> Option<(String, Outcome, Vec<OsString>)> {
+fn tsv(line: &[u8]) -> Option<(JobKey, Outcome, Vec<OsString>)> {
     let line = std::str::from_utf8(line).ok()?;
     let fields: Vec<&str> = line.splitn(9, '\t').collect();
     if fields.len() != 9 {
@@ -90,28 +90,28 @@ fn tsv(line: &[u8]) -> Option<(String, Outcome, Vec<OsString>)> {
         (-1, _) => Outcome::Stopped,
         _ => Outcome::Failed,
     };
-    Some((job_key(&argv), outcome, argv))
+    Some((JobKey::of_argv(&argv), outcome, argv))
 }
 
 /// The keys `--resume` skips.
-pub fn resume_skips(log: &HashMap<String, Logged>) -> HashSet<String> {
+pub fn resume_skips(log: &HashMap<JobKey, Logged>) -> HashSet<JobKey> {
     log.iter()
         .filter(|(_, l)| !matches!(l.outcome, Outcome::Stopped | Outcome::LowMemory))
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| *k)
         .collect()
 }
 
 /// The keys `--resume-failed` skips.
-pub fn resume_failed_skips(log: &HashMap<String, Logged>) -> HashSet<String> {
+pub fn resume_failed_skips(log: &HashMap<JobKey, Logged>) -> HashSet<JobKey> {
     log.iter()
         .filter(|(_, l)| l.outcome == Outcome::Ok)
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| *k)
         .collect()
 }
 
 /// The argvs `--retry-failed` runs again, in the order the log first
 /// recorded them.
-pub fn retry_failed(log: &HashMap<String, Logged>) -> Vec<Vec<OsString>> {
+pub fn retry_failed(log: &HashMap<JobKey, Logged>) -> Vec<Vec<OsString>> {
     let mut failed: Vec<&Logged> = log.values().filter(|l| l.outcome != Outcome::Ok).collect();
     failed.sort_by_key(|l| l.first_seen);
     failed.into_iter().map(|l| l.argv.clone()).collect()
@@ -127,7 +127,7 @@ mod tests {
         let path = dir.path().join("log");
         let rec = |argv: &[&str], outcome: &str| {
             let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-            let key = job_key(&argv.iter().map(OsString::from).collect::<Vec<_>>());
+            let key = JobKey::of_argv(&argv);
             format!(
                 r#"{{"seq":1,"key":"{key}","input":"","argv":{},"start":"1970-01-01T00:00:00.000Z","runtime_s":0.0,"exit_code":0,"signal":null,"timed_out":false,"retries":0,"user_s":0.0,"sys_s":0.0,"max_rss_bytes":0,"stdout_bytes":0,"stderr_bytes":0,"outcome":"{outcome}"}}"#,
                 serde_json::to_string(&argv).unwrap()
@@ -147,7 +147,7 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let log = read(&path).unwrap();
         assert_eq!(log.len(), 5);
-        let key = |w: &[&str]| job_key(&w.iter().map(OsString::from).collect::<Vec<_>>());
+        let key = |w: &[&str]| JobKey::of_argv(w);
         let skips = resume_skips(&log);
         assert!(skips.contains(&key(&["a"])) && !skips.contains(&key(&["c"])));
         let skips = resume_failed_skips(&log);

@@ -7,16 +7,26 @@
 //! through a [`watch`] channel: `Graceful` (the termination sequence) or
 //! `Kill` (SIGKILL to the group at once).
 //!
-//! Signals: SIGINT and SIGTERM stop every job gracefully (a second one
-//! kills them at once) and exit with 128 + the signal. SIGHUP drains, as
-//! in GNU parallel: no new jobs start, running ones finish, and brood
-//! exits as it would have.
+//! Signals: SIGINT and SIGTERM stop every job gracefully (a second one,
+//! or `--signal-grace` running out, kills them at once) and exit with
+//! 128 + the signal. SIGHUP drains, as in GNU parallel: no new jobs start,
+//! running ones finish, and brood exits as it would have.
+//!
+//! Inside a cluster engine, the stop signal reaches brood and its jobs at
+//! the same moment (Slurm's `scancel` and time limit signal every process
+//! of the task), so a job may end of it before brood has heard its own. A
+//! job that fails once brood has been told to stop is logged `stopped`,
+//! not `failed`, so that `--resume` runs it again (see
+//! [`Finished::outcome`] for the job's own side of this); and a failed
+//! job's record is held back for a moment ([`crate::hold`]), in case the
+//! stop that caused the failure is still on its way to brood.
 
 use crate::admission;
 use crate::evict::{self, Eviction};
 use crate::halt::{Halt, HaltState, When};
+use crate::hold::{self, Held};
 use crate::job::{run_job, Controls, Finished, JobContext, Stop, Timeout};
-use crate::joblog::{JobLog, Outcome};
+use crate::joblog::{JobLog, Outcome, Record};
 use crate::jobs::{JobSource, JobSpec};
 use crate::output::Display;
 use crate::progress::Counts;
@@ -24,6 +34,7 @@ use crate::summary::Summary;
 use crate::template::display_argv;
 use brood::Signal;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +79,8 @@ pub struct Plan {
     pub halt: Option<Halt>,
     /// Print the summary at the end.
     pub summary: bool,
+    /// After SIGINT or SIGTERM, how long the jobs get before SIGKILL.
+    pub signal_grace: Duration,
 }
 
 /// Runs every job of `source`. Returns brood's exit status.
@@ -105,6 +118,9 @@ struct Scheduler {
     ctx: Arc<JobContext>,
     display: Arc<Display>,
     joblog: Option<JobLog>,
+    /// Records of failed jobs not yet written, in case a stop signal
+    /// follows (see [`crate::hold`]).
+    held: Held<(Record, Vec<OsString>)>,
     /// The run-wide stop order.
     stop_tx: watch::Sender<Stop>,
     /// The `N%` time limit, once known.
@@ -122,8 +138,11 @@ struct Scheduler {
     exhausted: bool,
     /// SIGINT or SIGTERM came.
     signalled: Option<Signal>,
-    /// A second one came: every job is SIGKILLed.
+    /// A second one came, or `--signal-grace` ran out: every job is
+    /// SIGKILLed.
     killing: bool,
+    /// When `--signal-grace` runs out.
+    kill_at: Option<Instant>,
     /// Nobody reads stdout any more.
     broken: bool,
     /// brood itself failed (exit 255).
@@ -145,6 +164,7 @@ impl Scheduler {
             display: ctx.display.clone(),
             ctx,
             joblog,
+            held: Held::new(hold::WINDOW),
             stop_tx: watch::Sender::new(Stop::Run),
             limit_tx: watch::Sender::new(None),
             successes: Vec::new(),
@@ -154,6 +174,7 @@ impl Scheduler {
             exhausted: false,
             signalled: None,
             killing: false,
+            kill_at: None,
             broken: false,
             fatal: false,
             started: 0,
@@ -197,6 +218,19 @@ impl Scheduler {
                         self.fatal = true;
                     }
                 },
+                () = sleep_until_opt(self.kill_at), if self.kill_at.is_some() && !self.killing => {
+                    self.killing = true;
+                    Stop::raise(&self.stop_tx, Stop::Kill);
+                    self.display.message(&format!(
+                        "brood: --signal-grace ({}) is over: killing every job now (SIGKILL)",
+                        crate::duration::human(self.plan.signal_grace)
+                    ));
+                }
+                () = sleep_until_opt(self.held.next_due()), if self.held.next_due().is_some() => {
+                    for (record, argv) in self.held.take_due(Instant::now()) {
+                        self.log(&record, &argv);
+                    }
+                }
                 () = sleep_until_opt(wake), if wake.is_some() => self.recheck = None,
                 next = source.next(), if may_start => match next {
                     None => self.exhausted = true,
@@ -284,6 +318,20 @@ impl Scheduler {
         self.accepting = false;
         if self.signalled.is_none() {
             self.signalled = Some(sig);
+            let now = Instant::now();
+            self.kill_at = Some(now + self.plan.signal_grace);
+            // The jobs that failed just before are taken to have been
+            // stopped by the same stop, sent to them a moment earlier.
+            let (failed, stopped) = self.held.stop(now);
+            for (record, argv) in failed {
+                self.log(&record, &argv);
+            }
+            for (mut record, argv) in stopped {
+                record.outcome = Outcome::Stopped;
+                self.summary.failed -= 1;
+                self.summary.cancelled += 1;
+                self.log(&record, &argv);
+            }
             Stop::raise(&self.stop_tx, Stop::Graceful);
             self.display.message(&format!(
                 "brood: got {sig:?}: stopping {running} running job{}; \
@@ -315,12 +363,16 @@ impl Scheduler {
         &mut self,
         order: u64,
         slot: u64,
-        job: Finished,
+        mut job: Finished,
         source: &JobSource,
         still_running: usize,
     ) {
         self.running.remove(&order);
         self.free_slots.insert(slot);
+        // The select loop handles signals before finished jobs, so a job
+        // whose end is handled after brood's stop signal arrived is known
+        // here to have ended around it.
+        job.run_stopped = self.signalled.is_some();
         let outcome = job.outcome();
         self.finished_runtime += job.last.runtime;
         self.summary.add(
@@ -332,13 +384,11 @@ impl Scheduler {
             job.peak_rss,
             || display_argv(&job.argv),
         );
-        if let Some(log) = &mut self.joblog {
-            if let Err(e) = log.write(&job.record(), &job.argv) {
-                self.display
-                    .error(&format!("brood: error: writing the job log: {e}"));
-                self.joblog = None;
-                self.fatal = true;
-            }
+        let record = job.record();
+        if outcome == Outcome::Failed && self.joblog.is_some() {
+            self.held.push(Instant::now(), (record, job.argv.clone()));
+        } else {
+            self.log(&record, &job.argv);
         }
         if outcome == Outcome::Ok {
             if let TimeoutSpec::Relative(f) = self.plan.timeout {
@@ -349,16 +399,22 @@ impl Scheduler {
                 self.limit_tx.send_replace(Some(median.mul_f64(f)));
             }
         }
-        if matches!(
-            outcome,
-            Outcome::Failed | Outcome::TimedOut | Outcome::LowMemory
-        ) {
+        let from_outside = job.stopped_from_outside().is_some();
+        if from_outside
+            || matches!(
+                outcome,
+                Outcome::Failed | Outcome::TimedOut | Outcome::LowMemory
+            )
+        {
             let limit = current_limit(self.plan.timeout, &self.limit_tx);
             self.display.message(&job.failure_message(limit));
         }
-        if outcome == Outcome::Stopped || self.signalled.is_some() || self.broken {
+        if (outcome == Outcome::Stopped && !from_outside) || self.signalled.is_some() || self.broken
+        {
             return;
         }
+        // A job stopped from outside did not succeed: it counts as a
+        // failure for --halt and the exit status.
         let Some(when) =
             self.halt
                 .record(outcome == Outcome::Ok, job.status_code(), source.total())
@@ -381,6 +437,18 @@ impl Scheduler {
         }
     }
 
+    /// Writes one record to the job log, if there is one.
+    fn log(&mut self, record: &Record, argv: &[OsString]) {
+        if let Some(log) = &mut self.joblog {
+            if let Err(e) = log.write(record, argv) {
+                self.display
+                    .error(&format!("brood: error: writing the job log: {e}"));
+                self.joblog = None;
+                self.fatal = true;
+            }
+        }
+    }
+
     /// Redraws the progress bar, if there is one.
     fn draw(&self, source: &JobSource) {
         if let Some(bar) = self.display.bar() {
@@ -399,12 +467,16 @@ impl Scheduler {
     /// After the last job: flushes output and the log, prints the summary
     /// and returns the exit status.
     fn end(mut self, started_at: Instant, source: &JobSource) -> u8 {
+        // Every job has ended: no stop can come for these any more.
+        for (record, argv) in self.held.take_all() {
+            self.log(&record, &argv);
+        }
         self.display.flush_all();
         if let Some(bar) = self.display.bar() {
             bar.clear();
         }
         if let Some(log) = &mut self.joblog {
-            if let Err(e) = log.flush() {
+            if let Err(e) = log.finish() {
                 self.display
                     .error(&format!("brood: error: writing the job log: {e}"));
                 self.fatal = true;

@@ -14,12 +14,19 @@ use crate::output::Mode;
 use crate::resume;
 use crate::schedule::{Plan, TimeoutSpec};
 use crate::separators::{SourceArg, SourceSpec};
+use crate::shard::{self, Resolved, Shard, ShardArg};
 use crate::template::{self, Multi, Template};
 use crate::termseq::{self, TermSeq};
 use crate::{admission, duration};
 use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::sync::Arc;
+
+/// `--signal-grace`'s default: how long after SIGINT or SIGTERM the jobs
+/// still running are SIGKILLed. Slurm sends SIGKILL `KillWait` after its
+/// SIGTERM, 30 s by default; 20 s leaves the rest for the SIGKILLs to land
+/// and the job log to be written.
+pub const DEFAULT_SIGNAL_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The most jobs `-j 0` runs at once, whatever the limits allow.
 const MAX_JOBS: usize = 32_768;
@@ -51,6 +58,11 @@ pub struct Settings {
     pub dry_run: bool,
     /// `--shuf`.
     pub shuf: bool,
+    /// Make every job before the first starts (`--halt N%` under
+    /// `--shard`, which needs the shard's total).
+    pub prescan: bool,
+    /// `--shard`, resolved.
+    pub shard: Option<Resolved>,
     /// The job log.
     pub joblog: Option<(Target, Format, bool)>,
     /// The context of every job, less the display.
@@ -151,6 +163,28 @@ fn max_jobs() -> usize {
     cap.max(1) as usize
 }
 
+/// `--shard` and `--shard-count`; `auto` reads the process's environment.
+fn shard_option(args: &RunArgs) -> Result<Option<Resolved>, String> {
+    let Some(text) = &args.shard else {
+        return Ok(None);
+    };
+    let arg: ShardArg = text
+        .parse()
+        .map_err(|e| format!("invalid --shard value {text:?}: {e}"))?;
+    let count = args
+        .shard_count
+        .as_deref()
+        .map(|t| {
+            shard::parse_shard_count(t)
+                .map_err(|e| format!("invalid --shard-count value {t:?}: {e}"))
+        })
+        .transpose()?;
+    let env: shard::Environment = std::env::vars_os().collect();
+    shard::resolve(arg, count, &env)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
 /// Checks `args` and `sources`; builds the job source too (it reads the
 /// input files, so an unreadable one is an error before any job).
 pub fn from_args(args: RunArgs, sources: Vec<SourceArg>) -> Result<(Settings, JobSource), String> {
@@ -201,6 +235,8 @@ pub fn from_args(args: RunArgs, sources: Vec<SourceArg>) -> Result<(Settings, Jo
             .map_err(|_| format!("invalid --retries value {t:?}: expected a number of attempts"))?,
     };
     let halt = args.halt.as_deref().map(Halt::parse).transpose()?.flatten();
+    let shard = shard_option(&args)?;
+    let cut = shard.map_or(Shard::ALL, |r| r.shard);
     let load = args
         .load
         .as_deref()
@@ -222,6 +258,8 @@ pub fn from_args(args: RunArgs, sources: Vec<SourceArg>) -> Result<(Settings, Jo
         timeout,
         halt,
         summary: !args.quiet && (args.summary || std::io::stderr().is_terminal()),
+        signal_grace: duration_opt(&args.signal_grace, "--signal-grace")?
+            .unwrap_or(DEFAULT_SIGNAL_GRACE),
     };
 
     // Output.
@@ -284,7 +322,15 @@ pub fn from_args(args: RunArgs, sources: Vec<SourceArg>) -> Result<(Settings, Jo
                 JoblogFormat::Tsv => Format::Tsv,
             };
             let append = args.resume || args.resume_failed || args.retry_failed;
-            Some((Target::parse(arg)?, format, append))
+            // Each shard its own log: `log.{shard}.jsonl`.
+            let target = match Target::parse(arg)? {
+                Target::File { path, append } => Target::File {
+                    path: cut.expand_path(&path),
+                    append,
+                },
+                Target::Stdout => Target::Stdout,
+            };
+            Some((target, format, append))
         }
     };
     let restarting = args.resume || args.resume_failed || args.retry_failed;
@@ -310,11 +356,13 @@ pub fn from_args(args: RunArgs, sources: Vec<SourceArg>) -> Result<(Settings, Jo
     let source = if args.retry_failed {
         let jobs = resume::retry_failed(&logged)
             .into_iter()
+            .map(|argv| (crate::jobkey::JobKey::of_argv(&argv), argv))
+            .filter(|(key, _)| cut.contains(key))
             .enumerate()
-            .map(|(i, argv)| JobSpec {
+            .map(|(i, (key, argv))| JobSpec {
                 seq: i as u64 + 1,
                 args: Vec::new(),
-                key: crate::jobkey::job_key(&argv),
+                key,
                 argv,
             })
             .collect();
@@ -327,6 +375,15 @@ pub fn from_args(args: RunArgs, sources: Vec<SourceArg>) -> Result<(Settings, Jo
         };
         let template = Template::new(&args.command, args.shell, multi, !args.no_shell_check)
             .map_err(|e| e.0)?;
+        if shard.is_some() && args.shuf && template.uses_seq() {
+            // Each shard would number the shuffled jobs its own way, and
+            // {#} is part of the key: jobs would fall in no shard or two.
+            return Err(
+                "--shard with --shuf cannot use {#}: each shard would number the \
+                        jobs differently"
+                    .into(),
+            );
+        }
         let grouping = if args.context_replace || args.multiple {
             Grouping::Fit {
                 max_chars: args.max_chars.unwrap_or(DEFAULT_MAX_CHARS),
@@ -386,15 +443,16 @@ pub fn from_args(args: RunArgs, sources: Vec<SourceArg>) -> Result<(Settings, Jo
             }
             Units::Combined(Combination::new(read, args.link))
         };
-        let skip: HashSet<String> = if args.resume {
+        let skip: HashSet<crate::jobkey::JobKey> = if args.resume {
             resume::resume_skips(&logged)
         } else if args.resume_failed {
             resume::resume_failed_skips(&logged)
         } else {
             HashSet::new()
         };
-        JobSource::new(Arc::new(template), units, grouping, skip)
+        JobSource::new(Arc::new(template), units, grouping, skip, cut)
     };
+    let prescan = shard.is_some() && HaltState::new(halt).needs_total();
     let presentation = Presentation {
         mode,
         keep_order: args.keep_order,
@@ -407,6 +465,8 @@ pub fn from_args(args: RunArgs, sources: Vec<SourceArg>) -> Result<(Settings, Jo
             presentation,
             dry_run: args.dry_run,
             shuf: args.shuf,
+            prescan,
+            shard,
             joblog,
             context,
         },

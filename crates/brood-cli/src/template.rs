@@ -109,6 +109,7 @@ pub struct Template {
     multi: Multi,
     has_replacement: bool,
     uses_slot: bool,
+    uses_seq: bool,
     /// How arguments appended to a shell script are quoted.
     append_quoting: Quoting,
 }
@@ -135,6 +136,7 @@ impl Template {
                 multi,
                 has_replacement: false,
                 uses_slot: false,
+                uses_seq: false,
                 append_quoting: Quoting::Unquoted,
             });
         }
@@ -155,6 +157,10 @@ impl Template {
             .iter()
             .flatten()
             .any(|t| matches!(t, Token::Place(Which::Slot, ..)));
+        let uses_seq = parsed
+            .iter()
+            .flatten()
+            .any(|t| matches!(t, Token::Place(Which::Seq, ..)));
         let (layout, mut words, script_span) = if shell {
             let split: Vec<Word> = parsed.into_iter().flat_map(split_at_spaces).collect();
             let n = split.len();
@@ -198,6 +204,7 @@ impl Template {
             multi,
             has_replacement,
             uses_slot,
+            uses_seq,
             append_quoting,
         })
     }
@@ -206,6 +213,12 @@ impl Template {
     /// job gets its slot.
     pub fn uses_slot(&self) -> bool {
         self.uses_slot
+    }
+
+    /// Whether some word holds `{#}`: a job's argv, and so its key, then
+    /// depends on its position.
+    pub fn uses_seq(&self) -> bool {
+        self.uses_seq
     }
 
     /// The argv of a job. `slot` is `None` before the job has one; `{%}`
@@ -872,7 +885,10 @@ mod tests {
     fn slot_is_left_for_the_key() {
         let t = Template::new(&words(&["echo", "{%}", "{}"]), false, Multi::Split, true).unwrap();
         assert!(t.uses_slot());
+        assert!(!t.uses_seq());
         assert_eq!(t.expand(&args(&["a"]), 1, None), ["echo", "{%}", "a"]);
+        let t = Template::new(&words(&["sh", "-c", "echo {#}"]), false, Multi::Split, true);
+        assert!(t.unwrap().uses_seq());
     }
 
     #[test]

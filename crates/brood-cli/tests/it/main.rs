@@ -1,12 +1,15 @@
 //! brood's command-line tests: one binary, a module per area.
 
 mod admission;
+mod engine;
 mod inputs;
 mod joblog;
+mod logtools;
 mod options;
 mod output;
 mod parsing;
 mod pty;
 mod scheduling;
+mod shards;
 mod signals;
 mod support;

@@ -365,3 +365,30 @@ impl Drop for Background {
         }
     }
 }
+
+/// The variables `brood run --shard auto` reads.
+pub const ENGINE_VARS: [&str; 10] = [
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_ARRAY_TASK_COUNT",
+    "SLURM_ARRAY_TASK_MIN",
+    "SLURM_ARRAY_TASK_MAX",
+    "SLURM_ARRAY_TASK_STEP",
+    "SLURM_PROCID",
+    "SLURM_NTASKS",
+    "SLURM_STEP_ID",
+    "JOB_COMPLETION_INDEX",
+    "BROOD_SHARD_COUNT",
+];
+
+/// `brood` with none of the engine variables but `vars`, whatever the
+/// environment the tests run in (a Slurm job, say).
+pub fn brood_in_engine(vars: &[(&str, &str)]) -> assert_cmd::Command {
+    let mut cmd = brood();
+    for var in ENGINE_VARS {
+        cmd.env_remove(var);
+    }
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd
+}
