@@ -11,6 +11,7 @@ mod children;
 mod driver;
 mod params;
 mod report;
+mod s7;
 mod scenarios;
 mod stats;
 mod sys;
@@ -32,7 +33,7 @@ usage: brood-bench [--quick | --smoke] [--only S1,S5,...] [--reps N] [--strace] 
   --quick          3 repetitions at smaller sizes (about 2 minutes): S1 500, S2 1000,
                    S3 N=1000 x sleep 1, S4 128 MiB, S5 300, S6 N=250,1000 over 1 s
   --smoke          every scenario once at a tiny size (seconds), for CI
-  --only LIST      run only these scenarios (S1..S6)
+  --only LIST      run only these scenarios (S1..S7)
   --reps N         repetitions per (library, case)
   --strace         also count wait4+waitid per child in S6 under strace -f -c
   --markdown FILE  also write the report to FILE
