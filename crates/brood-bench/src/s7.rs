@@ -140,6 +140,12 @@ where
     L: AsyncLib + Default + Send + Sync + 'static,
 {
     let (workers, per_worker) = split(p)?;
+    if runtime.handle().runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        // Nothing would drive a current-thread runtime's IO while the OS
+        // threads sit in `Handle::block_on`, and 8 tasks on one thread
+        // measure no concurrency.
+        return Err(io::Error::other("S7 needs a multi-thread runtime"));
+    }
     let lib = Arc::new(L::default());
     if p.tasks != 0 {
         return runtime.block_on(async {

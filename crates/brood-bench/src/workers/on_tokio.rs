@@ -41,6 +41,8 @@ pub fn run<L: AsyncLib + Default + Send + Sync + 'static>(
             .build()?,
     };
     if let Case::S7(p) = case {
+        // S7 drives the runtime from several threads itself (`s7.rs`); the
+        // warm-up is the usual one, as the body of an empty S1.
         runtime.block_on(async_scenarios::run(
             &L::default(),
             &Case::S1(S1 { n: 0 }),
