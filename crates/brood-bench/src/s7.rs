@@ -193,3 +193,29 @@ where
     }
     Ok(report(p, workers * per_worker, &phase))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_one_shape_is_run_and_every_worker_does_the_same_share() {
+        let p = |n, tasks, threads| S7 { n, tasks, threads };
+        assert_eq!(split(&p(2000, 8, 0)).unwrap(), (8, 250));
+        assert_eq!(split(&p(2000, 0, 4)).unwrap(), (4, 500));
+        // A remainder is dropped, and the report divides by what ran.
+        assert_eq!(split(&p(10, 4, 0)).unwrap(), (4, 2));
+        assert_eq!(split(&p(2, 8, 0)).unwrap(), (8, 1));
+        assert!(split(&p(2000, 8, 4)).is_err());
+        assert!(split(&p(2000, 0, 0)).is_err());
+    }
+
+    #[test]
+    fn both_shapes_are_cases_with_parameters_a_worker_accepts() {
+        for case in cases(800) {
+            let args = case.to_args();
+            let (parsed, _) = crate::params::parse_worker_args(Scenario::S7, &args).unwrap();
+            assert_eq!(parsed, case);
+        }
+    }
+}
