@@ -2,7 +2,7 @@
 //! worker process, alternating the library order between repetitions, and
 //! collects the medians.
 
-use crate::params::{Case, WorkerOptions, S1, S2, S3, S4, S5, S6};
+use crate::params::{Case, WorkerOptions, S1, S2, S3, S4, S5, S6, S7};
 use crate::report::Report;
 use crate::scenarios::{Lib, Scenario};
 use crate::stats;
@@ -66,6 +66,16 @@ fn plan(mode: Mode) -> Vec<Case> {
                 delay_ms: 50,
                 stagger_ms: 200,
             }),
+            Case::S7(S7 {
+                n: 16,
+                tasks: 8,
+                threads: 0,
+            }),
+            Case::S7(S7 {
+                n: 16,
+                tasks: 0,
+                threads: 4,
+            }),
         ],
         // The defaults, and more sizes for the scenarios whose point is
         // scale.
@@ -84,6 +94,7 @@ fn plan(mode: Mode) -> Vec<Case> {
             for n in [500, 1000, 2000, 4000] {
                 cases.push(Case::S6(S6 { n, ..S6::default() }));
             }
+            cases.extend(crate::s7::cases(S7::default().n));
             cases
         }
         // The same scenarios at sizes that fit in about two minutes on this
@@ -115,6 +126,7 @@ fn plan(mode: Mode) -> Vec<Case> {
                     stagger_ms: 1000,
                 }));
             }
+            cases.extend(crate::s7::cases(800));
             cases
         }
     }

@@ -11,6 +11,7 @@ mod children;
 mod driver;
 mod params;
 mod report;
+mod s7;
 mod scenarios;
 mod stats;
 mod sys;
@@ -28,11 +29,13 @@ const WORKER_TIMEOUT_DEFAULT: u32 = 900;
 const USAGE: &str = "\
 usage: brood-bench [--quick | --smoke] [--only S1,S5,...] [--reps N] [--strace] [--markdown FILE]
 
-  (default)        full run: 5 repetitions, S3 N=2000,10000, S6 N=500,1000,2000,4000
+  (default)        full run: 5 repetitions, S3 N=2000,10000, S6 N=500,1000,2000,4000,
+                   S7 2000 from 8 tasks and from 4 threads
   --quick          3 repetitions at smaller sizes (about 2 minutes): S1 500, S2 1000,
-                   S3 N=1000 x sleep 1, S4 128 MiB, S5 300, S6 N=250,1000 over 1 s
+                   S3 N=1000 x sleep 1, S4 128 MiB, S5 300, S6 N=250,1000 over 1 s,
+                   S7 800
   --smoke          every scenario once at a tiny size (seconds), for CI
-  --only LIST      run only these scenarios (S1..S6)
+  --only LIST      run only these scenarios (S1..S7)
   --reps N         repetitions per (library, case)
   --strace         also count wait4+waitid per child in S6 under strace -f -c
   --markdown FILE  also write the report to FILE

@@ -129,6 +129,16 @@ scenario_params! {
         /// Milliseconds over which the exits are spread.
         stagger_ms = 2000,
     }
+    /// S7: concurrent spawn + wait (`s7.rs`); exactly one of `tasks` and
+    /// `threads` is above 0.
+    S7 {
+        /// Operations in all.
+        n = 2000,
+        /// Tasks on the multi-thread runtime.
+        tasks = 8,
+        /// OS threads outside the runtime.
+        threads = 0,
+    }
 }
 
 impl Case {
@@ -145,7 +155,7 @@ impl Case {
     pub fn n(&self) -> Option<u64> {
         match self {
             Case::S1(S1 { n }) | Case::S2(S2 { n, .. }) | Case::S3(S3 { n, .. }) => Some(*n),
-            Case::S6(S6 { n, .. }) => Some(*n),
+            Case::S6(S6 { n, .. }) | Case::S7(S7 { n, .. }) => Some(*n),
             Case::S4(_) | Case::S5(_) => None,
         }
     }

@@ -17,16 +17,18 @@ pub enum Scenario {
     S4,
     S5,
     S6,
+    S7,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::S1,
         Scenario::S2,
         Scenario::S3,
         Scenario::S4,
         Scenario::S5,
         Scenario::S6,
+        Scenario::S7,
     ];
 
     pub fn parse(s: &str) -> Option<Scenario> {
@@ -43,6 +45,7 @@ impl Scenario {
             Scenario::S4 => "output() capture of head -c bytes /dev/zero",
             Scenario::S5 => "exit-to-wake latency",
             Scenario::S6 => "staggered exits: the SIGCHLD path at scale",
+            Scenario::S7 => crate::s7::TITLE,
         }
     }
 
@@ -149,6 +152,7 @@ impl Scenario {
                     decimals: 1,
                 },
             ],
+            Scenario::S7 => crate::s7::METRICS,
             Scenario::S6 => &[
                 Metric {
                     key: "cpu_us_per_child",
@@ -209,6 +213,7 @@ impl Scenario {
                 Lib::BroodSignalCt,
                 Lib::TokioCt,
             ],
+            Scenario::S7 => crate::s7::LIBS,
             _ => &[
                 Lib::Std,
                 Lib::BroodPidfd,

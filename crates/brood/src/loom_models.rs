@@ -137,14 +137,14 @@ fn loom_models_waiter_is_never_lost() {
         let mut key = None;
         let owner = OwnerSlot::new();
         let mut cx = Context::from_waker(&waker);
-        let first = cell.poll(&mut cx, &mut key, &owner, &*process, no_report);
+        let first = cell.poll(&mut cx, &mut key, &owner, false, &*process, no_report);
         reaper.join().unwrap();
         match first {
             Poll::Ready(_) => {}
             Poll::Pending => {
                 assert!(woken.load(Ordering::SeqCst), "parked waiter was not woken");
                 assert!(cell
-                    .poll(&mut cx, &mut key, &owner, &*process, no_report)
+                    .poll(&mut cx, &mut key, &owner, false, &*process, no_report)
                     .is_ready());
             }
         }
@@ -169,6 +169,7 @@ fn loom_models_dropped_future_vs_publish() {
                 &mut Context::from_waker(&wa),
                 &mut ka,
                 &oa,
+                false,
                 &*process,
                 no_report
             )
@@ -178,6 +179,7 @@ fn loom_models_dropped_future_vs_publish() {
                 &mut Context::from_waker(&wb),
                 &mut kb,
                 &ob,
+                false,
                 &*process,
                 no_report
             )
@@ -202,6 +204,7 @@ fn loom_models_dropped_future_vs_publish() {
                 &mut Context::from_waker(&wb),
                 &mut kb,
                 &ob,
+                false,
                 &*process,
                 no_report
             )
@@ -239,7 +242,7 @@ fn loom_models_announce_vs_ask() {
         let owner = OwnerSlot::new();
         let mut key = None;
         let mut cx = Context::from_waker(&waker);
-        let first = cell.poll(&mut cx, &mut key, &owner, &*process, no_report);
+        let first = cell.poll(&mut cx, &mut key, &owner, false, &*process, no_report);
         let outcome = reaper.join().unwrap();
         let ready = match first {
             Poll::Ready(_) => true,
@@ -248,7 +251,7 @@ fn loom_models_announce_vs_ask() {
                 // or not yet have seen the exit (then the kernel would tell
                 // it again; here the exit happened, so it saw it).
                 assert!(woken.load(Ordering::SeqCst), "parked waiter was not woken");
-                cell.poll(&mut cx, &mut key, &owner, &*process, no_report)
+                cell.poll(&mut cx, &mut key, &owner, false, &*process, no_report)
                     .is_ready()
             }
         };
@@ -307,7 +310,9 @@ impl Tracked for MockChild {
         None
     }
 
-    fn final_kill(&self) {}
+    fn final_kill(&self, _stop: u64) -> bool {
+        true
+    }
 }
 
 /// Registration vs signal delivery: the child exits (and its SIGCHLD is

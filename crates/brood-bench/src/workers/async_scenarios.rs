@@ -107,6 +107,7 @@ pub async fn run<L: AsyncLib>(lib: &L, case: &Case, warmup: u64) -> io::Result<R
         Case::S4(p) => s4(lib, p).await,
         Case::S5(p) => s5(lib, p).await,
         Case::S6(p) => s6(lib, p).await,
+        Case::S7(_) => Err(io::Error::other("S7 runs only on a Tokio runtime (s7.rs)")),
     }
 }
 

@@ -33,10 +33,10 @@ pub fn run(lib: Lib, case: &Case, options: &WorkerOptions) -> io::Result<Report>
                     "brood chose {got:?}, expected {want:?}: is BROOD_REAPER set?"
                 )));
             }
-            on_tokio::run::<on_tokio::Brood>(case, warmup, lib.flavor())?
+            on_tokio::run::<on_tokio::Brood>(case, warmup, lib.flavor(), false)?
         }
         Lib::Tokio | Lib::TokioCt => {
-            on_tokio::run::<on_tokio::TokioProcess>(case, warmup, lib.flavor())?
+            on_tokio::run::<on_tokio::TokioProcess>(case, warmup, lib.flavor(), true)?
         }
         Lib::AsyncProcess => async_proc::run(case, warmup)?,
     };
@@ -56,7 +56,9 @@ fn capture_argv(p: &S4) -> (&'static str, Vec<OsString>) {
     )
 }
 
-fn check(status: std::process::ExitStatus) -> io::Result<()> {
+pub(crate) use async_scenarios::{AsyncLib, Spec};
+
+pub(crate) fn check(status: std::process::ExitStatus) -> io::Result<()> {
     if status.success() {
         Ok(())
     } else {

@@ -6,7 +6,7 @@
 //! calls.
 
 use super::async_scenarios::{self, build_command, AsyncLib, Spec};
-use crate::params::Case;
+use crate::params::{Case, S1};
 use crate::report::Report;
 use crate::scenarios::Flavor;
 use std::future::Future;
@@ -24,7 +24,14 @@ pub struct Brood;
 pub struct TokioProcess;
 
 /// Runs `case` for library `L` on a runtime of the given flavour.
-pub fn run<L: AsyncLib + Default>(case: &Case, warmup: u64, flavor: Flavor) -> io::Result<Report> {
+/// `spawn_needs_runtime`: `L` can spawn only inside a runtime context (S7's
+/// OS threads then enter the runtime's handle to spawn).
+pub fn run<L: AsyncLib + Default + Send + Sync + 'static>(
+    case: &Case,
+    warmup: u64,
+    flavor: Flavor,
+    spawn_needs_runtime: bool,
+) -> io::Result<Report> {
     let runtime = match flavor {
         Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -33,6 +40,16 @@ pub fn run<L: AsyncLib + Default>(case: &Case, warmup: u64, flavor: Flavor) -> i
             .enable_all()
             .build()?,
     };
+    if let Case::S7(p) = case {
+        // S7 drives the runtime from several threads itself (`s7.rs`); the
+        // warm-up is the usual one, as the body of an empty S1.
+        runtime.block_on(async_scenarios::run(
+            &L::default(),
+            &Case::S1(S1 { n: 0 }),
+            warmup,
+        ))?;
+        return crate::s7::tokio_s7::<L>(&runtime, p, spawn_needs_runtime);
+    }
     runtime.block_on(async_scenarios::run(&L::default(), case, warmup))
 }
 

@@ -22,6 +22,7 @@ pub fn run(case: &Case, warmup: u64) -> io::Result<Report> {
         Case::S4(p) => s4(p),
         Case::S5(p) => s5(p),
         Case::S6(p) => s6(p),
+        Case::S7(p) => crate::s7::std_s7(p),
     }
 }
 

@@ -23,6 +23,15 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Method {
     Std,
+    /// std's spawn and then `pidfd_open`, as brood's pidfd path does for an
+    /// uncontained child: the fair peer of clone3, which returns a pidfd
+    /// from birth.
+    StdPidfd,
+    /// `StdPidfd` with an empty environment (`env_clear`), which std, too,
+    /// must build at each spawn: with `Clone3EmptyEnv`, it tells the
+    /// environment snapshot from the rest of the clone3 spawn.
+    StdPidfdEmptyEnv,
+    Clone3EmptyEnv,
     Clone3,
     Clone3Cgroup,
     /// clone3, with the plan read from a std `Command` (its `{:#?}`).
@@ -37,8 +46,11 @@ enum Method {
     FreshCgroupAlone,
 }
 
-const METHODS: [Method; 8] = [
+const METHODS: [Method; 11] = [
     Method::Std,
+    Method::StdPidfd,
+    Method::StdPidfdEmptyEnv,
+    Method::Clone3EmptyEnv,
     Method::Clone3,
     Method::Clone3Cgroup,
     Method::Clone3FromStd,
@@ -78,12 +90,36 @@ fn one(method: Method, cgroup: &TestCgroup, support: &Support) -> Duration {
             child.wait().unwrap();
             return spent;
         }
+        Method::StdPidfd | Method::StdPidfdEmptyEnv => {
+            let mut command = Command::new("/bin/true");
+            if method == Method::StdPidfdEmptyEnv {
+                command.env_clear();
+            }
+            let start = thread_cpu();
+            let mut child = command.spawn().unwrap();
+            let pidfd = crate::sys::pidfd::open(child.id()).unwrap();
+            let spent = thread_cpu() - start;
+            child.wait().unwrap();
+            // Closed outside the measured span, as clone3's pidfd is below.
+            drop(pidfd);
+            return spent;
+        }
         Method::Clone3FromStd => {
             let command = Command::new("/bin/true");
             let start = thread_cpu();
             let plan = SpawnPlan::from_std(&command, None).unwrap();
             let child = plan.spawn_with(None, support, Choice::Auto).unwrap();
             let spent = thread_cpu() - start;
+            crate::sys::process::wait4(child.pid, false).unwrap();
+            return spent;
+        }
+        Method::Clone3EmptyEnv => {
+            let mut plan = SpawnPlan::new("/bin/true");
+            plan.env_clear();
+            let start = thread_cpu();
+            let child = plan.spawn_with(None, support, Choice::Auto).unwrap();
+            let spent = thread_cpu() - start;
+            assert_eq!(child.vehicle, Vehicle::Clone3);
             crate::sys::process::wait4(child.pid, false).unwrap();
             return spent;
         }
