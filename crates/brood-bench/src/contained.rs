@@ -42,7 +42,12 @@ enum Kind {
     CgroupAlone,
 }
 
-const KINDS: [Kind; 4] = [Kind::Uncontained, Kind::Group, Kind::Cgroup, Kind::CgroupAlone];
+const KINDS: [Kind; 4] = [
+    Kind::Uncontained,
+    Kind::Group,
+    Kind::Cgroup,
+    Kind::CgroupAlone,
+];
 
 impl Kind {
     fn key(self) -> &'static str {
@@ -139,13 +144,17 @@ async fn one(kind: Kind, parent: &Path) -> io::Result<(Duration, Duration)> {
     Ok((spawn, cpu(libc::CLOCK_PROCESS_CPUTIME_ID) - process0))
 }
 
-/// Every kind `spawns` times, taking turns; the medians in µs.
-async fn measure(spawns: u64, parent: &Path) -> io::Result<Report> {
+/// Every kind (or only `KINDS[only]`) `spawns` times, taking turns; the
+/// medians in µs.
+async fn measure(spawns: u64, only: Option<usize>, parent: &Path) -> io::Result<Report> {
     let mut call: Vec<Vec<f64>> = vec![Vec::new(); KINDS.len()];
     let mut total: Vec<Vec<f64>> = vec![Vec::new(); KINDS.len()];
     for round in 0..spawns + WARMUP_ROUNDS {
         for k in 0..KINDS.len() {
             let i = (round as usize + k) % KINDS.len();
+            if only.is_some_and(|only| only != i) {
+                continue;
+            }
             let (c, t) = one(KINDS[i], parent).await?;
             if round >= WARMUP_ROUNDS {
                 call[i].push(c.as_secs_f64() * 1e6);
@@ -167,7 +176,9 @@ async fn measure(spawns: u64, parent: &Path) -> io::Result<Report> {
     Ok(report)
 }
 
-/// `brood-bench s8-worker parent_mib=N spawns=M`: one parent size.
+/// `brood-bench s8-worker parent_mib=N spawns=M [only=K]`: one parent
+/// size; with `only`, just the K-th kind (0 uncontained, 1 Group, 2 Cgroup,
+/// 3 the empty cgroup), for profiling one kind (`perf record`, `strace -c`).
 pub fn worker(args: &[String]) -> ExitCode {
     let fail = |msg: String| {
         eprintln!("brood-bench s8-worker: {msg}");
@@ -205,7 +216,8 @@ pub fn worker(args: &[String]) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(format!("runtime: {e}")),
     };
-    let measured = runtime.block_on(measure(spawns, &parent.path));
+    let only = settings.get("only").map(|&k| k as usize % KINDS.len());
+    let measured = runtime.block_on(measure(spawns, only, &parent.path));
     let touched: u64 = memory.iter().step_by(4096).map(|&b| u64::from(b)).sum();
     assert_eq!(touched, (parent_mib << 20) / 4096);
     match measured {
