@@ -245,7 +245,9 @@ pub fn main(options: Options) -> io::Result<bool> {
         cases.push((case, result));
     }
     // S8 compares brood with itself and reports its own section.
-    let s8 = options.s8.then(|| crate::contained::run(&exe, options.mode, reps, &mut failures));
+    let s8 = options
+        .s8
+        .then(|| crate::contained::run(&exe, options.mode, reps, &mut failures));
     let run = Run {
         options,
         reps,
