@@ -46,6 +46,8 @@ pub struct Options {
     pub markdown: Option<PathBuf>,
     pub strace: bool,
     pub reps: Option<usize>,
+    /// Whether S8 (contained spawn, `contained.rs`) runs.
+    pub s8: bool,
     /// The command line as typed, for the report.
     pub command: String,
 }
@@ -254,6 +256,10 @@ pub fn main(options: Options) -> io::Result<bool> {
         }
         cases.push((case, result));
     }
+    // S8 compares brood with itself and reports its own section.
+    let s8 = options
+        .s8
+        .then(|| crate::contained::run(&exe, options.mode, reps, &mut failures));
     let run = Run {
         options,
         reps,
@@ -263,7 +269,7 @@ pub fn main(options: Options) -> io::Result<bool> {
         load_start,
         load_end: table::load_average(),
     };
-    let text = table::render(&run);
+    let text = table::render(&run) + s8.as_deref().unwrap_or("");
     print!("{text}");
     if let Some(path) = &run.options.markdown {
         std::fs::write(path, &text)?;

@@ -4,10 +4,12 @@
 //! ```text
 //! brood-bench [--quick | --smoke] [--only S1,S5] [--reps N] [--strace] [--markdown FILE]
 //! brood-bench worker <lib> <scenario> key=value...   (run by the driver)
+//! brood-bench s8-worker parent_mib=N spawns=M         (S8, run by the driver)
 //! brood-bench stamp | sleeper OFFSET_NS               (child modes)
 //! ```
 
 mod children;
+mod contained;
 mod driver;
 mod params;
 mod report;
@@ -35,7 +37,7 @@ usage: brood-bench [--quick | --smoke] [--only S1,S5,...] [--reps N] [--strace] 
                    S3 N=1000 x sleep 1, S4 128 MiB, S5 300, S6 N=250,1000 over 1 s,
                    S7 800
   --smoke          every scenario once at a tiny size (seconds), for CI
-  --only LIST      run only these scenarios (S1..S7)
+  --only LIST      run only these scenarios (S1..S8)
   --reps N         repetitions per (library, case)
   --strace         also count wait4+waitid per child in S6 under strace -f -c
   --markdown FILE  also write the report to FILE
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Some("stamp") => children::stamp(),
         Some("sleeper") => children::sleeper(args.get(1).map_or("", String::as_str)),
         Some("worker") => worker(&args[1..]),
+        Some("s8-worker") => contained::worker(&args[1..]),
         _ => drive(&args),
     }
 }
@@ -102,6 +105,7 @@ fn drive(args: &[String]) -> ExitCode {
         markdown: None,
         strace: false,
         reps: None,
+        s8: true,
         command: std::iter::once("cargo run --release -p brood-bench --")
             .chain(args.iter().map(String::as_str))
             .collect::<Vec<_>>()
@@ -115,9 +119,12 @@ fn drive(args: &[String]) -> ExitCode {
             "--strace" => options.strace = true,
             "--only" => {
                 let list = it.next().map(String::as_str).unwrap_or("");
-                let parsed: Option<Vec<Scenario>> = list.split(',').map(Scenario::parse).collect();
+                let is_s8 = |s: &&str| s.trim().eq_ignore_ascii_case("S8");
+                options.s8 = list.split(',').any(|s| is_s8(&s));
+                let others = list.split(',').filter(|s| !is_s8(s));
+                let parsed: Option<Vec<Scenario>> = others.map(Scenario::parse).collect();
                 match parsed {
-                    Some(v) if !v.is_empty() => options.only = Some(v),
+                    Some(v) if !v.is_empty() || options.s8 => options.only = Some(v),
                     _ => return usage_error(&format!("bad --only list {list:?}")),
                 }
             }

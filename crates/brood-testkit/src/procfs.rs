@@ -51,6 +51,15 @@ pub fn cgroup_of(pid: u32) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Makes the next process created in this pid namespace get pid `pid`, if
+/// the kernel lets us (root in the namespace): `ns_last_pid` is the last pid
+/// handed out. Another process may still take it first; a pid in use (a
+/// zombie's included) is skipped by the kernel. Returns whether the write
+/// was allowed.
+pub fn aim_next_pid(pid: u32) -> bool {
+    std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", pid - 1)).is_ok()
+}
+
 /// Whether `pid` exists at all, zombies included.
 pub fn pid_exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()

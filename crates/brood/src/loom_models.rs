@@ -9,21 +9,31 @@
 //! *asked* for by a waiter, *reaped* by whoever comes first) are modelled
 //! against each other: announce vs. a parking waiter, announce vs. the
 //! owner's `try_wait`, and a dropped wait future vs. publication.
+//!
+//! Containment: a group stop's hold vs. the leader's reap (`group_stop.rs`
+//! with the exit cell), and a cgroup tree's wait vs. a stop vs. the
+//! cgroup's removal (`cgroup_tree.rs`, against a mock cgroup that keeps
+//! `ChildCgroup`'s rule: the removal and its flag under one lock).
 #![allow(unsafe_code)]
 
+use crate::cgroup::{CgroupUsage, Signalled};
 use crate::child::exit::{ExitCell, Wait};
+use crate::child::group_stop::{Finish, Group, GroupStops};
 use crate::child::waiters::OwnerSlot;
+use crate::containment::cgroup_tree::{CgroupTree, TreeCgroup, TreeWatch};
 use crate::reaper::sigchld::dispatch;
 use crate::reaper::table::Table;
 use crate::reaper::{Reap, Tracked};
 use crate::rusage::ResourceUsage;
 use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex};
 use loom::thread;
+use std::future::Future;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+use std::time::Duration;
 
 /// A mock process: `exited` is the kernel's state, `reaps` counts how often
 /// a wait collected it (must end up exactly 1), `peeks` how often a
@@ -457,5 +467,289 @@ fn loom_models_orphan_push_vs_drain() {
         drain(&list, &epoll);
         assert_eq!(child.process.reaps.load(Ordering::SeqCst), 1);
         assert_eq!(list.len(), 0, "reaped child left in the watch list");
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Containment (issue 12): a group stop's hold against the reap, and a
+// cgroup tree's wait against a stop and the cgroup's removal.
+
+/// A process group led by one child, as the kernel sees it: the leader
+/// (exited, reaped) and one member. Every `killpg` made after the leader
+/// was reaped is counted as a violation: the group id could be anyone's by
+/// then.
+struct MockGroupKernel {
+    leader_exited: AtomicBool,
+    leader_reaped: AtomicBool,
+    member_alive: AtomicBool,
+    reaps: AtomicUsize,
+    signals_after_reap: AtomicUsize,
+}
+
+impl MockGroupKernel {
+    fn new() -> Self {
+        MockGroupKernel {
+            leader_exited: AtomicBool::new(false),
+            leader_reaped: AtomicBool::new(false),
+            member_alive: AtomicBool::new(true),
+            reaps: AtomicUsize::new(0),
+            signals_after_reap: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Wait for MockGroupKernel {
+    fn try_wait(&self) -> io::Result<Option<(ExitStatus, ResourceUsage)>> {
+        if !self.leader_exited.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        if self.leader_reaped.swap(true, Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::ECHILD));
+        }
+        self.reaps.fetch_add(1, Ordering::SeqCst);
+        Ok(Some((ExitStatus::from_raw(0), ResourceUsage::default())))
+    }
+
+    fn peek(&self) -> io::Result<Option<ExitStatus>> {
+        if self.leader_reaped.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::ECHILD));
+        }
+        Ok(self
+            .leader_exited
+            .load(Ordering::SeqCst)
+            .then(|| ExitStatus::from_raw(0)))
+    }
+}
+
+impl Group for MockGroupKernel {
+    fn signal(&self, _signal: i32) -> io::Result<()> {
+        if self.leader_reaped.load(Ordering::SeqCst) {
+            self.signals_after_reap.fetch_add(1, Ordering::SeqCst);
+        }
+        // SIGTERM and SIGKILL alike end both processes.
+        self.leader_exited.store(true, Ordering::SeqCst);
+        self.member_alive.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn has_live_members(&self) -> io::Result<bool> {
+        Ok(self.member_alive.load(Ordering::SeqCst))
+    }
+}
+
+/// Group hold vs reap: a group stop (SIGTERM, then the final step) runs
+/// while the leader exits on its own, the reaper notices the exit, and the
+/// owner's wait tries to reap. No signal of the stop is ever sent once the
+/// leader is reaped (its zombie is what keeps the group id from being
+/// recycled), the leader is reaped exactly once, and nothing stays held.
+#[test]
+fn loom_models_group_hold_vs_reap() {
+    loom::model(|| {
+        let kernel = Arc::new(MockGroupKernel::new());
+        let cell = Arc::new(ExitCell::default());
+        let stops = Arc::new(GroupStops::default());
+        // The owner waits: the exit is collected as soon as nothing holds it.
+        cell.collect_on_exit();
+        let stopper = {
+            let (kernel, cell, stops) = (kernel.clone(), cell.clone(), stops.clone());
+            thread::spawn(move || {
+                if let Some(episode) = stops.begin(&cell) {
+                    stops.signal(&cell, &*kernel, libc::SIGTERM).unwrap();
+                    let finish = stops.finish(episode, &cell, &*kernel, &*kernel, no_report);
+                    // The SIGTERM emptied the group, so the final step ends
+                    // the episode.
+                    assert_eq!(finish, Finish::Over);
+                }
+            })
+        };
+        let reaper = {
+            let (kernel, cell) = (kernel.clone(), cell.clone());
+            thread::spawn(move || {
+                kernel.leader_exited.store(true, Ordering::SeqCst);
+                kernel.member_alive.store(false, Ordering::SeqCst);
+                cell.notice(&*kernel, no_report);
+            })
+        };
+        // The owner's wait, racing both.
+        let _ = cell.try_reap_fresh(&*kernel, no_report);
+        stopper.join().unwrap();
+        reaper.join().unwrap();
+        assert_eq!(kernel.signals_after_reap.load(Ordering::SeqCst), 0);
+        assert!(!cell.is_held(), "the stop left its hold behind");
+        // Whatever the order, a last wait finds the exit collected.
+        let (exit, _) = cell.try_reap_fresh(&*kernel, no_report).unwrap();
+        assert!(exit.usage().is_some(), "the exit was reaped, not held");
+        assert_eq!(kernel.reaps.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// A child's cgroup as the kernel and `ChildCgroup` see it: its live
+/// members, whether the directory exists, and (under one lock, as
+/// `ChildCgroup` keeps them) whether it was removed and the last figures.
+#[derive(Debug)]
+struct MockCgroup {
+    members: AtomicUsize,
+    dir_exists: AtomicBool,
+    state: Mutex<MockCgroupState>,
+    removals: AtomicUsize,
+    busy_removals: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct MockCgroupState {
+    removed: bool,
+    last_usage: Option<CgroupUsage>,
+}
+
+impl MockCgroup {
+    fn new() -> Self {
+        MockCgroup {
+            members: AtomicUsize::new(1),
+            dir_exists: AtomicBool::new(true),
+            state: Mutex::new(MockCgroupState::default()),
+            removals: AtomicUsize::new(0),
+            busy_removals: AtomicUsize::new(0),
+        }
+    }
+
+    fn gone() -> io::Error {
+        io::Error::from(io::ErrorKind::NotFound)
+    }
+}
+
+impl TreeCgroup for &'static MockCgroup {
+    fn kill(&self) -> io::Result<()> {
+        if !self.dir_exists.load(Ordering::SeqCst) {
+            return Err(MockCgroup::gone());
+        }
+        self.members.store(0, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn signal_members(&self, _signal: i32, _limit: Duration) -> io::Result<Signalled> {
+        if !self.dir_exists.load(Ordering::SeqCst) {
+            return Err(MockCgroup::gone());
+        }
+        Ok(Signalled {
+            members: self.members.load(Ordering::SeqCst),
+            frozen: true,
+        })
+    }
+
+    fn members(&self) -> io::Result<Vec<u32>> {
+        if !self.dir_exists.load(Ordering::SeqCst) {
+            return Err(MockCgroup::gone());
+        }
+        Ok(vec![1; self.members.load(Ordering::SeqCst)])
+    }
+
+    fn usage(&self) -> io::Result<CgroupUsage> {
+        let state = lock(&self.state);
+        match state.last_usage {
+            Some(usage) => Ok(usage),
+            None if self.dir_exists.load(Ordering::SeqCst) => Ok(CgroupUsage::default()),
+            None => Err(MockCgroup::gone()),
+        }
+    }
+
+    fn remove(&self) -> io::Result<()> {
+        // As `ChildCgroup::remove`: the figures, the rmdir and the flag
+        // under one lock.
+        let mut state = lock(&self.state);
+        if state.removed {
+            return Ok(());
+        }
+        state.last_usage = Some(CgroupUsage::default());
+        if self.members.load(Ordering::SeqCst) > 0 {
+            self.busy_removals.fetch_add(1, Ordering::SeqCst);
+            return Err(io::Error::from(io::ErrorKind::ResourceBusy));
+        }
+        self.dir_exists.store(false, Ordering::SeqCst);
+        self.removals.fetch_add(1, Ordering::SeqCst);
+        state.removed = true;
+        Ok(())
+    }
+
+    fn is_removed(&self) -> bool {
+        lock(&self.state).removed
+    }
+
+    #[cfg(feature = "tracing")]
+    fn path(&self) -> &std::path::Path {
+        std::path::Path::new("/mock")
+    }
+}
+
+/// `cgroup.events` of a [`MockCgroup`].
+#[derive(Debug)]
+struct MockWatch(&'static MockCgroup);
+
+impl TreeWatch for MockWatch {
+    fn populated(&self) -> io::Result<bool> {
+        if !self.0.dir_exists.load(Ordering::SeqCst) {
+            return Err(MockCgroup::gone());
+        }
+        Ok(self.0.members.load(Ordering::SeqCst) > 0)
+    }
+
+    fn wait_empty_timeout(&self, _limit: Duration) -> io::Result<bool> {
+        Ok(self.0.members.load(Ordering::SeqCst) == 0)
+    }
+}
+
+/// Tree wait vs stop vs cgroup removal: the last member exits and the
+/// background thread, told by `cgroup.events`, removes the cgroup, while a
+/// stop (`cgroup.kill`, then the frozen first stop, then a listing) runs
+/// and a task waits for the tree. The stop never fails because the
+/// directory went away under it, the cgroup is removed exactly once and
+/// never while it holds a process, the waiter is woken, and the figures
+/// stay readable after the removal.
+#[test]
+fn loom_models_tree_wait_vs_stop_vs_removal() {
+    // Three threads with a dozen lock and atomic steps each: unbounded, the
+    // search takes minutes; every interleaving with up to three preemptions
+    // covers each race here (a stop or a wait between any two steps of the
+    // removal) in seconds.
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        let cgroup = leak(MockCgroup::new());
+        let tree = Arc::new(CgroupTree::new(cgroup, MockWatch(cgroup)));
+        // Made before the threads start, which then see it created.
+        let woken = leak(AtomicBool::new(false));
+        let waker = flag_waker(woken);
+        let background = {
+            let tree = tree.clone();
+            thread::spawn(move || {
+                // The last member exits on its own; the kernel notifies.
+                cgroup.members.store(0, Ordering::SeqCst);
+                assert!(tree.changed(), "populated 0 ends the tree");
+            })
+        };
+        let stopper = {
+            let tree = tree.clone();
+            thread::spawn(move || {
+                tree.kill().expect("a stop racing the removal succeeds");
+                tree.signal_members(crate::signal::Signal::TERM)
+                    .expect("a first stop racing the removal succeeds");
+                tree.members()
+                    .expect("a listing racing the removal succeeds");
+            })
+        };
+        // The waiter: registers, and is woken once the tree is empty.
+        let mut cx = Context::from_waker(&waker);
+        let mut wait = Box::pin(tree.wait_empty());
+        let first = wait.as_mut().poll(&mut cx);
+        background.join().unwrap();
+        stopper.join().unwrap();
+        if first.is_pending() {
+            assert!(woken.load(Ordering::SeqCst), "the waiter was not woken");
+            assert_eq!(wait.as_mut().poll(&mut cx), Poll::Ready(()));
+        }
+        assert!(tree.is_empty());
+        assert_eq!(cgroup.removals.load(Ordering::SeqCst), 1);
+        assert_eq!(cgroup.busy_removals.load(Ordering::SeqCst), 0);
+        assert_eq!(tree.members().unwrap(), Vec::<u32>::new());
+        assert!(tree.usage().is_some(), "the last figures are kept");
     });
 }

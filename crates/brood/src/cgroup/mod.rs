@@ -87,6 +87,7 @@ mod usage;
 pub(crate) use child::{ChildCgroup, Signalled};
 pub(crate) use events::PopulatedWatch;
 pub(crate) use parent::CgroupParent;
+pub(crate) use usage::CgroupUsage;
 
 /// Whether this platform has cgroups at all (only Linux does).
 pub(crate) const SUPPORTED: bool = crate::sys::cgroupfs::SUPPORTED;

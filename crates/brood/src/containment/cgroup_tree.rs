@@ -31,16 +31,17 @@
 //! Owns: [`CgroupTree`], [`TreeUsage`]. Calls: `cgroup` (the cgroup itself), `reaper`
 //! (the change watch, jobs on the background thread), `signal`, `trace`.
 
-use crate::cgroup::{ChildCgroup, PopulatedWatch, Signalled};
+use crate::cgroup::{CgroupUsage, ChildCgroup, PopulatedWatch, Signalled};
 use crate::reaper::{self, Changes};
 use crate::signal::Signal;
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicBool, Notify};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
+#[cfg(feature = "tracing")]
+use std::path::Path;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::sync::Notify;
 
 /// How long the first stop waits for the cgroup to freeze before it
 /// signals the members anyway (a member in uninterruptible sleep delays a
@@ -88,14 +89,80 @@ impl TreeUsage {
     }
 }
 
+/// The cgroup side of a [`CgroupTree`]: [`ChildCgroup`], or a mock in the
+/// loom models, which run this file's code against every interleaving of a
+/// stop, a wait and the removal.
+pub(crate) trait TreeCgroup {
+    /// `cgroup.kill`. Fails once the directory is gone.
+    fn kill(&self) -> io::Result<()>;
+    /// `signal` to every member, frozen meanwhile (at most `limit`).
+    fn signal_members(&self, signal: i32, limit: Duration) -> io::Result<Signalled>;
+    /// The live pids in the cgroup and below it.
+    fn members(&self) -> io::Result<Vec<u32>>;
+    /// The figures, live or the last ones read before the removal.
+    fn usage(&self) -> io::Result<CgroupUsage>;
+    /// Removes the directory (once; later calls succeed and do nothing).
+    /// `is_removed` says `true` from the moment the directory is gone: the
+    /// removal and the flag change under one lock.
+    fn remove(&self) -> io::Result<()>;
+    /// Whether [`TreeCgroup::remove`] removed the directory.
+    fn is_removed(&self) -> bool;
+    /// Its path, for the `tracing` events.
+    #[cfg(feature = "tracing")]
+    fn path(&self) -> &Path;
+}
+
+impl TreeCgroup for ChildCgroup {
+    fn kill(&self) -> io::Result<()> {
+        ChildCgroup::kill(self)
+    }
+    fn signal_members(&self, signal: i32, limit: Duration) -> io::Result<Signalled> {
+        ChildCgroup::signal_members(self, signal, limit)
+    }
+    fn members(&self) -> io::Result<Vec<u32>> {
+        ChildCgroup::members(self)
+    }
+    fn usage(&self) -> io::Result<CgroupUsage> {
+        ChildCgroup::usage(self)
+    }
+    fn remove(&self) -> io::Result<()> {
+        ChildCgroup::remove(self)
+    }
+    fn is_removed(&self) -> bool {
+        ChildCgroup::is_removed(self)
+    }
+    #[cfg(feature = "tracing")]
+    fn path(&self) -> &Path {
+        ChildCgroup::path(self)
+    }
+}
+
+/// The `cgroup.events` side of a [`CgroupTree`]: [`PopulatedWatch`], or a
+/// mock in the loom models.
+pub(crate) trait TreeWatch {
+    /// Whether the tree holds a process (reading re-arms the notification).
+    fn populated(&self) -> io::Result<bool>;
+    /// Waits (blocking, at most `limit`) until the tree is empty.
+    fn wait_empty_timeout(&self, limit: Duration) -> io::Result<bool>;
+}
+
+impl TreeWatch for PopulatedWatch {
+    fn populated(&self) -> io::Result<bool> {
+        PopulatedWatch::populated(self)
+    }
+    fn wait_empty_timeout(&self, limit: Duration) -> io::Result<bool> {
+        PopulatedWatch::wait_empty_timeout(self, limit)
+    }
+}
+
 /// One contained child's cgroup, shared by its `Child`, its handles and
 /// the background thread's change watch.
 #[derive(Debug)]
-pub(crate) struct CgroupTree {
-    cgroup: ChildCgroup,
+pub(crate) struct CgroupTree<C = ChildCgroup, W = PopulatedWatch> {
+    cgroup: C,
     /// `cgroup.events`, opened before the child existed and read only by
     /// the background thread.
-    watch: PopulatedWatch,
+    watch: W,
     /// Set by the background thread once the tree is empty.
     empty: AtomicBool,
     /// Wakes the tree's waiters once `empty` is set.
@@ -103,15 +170,6 @@ pub(crate) struct CgroupTree {
 }
 
 impl CgroupTree {
-    pub(crate) fn new(cgroup: ChildCgroup, watch: PopulatedWatch) -> Self {
-        CgroupTree {
-            cgroup,
-            watch,
-            empty: AtomicBool::new(false),
-            emptied: Notify::new(),
-        }
-    }
-
     /// Hands the tree's end to the background thread: from now on it
     /// watches `cgroup.events` and removes the cgroup once the tree is
     /// empty.
@@ -127,6 +185,46 @@ impl CgroupTree {
                 self.end();
                 Ok(())
             }
+        }
+    }
+
+    /// Sends a stop signal to the whole tree: SIGKILL through `cgroup.kill`
+    /// at once; any other signal to every member present, frozen while they
+    /// are signalled, on the background thread (so this never blocks). Once
+    /// the tree is empty this sends nothing.
+    pub(crate) fn send(self: &Arc<Self>, signal: Signal) -> io::Result<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        if signal == Signal::KILL {
+            return self.kill();
+        }
+        let tree = Arc::clone(self);
+        let job = move || {
+            let _signalled = tree.signal_members(signal);
+            #[cfg(feature = "tracing")]
+            crate::trace::tree_signalled(
+                tree.cgroup.path(),
+                signal,
+                _signalled.as_ref().map(|s| (s.members, s.frozen)),
+            );
+        };
+        match reaper::run_in_background(job) {
+            Ok(()) => Ok(()),
+            // No background thread can be started now (EMFILE, EAGAIN): do
+            // it here, blocking for the freeze.
+            Err(_) => self.signal_members(signal).map(drop),
+        }
+    }
+}
+
+impl<C: TreeCgroup, W: TreeWatch> CgroupTree<C, W> {
+    pub(crate) fn new(cgroup: C, watch: W) -> Self {
+        CgroupTree {
+            cgroup,
+            watch,
+            empty: AtomicBool::new(false),
+            emptied: Notify::new(),
         }
     }
 
@@ -172,35 +270,6 @@ impl CgroupTree {
         })
     }
 
-    /// Sends a stop signal to the whole tree: SIGKILL through `cgroup.kill`
-    /// at once; any other signal to every member present, frozen while they
-    /// are signalled, on the background thread (so this never blocks). Once
-    /// the tree is empty this sends nothing.
-    pub(crate) fn send(self: &Arc<Self>, signal: Signal) -> io::Result<()> {
-        if self.is_empty() {
-            return Ok(());
-        }
-        if signal == Signal::KILL {
-            return self.kill();
-        }
-        let tree = Arc::clone(self);
-        let job = move || {
-            let _signalled = tree.signal_members(signal);
-            #[cfg(feature = "tracing")]
-            crate::trace::tree_signalled(
-                tree.cgroup.path(),
-                signal,
-                _signalled.as_ref().map(|s| (s.members, s.frozen)),
-            );
-        };
-        match reaper::run_in_background(job) {
-            Ok(()) => Ok(()),
-            // No background thread can be started now (EMFILE, EAGAIN): do
-            // it here, blocking for the freeze.
-            Err(_) => self.signal_members(signal).map(drop),
-        }
-    }
-
     /// `cgroup.kill`: kills every member, and any process forked meanwhile.
     pub(crate) fn kill(&self) -> io::Result<()> {
         if self.is_empty() {
@@ -214,7 +283,7 @@ impl CgroupTree {
 
     /// The first stop: `signal` to every member, frozen meanwhile. Blocks
     /// for the freeze (at most [`FREEZE_LIMIT`]).
-    fn signal_members(&self, signal: Signal) -> io::Result<Signalled> {
+    pub(crate) fn signal_members(&self, signal: Signal) -> io::Result<Signalled> {
         if self.is_empty() {
             return Ok(Signalled {
                 members: 0,
@@ -257,6 +326,18 @@ impl CgroupTree {
         self.empty.store(true, Ordering::Release);
         self.emptied.notify_waiters();
     }
+
+    /// The background thread was told that `cgroup.events` changed: ends
+    /// the tree if it is empty. Returns whether it ended.
+    pub(crate) fn changed(&self) -> bool {
+        // Reading re-arms the notification. An error means the cgroup is
+        // gone (removed behind our back): its tree has ended too.
+        if let Ok(true) = self.watch.populated() {
+            return false;
+        }
+        self.end();
+        true
+    }
 }
 
 impl Changes for CgroupTree {
@@ -265,12 +346,6 @@ impl Changes for CgroupTree {
     }
 
     fn changed(&self) -> bool {
-        // Reading re-arms the notification. An error means the cgroup is
-        // gone (removed behind our back): its tree has ended too.
-        if let Ok(true) = self.watch.populated() {
-            return false;
-        }
-        self.end();
-        true
+        CgroupTree::changed(self)
     }
 }

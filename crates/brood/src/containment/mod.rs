@@ -14,7 +14,7 @@
 //! Owns: [`Containment`], [`Tree`]. Calls: `cgroup_tree`, `sys::process`
 //! (the members of a group).
 
-mod cgroup_tree;
+pub(crate) mod cgroup_tree;
 pub(crate) mod spawn;
 
 pub(crate) use cgroup_tree::CgroupTree;

@@ -21,14 +21,14 @@ use brood::{Child, ChildStdout, Command, Containment, WaitDelayExceeded};
 use brood_testkit::cgroup::{self, populated, PrivateParent};
 use brood_testkit::fds::open_fd_targets;
 use brood_testkit::pidfd::{assert_all_gone, Watched};
-use brood_testkit::procfs::{cgroup_of, child_pids};
+use brood_testkit::procfs::{aim_next_pid, cgroup_of, child_pids, stat_state_ppid};
 use brood_testkit::runtime::current_thread;
 use brood_testkit::seccomp::{self, Deny};
 use brood_testkit::{bounded, bounded_test, eventually, eventually_blocking, worker};
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -1263,4 +1263,309 @@ fn a_group_is_waited_for_and_stopped_but_a_setsid_grandchild_leaves_it() {
         return worker::done();
     }
     run_worker(&[]);
+}
+
+// ---------------------------------------------------------------------------
+// 3. No stop reaches a recycled process group: a group stop holds the
+// leader's exit unreaped (its zombie keeps the group id) until the stop is
+// over, then reaps.
+
+/// A group whose leader dies of SIGTERM and whose member ignores it, so a
+/// graceful stop outlives the leader. Prints `stubborn <pid>`, then `leader
+/// <pid>`.
+const LEADER_AND_STUBBORN: &str = r#"
+    sh -c 'trap "" TERM; echo stubborn $$; exec sleep 1000' &
+    sleep 0.1
+    echo leader $$
+    wait
+"#;
+
+fn group_job(script: &str) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(script)
+        .stdout(std::process::Stdio::piped())
+        .contain(Containment::Group);
+    command
+}
+
+/// Whether `pid` is an unreaped zombie of this process.
+fn our_zombie(pid: u32) -> bool {
+    stat_state_ppid(pid) == Some(('Z', std::process::id()))
+}
+
+/// Whether `pid` stays an unreaped zombie of ours for all of `window`.
+async fn stays_our_zombie(pid: u32, window: Duration) -> bool {
+    !eventually(window, || !our_zombie(pid)).await
+}
+
+/// Whether `pid` is no child of ours any more (reaped, or its pid reused
+/// by a process that is not our child).
+fn not_our_child(pid: u32) -> bool {
+    stat_state_ppid(pid).is_none_or(|(_, ppid)| ppid != std::process::id())
+}
+
+bounded_test!(
+    /// While `terminate` waits out the grace of a member that ignores
+    /// SIGTERM, the leader, dead of the SIGTERM, stays an unreaped zombie:
+    /// handles are given its status (no resource usage yet), and once the
+    /// stop is over it is reaped and its usage is there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_stop_holds_the_leader_until_it_is_over_and_waits_get_its_status() {
+        let mut child = group_job(LEADER_AND_STUBBORN).spawn().unwrap();
+        let tree = read_tree(child.stdout.as_mut().unwrap(), 2).await;
+        let lead = leader(&tree);
+        let handle = child.handle();
+        let grace = Duration::from_secs(2);
+        let started = Instant::now();
+        let stopping = tokio::spawn(async move {
+            let status = child.terminate(grace).await;
+            (child, status)
+        });
+        let status = bounded(PATIENCE, handle.wait()).await.unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        assert_eq!(
+            handle.status().unwrap().unwrap().signal(),
+            Some(libc::SIGTERM)
+        );
+        assert_eq!(handle.resource_usage(), None, "reaped during the stop");
+        assert!(!tree["stubborn"].gone());
+        assert!(
+            stays_our_zombie(lead, Duration::from_millis(300)).await,
+            "the leader was reaped while its group was being stopped"
+        );
+        assert!(started.elapsed() < grace, "{:?}", started.elapsed());
+
+        let (mut child, status) = bounded(PATIENCE, stopping).await.unwrap();
+        assert_eq!(status.unwrap().signal(), Some(libc::SIGTERM));
+        assert!(started.elapsed() >= grace, "{:?}", started.elapsed());
+        assert_all_gone(&tree, Duration::ZERO);
+        assert!(not_our_child(lead), "still unreaped after the stop");
+        assert!(handle.resource_usage().is_some());
+        let (status, usage) = child.wait_with_rusage().await.unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        assert_eq!(Some(usage), handle.resource_usage());
+    }
+);
+
+bounded_test!(
+    /// A `terminate` whose future is dropped hands its stop to the
+    /// background thread, which sends the final SIGKILL when the grace
+    /// ends and keeps the leader held until then: `wait` and `try_wait` get
+    /// its status at once, `wait_with_rusage` only with the reap.
+    #[tokio::test]
+    async fn a_dropped_terminate_leaves_the_leader_held_until_its_grace_ends() {
+        let mut child = group_job(LEADER_AND_STUBBORN).spawn().unwrap();
+        let tree = read_tree(child.stdout.as_mut().unwrap(), 2).await;
+        let lead = leader(&tree);
+        let grace = Duration::from_secs(2);
+        let started = Instant::now();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), child.terminate(grace))
+                .await
+                .is_err(),
+            "the stubborn member keeps the stop going"
+        );
+        assert!(eventually(PATIENCE, || our_zombie(lead)).await);
+        let status = child.wait().await.unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        assert_eq!(child.try_wait().unwrap(), Some(status));
+        assert_eq!(child.id(), None, "the owner saw the exit");
+        assert_eq!(child.resource_usage(), None);
+        assert!(our_zombie(lead), "reaped before the stop was over");
+        assert!(!tree["stubborn"].gone());
+
+        let (again, usage) = bounded(PATIENCE, child.wait_with_rusage()).await.unwrap();
+        assert_eq!(again, status);
+        assert!(started.elapsed() >= grace, "{:?}", started.elapsed());
+        assert!(tree["stubborn"].gone(), "the final SIGKILL");
+        assert!(not_our_child(lead));
+        assert_eq!(child.resource_usage(), Some(usage));
+    }
+);
+
+bounded_test!(
+    /// kill_on_drop with a grace period: the orphan's stop runs on the
+    /// background thread, and the leader stays an unreaped zombie until the
+    /// final SIGKILL has been sent and the group is empty; then brood
+    /// reaps it.
+    #[tokio::test]
+    async fn a_kill_on_drop_orphan_is_held_until_its_group_stop_ends() {
+        let grace = Duration::from_secs(1);
+        let mut child = group_job(LEADER_AND_STUBBORN)
+            .kill_on_drop(true)
+            .grace(grace)
+            .spawn()
+            .unwrap();
+        let tree = read_tree(child.stdout.as_mut().unwrap(), 2).await;
+        let lead = leader(&tree);
+        let handle = child.handle();
+        let dropped = Instant::now();
+        drop(child);
+        let status = bounded(PATIENCE, handle.wait()).await.unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        assert_eq!(handle.resource_usage(), None);
+        assert!(
+            stays_our_zombie(lead, Duration::from_millis(300)).await,
+            "the orphan was reaped while its group was being stopped"
+        );
+        assert!(dropped.elapsed() < grace);
+        assert!(!tree["stubborn"].gone());
+        assert!(tree["stubborn"].gone_within(PATIENCE));
+        assert!(dropped.elapsed() >= grace);
+        assert!(
+            eventually(PATIENCE, || not_our_child(lead)).await,
+            "the orphan was not reaped after its stop"
+        );
+        assert!(handle.resource_usage().is_some());
+    }
+);
+
+bounded_test!(
+    /// `output()` with a time limit holds a group's leader from the spawn:
+    /// the leader exits at once, a grandchild holds the pipe, and the
+    /// timeout's stop still reaches the group (the leader's zombie kept its
+    /// id meanwhile).
+    #[tokio::test]
+    async fn a_timeout_after_the_leader_exited_still_stops_its_group() {
+        let scratch = scratch("group-timeout");
+        let pids = scratch.path().join("pids");
+        let limit = Duration::from_secs(1);
+        let output = Command::new("sh")
+            .args([
+                "-c",
+                r#"sh -c 'echo member $$ >>"$0"; exec sleep 1000' "$1" &
+                   while [ ! -s "$1" ]; do sleep 0.01; done
+                   echo leader $$ >>"$1""#,
+                "sh",
+            ])
+            .arg(&pids)
+            .contain(Containment::Group)
+            .timeout(limit)
+            .output();
+        let started = Instant::now();
+        let tree = read_tree_file(&pids, 2).await;
+        let lead = leader(&tree);
+        assert!(eventually(PATIENCE, || our_zombie(lead)).await);
+        assert!(
+            stays_our_zombie(lead, Duration::from_millis(200)).await,
+            "reaped while a stop of its group may still come"
+        );
+        assert!(started.elapsed() < limit);
+        let err = bounded(PATIENCE, output).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert_all_gone(&tree, Duration::ZERO);
+        assert!(not_our_child(lead));
+    }
+);
+
+bounded_test!(
+    /// The group-reuse rule on the real kernel, with pid reuse forced
+    /// through `ns_last_pid` (root; the test fails where it cannot force
+    /// it): while a kill_on_drop stop holds the dead leader, a process
+    /// aimed at its id cannot get it; once the stop is over and brood has
+    /// reaped it, a stranger that takes the id and leads a group of its own
+    /// gets nothing from any stop of brood's until well past the grace, the
+    /// timers of a stop that ended early included (they would send the
+    /// final SIGKILL at the end of the grace, to whoever had the id then).
+    #[tokio::test]
+    async fn no_stop_reaches_a_recycled_process_group() {
+        // brood's lazy machinery first, so that its thread's creation does
+        // not take the aimed pid.
+        Command::new("true").status().await.unwrap();
+
+        // Held: the id stays reserved while the stop runs. The leader dies
+        // of the SIGTERM at once and leaves its group empty, but its stop
+        // lasts until the final SIGKILL at the end of the grace, and holds
+        // its zombie until then: the only thing that keeps the id reserved.
+        let grace = Duration::from_secs(1);
+        let child = Command::new("sleep")
+            .arg("1000")
+            .contain(Containment::Group)
+            .kill_on_drop(true)
+            .grace(grace)
+            .spawn()
+            .unwrap();
+        let pgid = child.id().unwrap();
+        let dropped = Instant::now();
+        drop(child);
+        assert!(eventually(PATIENCE, || our_zombie(pgid)).await);
+        assert!(
+            aim_next_pid(pgid),
+            "cannot write /proc/sys/kernel/ns_last_pid (not root in this pid namespace?)"
+        );
+        let mut other = std::process::Command::new("sleep")
+            .arg("1000")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let other_pid = other.id();
+        other.kill().unwrap();
+        other.wait().unwrap();
+        assert_ne!(other_pid, pgid, "a held leader's id was given away");
+        assert!(our_zombie(pgid), "reaped during the stop");
+        assert!(dropped.elapsed() < grace, "{:?}", dropped.elapsed());
+        assert!(eventually(PATIENCE, || not_our_child(pgid)).await);
+        assert!(
+            dropped.elapsed() >= grace,
+            "reaped before the final SIGKILL"
+        );
+        // Reaped: a stranger may take the id now, and nothing of the stop
+        // (which began at the drop) may reach it.
+        let until = (dropped + grace + Duration::from_millis(300))
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(300));
+        stranger_is_spared(pgid, until).await;
+
+        // A terminate that returns as soon as the group is empty: its stop
+        // is over then, and nothing of it comes later, in particular not
+        // the final SIGKILL at the end of the grace it did not need.
+        let mut child = Command::new("sleep")
+            .arg("1000")
+            .contain(Containment::Group)
+            .spawn()
+            .unwrap();
+        let pgid = child.id().unwrap();
+        let started = Instant::now();
+        let status = child.terminate(grace).await.unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        assert!(started.elapsed() < grace, "{:?}", started.elapsed());
+        assert!(not_our_child(pgid), "terminate returned before the reap");
+        let after_the_grace = (started + grace + Duration::from_millis(300))
+            .saturating_duration_since(Instant::now());
+        stranger_is_spared(pgid, after_the_grace).await;
+    }
+);
+
+/// Makes a stranger (spawned with std, not brood) take over id `pgid` as
+/// the leader of a new group, retrying while other processes grab the pid
+/// first, and checks that it lives through `window`. Fails where the reuse
+/// cannot be forced, so that the check is never skipped unseen.
+async fn stranger_is_spared(pgid: u32, window: Duration) {
+    for _ in 0..200 {
+        assert!(
+            aim_next_pid(pgid),
+            "cannot write /proc/sys/kernel/ns_last_pid (not root in this pid namespace?)"
+        );
+        let mut stranger = std::process::Command::new("sleep")
+            .arg("1000")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        if stranger.id() != pgid {
+            stranger.kill().unwrap();
+            stranger.wait().unwrap();
+            continue;
+        }
+        let hit = eventually(window, || stranger.try_wait().unwrap().is_some()).await;
+        let _ = stranger.kill();
+        let status = stranger.wait().unwrap();
+        assert!(
+            !hit,
+            "the stranger leading group {pgid} was stopped: {status}"
+        );
+        return;
+    }
+    panic!("other processes took pid {pgid} first 200 times");
 }

@@ -4,7 +4,7 @@
 
 use brood::{Command, Signal};
 use brood_testkit::fds::{fds_of, is_cloexec};
-use brood_testkit::procfs::child_pids;
+use brood_testkit::procfs::{aim_next_pid, child_pids};
 use brood_testkit::{bounded_test, eventually};
 use std::collections::BTreeSet;
 use std::os::fd::RawFd;
@@ -13,13 +13,6 @@ use std::time::Duration;
 
 // ---------------------------------------------------------------------------
 // (a) pid reuse
-
-/// Makes the next process created in this pid namespace get pid `pid`, if
-/// the kernel lets us (root in the namespace): `ns_last_pid` is the last pid
-/// handed out.
-fn aim_next_pid(pid: u32) -> bool {
-    std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", pid - 1)).is_ok()
-}
 
 bounded_test!(
     /// A reaped child's `signal`, `start_kill` and `ChildHandle::signal` succeed
