@@ -8,7 +8,8 @@
 //! | [`bounded`], [`eventually`], [`bounded_test!`] | time bounds: a hang is a failure, and conditions with no event to wait on are polled with a deadline | library tests; CLI tests ([`eventually_blocking`] is their `wait_for`) |
 //! | [`runtime`] | the two Tokio runtime flavours, built the same way everywhere | library tests |
 //! | [`worker`] | re-running the test binary as a worker for one test, for state that is process-wide | library tests |
-//! | [`procfs`] | children, zombies and liveness from `/proc/<pid>/stat`; fields of `/proc/self/status` (`VmRSS`, `VmHWM`, `SigCgt`, `TracerPid`) | library tests, CLI tests, bench |
+//! | [`procfs`] | children, zombies and liveness from `/proc/<pid>/stat`; fields of `/proc/self/status` (`VmRSS`, `VmHWM`, `SigCgt`, `TracerPid`); [`procfs::Marker`], finding a test's processes by a mark in their environment | library tests, CLI tests, bench |
+//! | [`cgroup`] | this process's cgroup v2, private scratch cgroups, and the skip rule (`BROOD-CGROUP-SKIP:`, fatal under `BROOD_REQUIRE_CGROUP=1`) | CLI tests |
 //! | [`fds`] | descriptor counts and sets, settled baselines, close-on-exec and pipe-size checks | library tests |
 //! | [`seccomp`] | a filter that makes chosen system calls fail (pidfds denied) | library tests, bench |
 //! | [`limits`] | `getrlimit`/`setrlimit`, raising the descriptor limit | library tests, bench |
@@ -27,7 +28,8 @@
 //!
 //! # For the CLI tests
 //!
-//! `crates/brood-cli/tests/common/mod.rs` maps onto this crate as follows:
+//! The CLI tests' `crates/brood-cli/tests/it/support.rs` (once
+//! `tests/common/mod.rs`) maps onto this crate as follows:
 //! `wait_for(limit, cond)` is [`eventually_blocking`]; `alive(pid)` is
 //! [`procfs::alive`]; `read_pids` and `assert_all_dead` are
 //! [`procfs::read_pids`] and [`procfs::assert_all_dead`]; `read_joblog` and
@@ -36,7 +38,9 @@
 //! trailing characters, duplicate keys and an unterminated last record are
 //! errors); the hand-made `TempDir` is `tempfile::TempDir` (add `tempfile`
 //! as a dev-dependency). `bin()` and `brood()` are assert_cmd glue and stay
-//! with the CLI tests.
+//! with the CLI tests. Their containment tests use [`cgroup::Scratch`] as
+//! the jobs' `--cgroup-parent` and [`procfs::Marker`] to find every process
+//! of a job tree, escapees included.
 #![warn(missing_docs)]
 
 mod bounded;
@@ -44,6 +48,8 @@ pub mod jsonl;
 pub mod runtime;
 pub mod worker;
 
+#[cfg(target_os = "linux")]
+pub mod cgroup;
 #[cfg(target_os = "linux")]
 pub mod fds;
 #[cfg(target_os = "linux")]
