@@ -427,10 +427,11 @@ async fn pump<R: AsyncRead + Unpin>(
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         let read = tokio::select! {
-            // What the pipe holds already is read before a cut-off.
+            // The cut-off first: a leftover that writes without pause
+            // would otherwise keep the pipe always ready.
             biased;
-            r = pipe.read(&mut buf) => r,
             () = cut_off(&mut cut) => break,
+            r = pipe.read(&mut buf) => r,
         };
         let n = match read {
             Ok(0) | Err(_) => break,

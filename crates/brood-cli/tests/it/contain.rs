@@ -371,6 +371,21 @@ fn wait_delay_bounds_the_wait_and_leftovers_keep_leaves_them() {
 }
 
 #[test]
+fn a_leftover_that_writes_without_pause_is_cut_off() {
+    // `yes` keeps the pipe always ready: the cut-off still wins.
+    let marker = Marker::new("contain-yes");
+    let t0 = Instant::now();
+    let out = marked_brood(&marker)
+        .args(["run", "--output", "none", "--wait-delay", "300ms", "--"])
+        .args(["sh", "-c", "yes & exit 0", ":::", "a"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    marker.assert_none_left("after the job");
+}
+
+#[test]
 fn a_leftover_off_the_pipes_is_stopped_as_soon_as_the_job_is_done() {
     let dir = TempDir::new("contain-leftover");
     let marker = Marker::new("contain-leftover");
