@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::os::fd::RawFd;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Number of open descriptors of this process. The directory listing it
@@ -27,6 +28,16 @@ pub fn open_fds() -> Vec<RawFd> {
     fds_of("self")
         .into_iter()
         .filter(|fd| std::fs::metadata(format!("/proc/self/fdinfo/{fd}")).is_ok())
+        .collect()
+}
+
+/// This process's open descriptors with what each points to (the target
+/// of its `/proc/self/fd` link), in order; the listing's own descriptor is
+/// left out.
+pub fn open_fd_targets() -> Vec<(RawFd, PathBuf)> {
+    open_fds()
+        .into_iter()
+        .filter_map(|fd| Some((fd, std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?)))
         .collect()
 }
 

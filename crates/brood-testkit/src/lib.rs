@@ -6,12 +6,13 @@
 //! | module | what | used by |
 //! | --- | --- | --- |
 //! | [`bounded`], [`eventually`], [`bounded_test!`] | time bounds: a hang is a failure, and conditions with no event to wait on are polled with a deadline | library tests; CLI tests ([`eventually_blocking`] is their `wait_for`) |
-//! | [`runtime`] | the two Tokio runtime flavours, built the same way everywhere | library tests |
-//! | [`worker`] | re-running the test binary as a worker for one test, for state that is process-wide | library tests |
-//! | [`procfs`] | children, zombies and liveness from `/proc/<pid>/stat`; fields of `/proc/self/status` (`VmRSS`, `VmHWM`, `SigCgt`, `TracerPid`); [`procfs::Marker`], finding a test's processes by a mark in their environment | library tests, CLI tests, bench |
-//! | [`cgroup`] | this process's cgroup v2, private scratch cgroups, and the skip rule (`BROOD-CGROUP-SKIP:`, fatal under `BROOD_REQUIRE_CGROUP=1`) | CLI tests |
-//! | [`fds`] | descriptor counts and sets, settled baselines, close-on-exec and pipe-size checks | library tests |
-//! | [`seccomp`] | a filter that makes chosen system calls fail (pidfds denied) | library tests, bench |
+//! | [`runtime`] | the two Tokio runtime flavours, built the same way everywhere, and a scenario run on both | library tests |
+//! | [`worker`] | re-running the test binary as a worker for one test, for state that is process-wide (its output goes to files, so that descendants that outlive it cannot hold the run open) | library tests |
+//! | [`procfs`] | children, zombies, liveness and the fields of `/proc/<pid>/stat` (group, session, start time), a process's cgroup; fields of `/proc/self/status` (`VmRSS`, `VmHWM`, `SigCgt`, `TracerPid`); [`procfs::Marker`], finding a test's processes by a mark in their environment | library tests, CLI tests, bench |
+//! | [`pidfd`] | processes watched through a pidfd (never a recycled pid): exited yet, SIGKILL | library tests |
+//! | [`cgroup`] | private cgroup v2 parents, killed and removed on drop, their members; the skip rule (`BROOD-CGROUP-SKIP`, `BROOD_REQUIRE_CGROUP`) | library tests, CLI tests, bench |
+//! | [`fds`] | descriptor counts and sets (with their targets), settled baselines, close-on-exec and pipe-size checks | library tests |
+//! | [`seccomp`] | a filter that makes chosen system calls fail (pidfds denied, `clone3` denied on one thread) | library tests, bench |
 //! | [`limits`] | `getrlimit`/`setrlimit`, raising the descriptor limit | library tests, bench |
 //! | [`rusage`] | `getrusage(RUSAGE_SELF)` and CPU time | library tests, bench |
 //! | [`jsonl`] | strict JSON Lines reading with `serde_json` (the job log) | CLI tests |
@@ -38,7 +39,7 @@
 //! trailing characters, duplicate keys and an unterminated last record are
 //! errors); the hand-made `TempDir` is `tempfile::TempDir` (add `tempfile`
 //! as a dev-dependency). `bin()` and `brood()` are assert_cmd glue and stay
-//! with the CLI tests. Their containment tests use [`cgroup::Scratch`] as
+//! with the CLI tests. Their containment tests use [`cgroup::PrivateParent`] as
 //! the jobs' `--cgroup-parent` and [`procfs::Marker`] to find every process
 //! of a job tree, escapees included.
 #![warn(missing_docs)]
@@ -54,6 +55,8 @@ pub mod cgroup;
 pub mod fds;
 #[cfg(target_os = "linux")]
 pub mod limits;
+#[cfg(target_os = "linux")]
+pub mod pidfd;
 #[cfg(target_os = "linux")]
 pub mod procfs;
 #[cfg(target_os = "linux")]

@@ -21,6 +21,36 @@ pub fn stat_state_ppid(pid: u32) -> Option<(char, u32)> {
     Some((state, ppid))
 }
 
+/// The state letter of `pid` (`Z` for a zombie), if it exists.
+pub fn state(pid: u32) -> Option<char> {
+    stat_state_ppid(pid).map(|(state, _)| state)
+}
+
+/// Field `n` of `/proc/<pid>/stat`, numbered from 1 as in proc(5), for the
+/// numeric fields from the state's successor on (4 is the parent, 5 the
+/// process group, 6 the session, 22 the start time); `None` once `pid` is
+/// gone.
+pub fn stat_field(pid: u32, n: usize) -> Option<u64> {
+    assert!(n >= 4, "field {n} is not a number after the command name");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(n - 3)?.parse().ok()
+}
+
+/// The start time of `pid` (field 22, in clock ticks since boot): with the
+/// pid, it names one process even across pid reuse.
+pub fn start_time(pid: u32) -> Option<u64> {
+    stat_field(pid, 22)
+}
+
+/// The cgroup v2 path `pid` runs in (the `0::` line of `/proc/<pid>/cgroup`).
+pub fn cgroup_of(pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_owned)
+}
+
 /// Whether `pid` exists at all, zombies included.
 pub fn pid_exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()

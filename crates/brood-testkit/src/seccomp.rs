@@ -5,9 +5,10 @@
 //! The filter is a classic BPF program: check the architecture (a call from
 //! another ABI is allowed untouched), then compare the system call number,
 //! and optionally the low half of its first argument, against each rule.
-//! It is installed with `SECCOMP_FILTER_FLAG_TSYNC`, so every thread of the
-//! process gets it, as does every thread and child created later. It cannot
-//! be removed: install it in a process of its own (a
+//! [`install`] puts it on every thread of the process
+//! (`SECCOMP_FILTER_FLAG_TSYNC`), [`install_on_this_thread`] on the calling
+//! thread only; either way every thread and child created later gets it.
+//! It cannot be removed: install it in a process of its own (a
 //! [worker](crate::worker)).
 
 use std::io;
@@ -104,6 +105,18 @@ fn program(arch: u32, rules: &[Deny]) -> Vec<libc::sock_filter> {
 /// Installs a filter applying `rules` on every thread of this process, and
 /// on every thread and child created later. Irreversible.
 pub fn install(rules: &[Deny]) -> io::Result<()> {
+    install_with(rules, libc::SECCOMP_FILTER_FLAG_TSYNC)
+}
+
+/// Installs a filter applying `rules` on the calling thread alone, and on
+/// the threads and children it creates later: for a call that the rest of
+/// the process must keep (glibc makes threads and `posix_spawn` children
+/// with `clone3`, for one). Irreversible for that thread.
+pub fn install_on_this_thread(rules: &[Deny]) -> io::Result<()> {
+    install_with(rules, 0)
+}
+
+fn install_with(rules: &[Deny], flags: libc::c_ulong) -> io::Result<()> {
     let Some(arch) = AUDIT_ARCH else {
         return Err(io::Error::new(
             io::ErrorKind::Unsupported,
@@ -126,7 +139,7 @@ pub fn install(rules: &[Deny]) -> io::Result<()> {
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER as libc::c_ulong,
-            libc::SECCOMP_FILTER_FLAG_TSYNC,
+            flags,
             &fprog as *const libc::sock_fprog,
         )
     };

@@ -32,7 +32,7 @@
 //! The harness runs workers with `std::process`, never with brood, so that
 //! it does not depend on the code under test.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -145,15 +145,21 @@ impl Run {
 /// Runs `cmd` (a [`command`], possibly wrapped) and collects its output;
 /// kills it and panics, showing what it printed, if it runs longer than
 /// `limit`. The run is attributed to the test running on this thread.
+///
+/// The worker writes to files, not pipes: processes it starts (and that
+/// may outlive a failing worker, a grandchild that escaped its process
+/// group) inherit its output, and a pipe would stay open until the last of
+/// them is gone. A file is read once the worker itself has ended.
 pub fn run_command(mut cmd: Command, limit: Duration) -> Run {
     let test = current_test();
+    let out = tempfile::tempfile().expect("a file for the worker's stdout");
+    let err = tempfile::tempfile().expect("a file for the worker's stderr");
     let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(out.try_clone().expect("dup the stdout file"))
+        .stderr(err.try_clone().expect("dup the stderr file"))
         .spawn()
         .expect("spawn the worker");
-    let stdout = collect(child.stdout.take().expect("piped stdout"));
-    let stderr = collect(child.stderr.take().expect("piped stderr"));
+    drop(cmd);
     let deadline = Instant::now() + limit;
     // No event tells us a std child exited: poll, with the deadline.
     let status = loop {
@@ -166,8 +172,8 @@ pub fn run_command(mut cmd: Command, limit: Duration) -> Run {
             panic!(
                 "worker {test} exceeded its time bound of {limit:?}\n--- stdout ---\n{}\n\
                  --- stderr ---\n{}",
-                stdout.join().unwrap_or_default(),
-                stderr.join().unwrap_or_default()
+                read_all(out),
+                read_all(err)
             );
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -175,17 +181,16 @@ pub fn run_command(mut cmd: Command, limit: Duration) -> Run {
     Run {
         test,
         status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
+        stdout: read_all(out),
+        stderr: read_all(err),
     }
 }
 
-/// Reads `pipe` to its end on a thread of its own (so that a full stderr
-/// pipe cannot block a worker whose stdout is being read).
-fn collect(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
+/// What was written to `file` (the worker's copy shares its offset, so
+/// read from the start).
+fn read_all(mut file: std::fs::File) -> String {
+    let mut bytes = Vec::new();
+    let _ = file.seek(SeekFrom::Start(0));
+    let _ = file.read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
 }

@@ -681,6 +681,15 @@ impl Command {
         if collected_by_brood {
             shared.cell.collect_on_exit();
         }
+        // A brood call that may stop the child's group (a time limit, an
+        // output cap, a wait delay) holds the leader unreaped from before it
+        // is registered: its exit may come long before such a stop (its
+        // grandchildren holding the pipes), and the stop must still reach
+        // its group, and no recycled one.
+        let may_stop =
+            self.timeout.is_some() || self.max_output.is_some() || self.wait_delay.is_some();
+        let leader_held =
+            collected_by_brood && may_stop && shared.stops_reach_group() && shared.hold_leader();
         ticket.track(pid, &shared);
         guard.0 = None;
         drop(ticket);
@@ -694,7 +703,8 @@ impl Command {
             self.kill_on_drop,
             self.max_output,
             self.wait_delay,
-        ))
+        )
+        .with_leader_held(leader_held))
     }
 
     /// Spawns the child and waits for it, closing any pipes to it first so it

@@ -307,7 +307,9 @@ impl Tracked for MockChild {
         None
     }
 
-    fn final_kill(&self) {}
+    fn final_kill(&self, _stop: u64) -> bool {
+        true
+    }
 }
 
 /// Registration vs signal delivery: the child exits (and its SIGCHLD is

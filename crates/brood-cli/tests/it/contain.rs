@@ -13,13 +13,13 @@
 //! at once, not after a grace (a zombie that init has not reaped yet
 //! counts as gone: this sandbox's init reaps orphans about a second late).
 //!
-//! The cgroup tests give brood a [`Scratch`] cgroup as `--cgroup-parent`
+//! The cgroup tests give brood a [`PrivateParent`] cgroup as `--cgroup-parent`
 //! and check that nothing is left in it when brood exits. Where no
 //! writable cgroup v2 exists they print `BROOD-CGROUP-SKIP: <reason>` and
 //! pass; under `BROOD_REQUIRE_CGROUP=1` (CI) they fail instead.
 
 use crate::support::{bin, brood, kill, Field, TempDir, LIMIT};
-use brood_testkit::cgroup::Scratch;
+use brood_testkit::cgroup::PrivateParent;
 use brood_testkit::procfs::{self, Marker};
 use brood_testkit::{eventually_blocking, jsonl};
 use nix::sys::signal::Signal;
@@ -98,13 +98,13 @@ fn only_record(log: &Path) -> serde_json::Value {
 /// Checks what must hold once brood has exited after stopping tree jobs:
 /// every job started both escapees, and no process of any tree is left
 /// (nor, with a cgroup, anything in it).
-fn assert_trees_gone(dir: &TempDir, jobs: usize, marker: &Marker, scratch: Option<&Scratch>) {
+fn assert_trees_gone(dir: &TempDir, jobs: usize, marker: &Marker, cgroups: Option<&PrivateParent>) {
     let pids = tree_pids(dir);
     assert_eq!(pids.len(), 3 * jobs, "each job writes 3 pids: {pids:?}");
-    if let Some(scratch) = scratch {
-        let members = scratch.members();
+    if let Some(cgroups) = cgroups {
+        let members = cgroups.members();
         assert!(
-            !scratch.populated(),
+            !cgroups.populated(),
             "processes left in the jobs' cgroups: {members:?}"
         );
     }
@@ -113,7 +113,7 @@ fn assert_trees_gone(dir: &TempDir, jobs: usize, marker: &Marker, scratch: Optio
 
 #[test]
 fn a_timeout_stops_setsid_and_double_forked_grandchildren() {
-    let Some(scratch) = Scratch::new("timeout") else {
+    let Some(cgroups) = PrivateParent::new("timeout") else {
         return;
     };
     let dir = TempDir::new("contain-timeout");
@@ -129,13 +129,13 @@ fn a_timeout_stops_setsid_and_double_forked_grandchildren() {
             &log,
             "--cgroup-parent",
         ])
-        .arg(scratch.path())
+        .arg(&cgroups.path)
         .arg("--")
         .args(tree_job(&dir))
         .args(["{}", ":::", "a", "b"])
         .assert()
         .code(2);
-    assert_trees_gone(&dir, 2, &marker, Some(&scratch));
+    assert_trees_gone(&dir, 2, &marker, Some(&cgroups));
     // The rest of the sequence began with SIGTERM to every member, the
     // escapees included; SIGKILL followed.
     assert_eq!(escapee_terms(&dir), 4);
@@ -225,12 +225,12 @@ fn signalled_run(
 
 #[test]
 fn ctrl_c_stops_every_tree() {
-    let Some(scratch) = Scratch::new("sigint") else {
+    let Some(cgroups) = PrivateParent::new("sigint") else {
         return;
     };
     let dir = TempDir::new("contain-sigint");
     let marker = Marker::new("contain-sigint");
-    let parent = scratch.path().to_str().unwrap();
+    let parent = cgroups.path.to_str().unwrap();
     let t0 = Instant::now();
     let (code, _) = signalled_run(
         &marker,
@@ -240,7 +240,7 @@ fn ctrl_c_stops_every_tree() {
         &[(Signal::SIGINT, "got SIGINT")],
     );
     assert_eq!(code, Some(130));
-    assert_trees_gone(&dir, 2, &marker, Some(&scratch));
+    assert_trees_gone(&dir, 2, &marker, Some(&cgroups));
     assert_eq!(escapee_terms(&dir), 4);
     assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
 }
@@ -250,13 +250,13 @@ fn the_engines_sigterm_stops_every_tree_within_the_signal_grace() {
     // Slurm's stop: SIGTERM, then SIGKILL after KillWait. The jobs ignore
     // SIGTERM, their own included, and the --termseq would wait a minute:
     // --signal-grace cuts it to one second, then every tree is killed.
-    let Some(scratch) = Scratch::new("sigterm") else {
+    let Some(cgroups) = PrivateParent::new("sigterm") else {
         return;
     };
     let dir = TempDir::new("contain-sigterm");
     let marker = Marker::new("contain-sigterm");
     std::fs::write(dir.join("tree.sh"), TREE).unwrap();
-    let parent = scratch.path().to_str().unwrap();
+    let parent = cgroups.path.to_str().unwrap();
     let log = dir.s("log.jsonl");
     let mut child = Command::new(bin())
         .env(Marker::VAR, marker.value())
@@ -283,7 +283,7 @@ fn the_engines_sigterm_stops_every_tree_within_the_signal_grace() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(143), "{err}");
     assert!(err.contains("--signal-grace (1.00s) is over"), "{err}");
-    assert_trees_gone(&dir, 2, &marker, Some(&scratch));
+    assert_trees_gone(&dir, 2, &marker, Some(&cgroups));
     // One second of grace, then SIGKILL: well inside Slurm's KillWait.
     assert!(
         stopped_in >= Duration::from_secs(1) && stopped_in < Duration::from_secs(10),
@@ -299,7 +299,7 @@ fn the_engines_sigterm_stops_every_tree_within_the_signal_grace() {
 
 #[test]
 fn halt_now_stops_the_trees_of_the_other_jobs() {
-    let Some(scratch) = Scratch::new("halt") else {
+    let Some(cgroups) = PrivateParent::new("halt") else {
         return;
     };
     let dir = TempDir::new("contain-halt");
@@ -313,11 +313,11 @@ fn halt_now_stops_the_trees_of_the_other_jobs() {
     );
     marked_brood(&marker)
         .args(["run", "-j", "2", "--halt", "now,fail=1", "--cgroup-parent"])
-        .arg(scratch.path())
+        .arg(&cgroups.path)
         .args(["--", "sh", "-c", &job, "sh", "{}", ":::", "tree", "fail"])
         .assert()
         .code(3);
-    assert_trees_gone(&dir, 1, &marker, Some(&scratch));
+    assert_trees_gone(&dir, 1, &marker, Some(&cgroups));
 }
 
 #[test]
@@ -409,7 +409,7 @@ fn tree_figures_count_a_detached_grandchilds_cpu() {
     // (RLIMIT_CPU ends it, however loaded the machine is) and waits for it
     // to finish, burning next to nothing itself: its own figures miss the
     // grandchild (nobody in its tree waited for it), the cgroup's have it.
-    let Some(scratch) = Scratch::new("cpu") else {
+    let Some(cgroups) = PrivateParent::new("cpu") else {
         return;
     };
     let dir = TempDir::new("contain-cpu");
@@ -422,7 +422,7 @@ fn tree_figures_count_a_detached_grandchilds_cpu() {
     );
     brood()
         .args(["run", "--joblog", &log, "--cgroup-parent"])
-        .arg(scratch.path())
+        .arg(&cgroups.path)
         .args(["--", "sh", "-c", &job, ":::", "a"])
         .assert()
         .success();
@@ -431,7 +431,7 @@ fn tree_figures_count_a_detached_grandchilds_cpu() {
     let tree = record.field("tree_user_s").num() + record.field("tree_sys_s").num();
     assert!(tree >= 0.9, "the tree's CPU: {record}");
     assert!(leader < 0.5, "the leader's own CPU: {record}");
-    // No memory controller below the scratch cgroup: no tree peak.
+    // No memory controller below the private parent: no tree peak.
     assert!(record.field("tree_peak_bytes").is_null(), "{record}");
     assert!(record.field("max_rss_bytes").num() > 0.0);
     // `brood log report` counts the tree's CPU, not the leader's.
@@ -449,7 +449,7 @@ fn tree_figures_count_a_detached_grandchilds_cpu() {
 #[test]
 fn the_default_is_a_cgroup_where_one_can_be_made() {
     // Under brood's own cgroup, the default parent.
-    if Scratch::new("default-probe").is_none() {
+    if PrivateParent::new("default-probe").is_none() {
         return;
     }
     let dir = TempDir::new("contain-default");

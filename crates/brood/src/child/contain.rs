@@ -2,15 +2,26 @@
 //! child's tree is, who is in it, what it used, and waiting until all of it
 //! is gone.
 //!
-//! Owns: the tree queries and waits both `Child` and `ChildHandle` offer.
-//! Calls: `shared`, `wait` (time limits), `containment`, `reaper::Sleep`.
+//! Owns: the tree queries and waits both `Child` and `ChildHandle` offer,
+//! and [`GroupStop`], a task's drive of a group stop. Calls: `shared`,
+//! `group_stop` (its outcome), `wait` (time limits), `containment`,
+//! `reaper` (`Sleep`, the hand-over of a stop).
 
+use super::group_stop::Finish;
 use super::shared::Shared;
 use super::wait::within;
 use crate::containment::{Containment, Tree, TreeUsage};
-use crate::reaper::Sleep;
+use crate::reaper::{self, Sleep};
+use crate::signal::Signal;
+use crate::sync::Arc;
 use std::io;
 use std::time::{Duration, Instant};
+
+/// The first pause between two looks at a process group, which has no
+/// event for its end; doubles up to [`GROUP_PROBE_MAX`].
+const GROUP_PROBE_FIRST: Duration = Duration::from_millis(1);
+/// The longest pause between two looks at a process group.
+const GROUP_PROBE_MAX: Duration = Duration::from_millis(50);
 
 /// What the child got: `Group` or `Cgroup`; `None` if it was not contained.
 pub(super) fn containment(shared: &Shared) -> Option<Containment> {
@@ -37,13 +48,7 @@ pub(super) fn tree_usage(shared: &Shared) -> Option<TreeUsage> {
 /// then. Returns whether the tree is gone.
 ///
 /// - Cgroup: the background thread's `populated 0`, no polling.
-/// - Group: there is no event for "group empty", so the group is probed
-///   (`killpg(pgid, 0)`) at growing intervals, 1 ms to 50 ms. Members that
-///   exited but were not reaped (zombies of an init that reaps late) still
-///   count; in a [subreaper](crate::become_subreaper) brood reaps them
-///   itself. Once the group is empty its id could be reused by a new group
-///   leader, whose members this would then wait for: the documented best
-///   effort of `Group`.
+/// - Group: see [`group_emptied`].
 /// - Not contained: nothing to wait for.
 pub(super) async fn tree_gone(shared: &Shared, deadline: Option<Instant>) -> io::Result<bool> {
     if let Some(cgroup) = shared.cgroup() {
@@ -61,12 +66,23 @@ pub(super) async fn tree_gone(shared: &Shared, deadline: Option<Instant>) -> io:
     if !shared.stop.group {
         return Ok(true);
     }
-    // Issue 12, point 3, plugs in here and in `Shared::send_stop`: with the
-    // leader's exit held unreaped until the stop is finished, the zombie
-    // leader keeps the group id reserved while this probes and while the
-    // group is signalled.
-    let mut pause = Duration::from_millis(1);
-    while shared.group_has_members()? {
+    group_emptied(shared, deadline).await
+}
+
+/// Waits until the child's process group has no live member left (its
+/// leader's zombie, held or not, and other zombies do not count), or until
+/// `deadline`; returns whether it emptied.
+///
+/// There is no event for "group empty", so the group is looked at (its
+/// live members listed, `Shared::group_has_live_members`) at growing
+/// intervals, 1 ms to 50 ms. While a group stop holds the leader, its
+/// zombie keeps the group id reserved, so what this sees is the child's
+/// group. Otherwise, once the group is empty and the leader reaped, its id
+/// could be reused by a new group leader, whose members this would then
+/// wait for: the documented best effort of `Group`.
+pub(super) async fn group_emptied(shared: &Shared, deadline: Option<Instant>) -> io::Result<bool> {
+    let mut pause = GROUP_PROBE_FIRST;
+    while shared.group_has_live_members()? {
         let left = match deadline {
             Some(deadline) => deadline.saturating_duration_since(Instant::now()),
             None => Duration::MAX,
@@ -75,9 +91,66 @@ pub(super) async fn tree_gone(shared: &Shared, deadline: Option<Instant>) -> io:
             return Ok(false);
         }
         Sleep::new(pause.min(left)).await;
-        pause = (pause * 2).min(Duration::from_millis(50));
+        pause = (pause * 2).min(GROUP_PROBE_MAX);
     }
     Ok(true)
+}
+
+/// A group stop as a task drives it (`terminate`, a timeout's stop): from
+/// [`GroupStop::begin`] until [`GroupStop::finish`] returns, the leader is
+/// held unreaped (see `group_stop.rs`). Dropped before the end (its future
+/// was), it hands the rest to the background thread, whose final SIGKILL
+/// comes at the stop's deadline; where that thread cannot run, the stop is
+/// ended at once, after a final SIGKILL.
+pub(super) struct GroupStop<'a> {
+    shared: &'a Arc<Shared>,
+    episode: u64,
+    deadline: Instant,
+    over: bool,
+}
+
+impl<'a> GroupStop<'a> {
+    /// Starts (or joins) the stop of `shared`'s group; its final SIGKILL is
+    /// due at `deadline`. `None` if the leader was reaped before: nothing of
+    /// the group may be signalled then.
+    pub(super) fn begin(shared: &'a Arc<Shared>, deadline: Instant) -> Option<Self> {
+        let episode = shared.begin_group_stop()?;
+        Some(GroupStop {
+            shared,
+            episode,
+            deadline,
+            over: false,
+        })
+    }
+
+    /// Sends `signal` to the group (the leader held meanwhile).
+    pub(super) fn signal(&self, signal: Signal) -> io::Result<()> {
+        self.shared.group_stop_signal(signal)
+    }
+
+    /// The final SIGKILL, again until no live member is left, then the end
+    /// of the stop: the leader is released, and reaped if its exit was
+    /// asked for or given out.
+    pub(super) async fn finish(mut self) {
+        let mut pause = GROUP_PROBE_FIRST;
+        while self.shared.finish_group_stop(self.episode) == Finish::Pending {
+            Sleep::new(pause).await;
+            pause = (pause * 2).min(GROUP_PROBE_MAX);
+        }
+        self.over = true;
+    }
+}
+
+impl Drop for GroupStop<'_> {
+    fn drop(&mut self) {
+        if self.over {
+            return;
+        }
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if reaper::kill_after(self.shared, left, self.episode).is_err() {
+            self.shared.end_group_stop(self.episode);
+        }
+    }
 }
 
 /// Whether stopping the child must reach beyond its leader even after the

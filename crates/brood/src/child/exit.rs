@@ -2,12 +2,28 @@
 //!
 //! - **Running**: no exit known.
 //! - **Announced**: the child has exited (a SIGCHLD named it, or a `WNOWAIT`
-//!   peek found it) but nobody asked brood for the exit, so brood left the
-//!   zombie in place: the owner of the `Child` may still collect it with a
-//!   `waitpid` of its own, as under `tokio::process`. A containment layer that must keep a group leader's
-//!   zombie (and so its group id) until a group stop finished can hold the
-//!   cell here.
+//!   peek found it, and the status is known from that look) but brood left
+//!   the zombie in place: either nobody asked brood for the exit, so the
+//!   owner of the `Child` may still collect it with a `waitpid` of its own,
+//!   as under `tokio::process`; or the cell is *held* (below).
 //! - **Reaped**: the exit was collected (or found lost); final.
+//!
+//! # Holding a group leader's exit
+//!
+//! While a process-group stop is in progress, the group's leader must stay
+//! unreaped: its zombie keeps the group id reserved, so no `killpg` of the
+//! stop can reach a group that recycled the id (issue 12, point 3). A
+//! [hold](ExitCell::hold) does that: while any hold is in place, nothing
+//! reaps the child, not even for a waiter that asked. The exit is only
+//! looked at (`WNOWAIT`) and announced, and a wait is given the status from
+//! that look (an [`Exit`] without resource usage, which only the reap
+//! reports); a wait that needs the resource usage
+//! ([`ExitCell::poll`] with `reaped`) waits for the reap. The last
+//! [release](ExitCell::unhold) reaps the child at once if anybody asked for
+//! the exit or was given its status meanwhile; otherwise the zombie is left
+//! for the owner, as for any announced exit. Group signals of a stop are
+//! sent through [`ExitCell::while_held`], under the cell's lock, so no reap
+//! can come between the check and the signal.
 //!
 //! Brood collects an exit as soon as it learns of it only when somebody
 //! asked for it: a wait future is pending (a live slot in [`Waiters`], or
@@ -86,6 +102,15 @@ impl Exit {
         }
     }
 
+    /// The exit of a child that is held unreaped: the status from the
+    /// `WNOWAIT` look, and no resource usage (only the reap reports it).
+    pub(crate) fn held(status: ExitStatus) -> Self {
+        Exit {
+            result: Ok(status),
+            usage: None,
+        }
+    }
+
     pub(crate) fn failed(error: &io::Error) -> Self {
         Exit {
             result: Err(error.raw_os_error().unwrap_or(libc::EIO)),
@@ -129,9 +154,10 @@ pub(crate) struct Collected {
 #[derive(Debug)]
 enum Phase {
     Running,
-    /// Exited, as a `WNOWAIT` peek (or the SIGCHLD it confirmed) showed; the
-    /// zombie is left for the owner (nobody asked brood to collect it).
-    Announced,
+    /// Exited with this status, as a `WNOWAIT` look showed; the zombie is
+    /// left in place: for the owner (nobody asked brood to collect it), or
+    /// because the cell is held.
+    Announced(ExitStatus),
     /// Collected, or found lost. Boxed: an exit (status and resource usage)
     /// is about 90 bytes that a live child does not need.
     Reaped(Box<Exit>),
@@ -158,6 +184,12 @@ struct State {
     /// The owner's wait future is pending on the child's pidfd in its own
     /// reactor (the pidfd path's inline wait), which parks no waker here.
     inline_waiter: bool,
+    /// Holds in place ([`ExitCell::hold`]): while there are any, brood does
+    /// not reap the child.
+    holds: u32,
+    /// The status was given out while the cell was held (a wait resolved
+    /// with it, `try_wait` returned it): the last release collects the exit.
+    given: bool,
 }
 
 impl Default for State {
@@ -167,8 +199,23 @@ impl Default for State {
             owner: Owner::Holding,
             waiters: Waiters::default(),
             inline_waiter: false,
+            holds: 0,
+            given: false,
         }
     }
+}
+
+/// What [`State::collect`] found.
+enum Collect {
+    /// The exit is collected (now or found lost): final, with the wakers to
+    /// wake once the lock is released.
+    Final(Exit, Vec<Waker>),
+    /// The child has exited, and its zombie is left in place (the cell is
+    /// held, or nobody asked): the status the look found, without resource
+    /// usage.
+    Left(Exit),
+    /// The child runs.
+    Running,
 }
 
 impl State {
@@ -190,15 +237,28 @@ impl State {
     /// returns it with the wakers to wake once the lock is released. A child
     /// that turns out to run after all (an announcement that the kernel
     /// takes back, which a tracer could cause) goes back to running.
+    ///
+    /// While the cell is held this reaps nothing: it only looks
+    /// ([`State::look`]) and returns the status it knows. `give` says the
+    /// caller hands that status out (a wait, `try_wait`), which makes the
+    /// last release collect the exit.
     fn collect(
         &mut self,
         process: impl Wait,
+        give: bool,
         report: impl FnOnce(&Exit, Collected),
-    ) -> Option<(Exit, Vec<Waker>)> {
+    ) -> Collect {
+        if self.holds > 0 {
+            let found = self.look(process, report);
+            if give && matches!(found, Collect::Left(_)) {
+                self.given = true;
+            }
+            return found;
+        }
         let exit = match process.try_wait() {
             Ok(None) => {
                 self.phase = Phase::Running;
-                return None;
+                return Collect::Running;
             }
             Ok(Some((status, usage))) => Exit::reaped(status, usage),
             // ECHILD if the owner's own waitpid took the zombie first: the
@@ -206,7 +266,32 @@ impl State {
             // `tokio::process` would fail its own wait.
             Err(e) => Exit::failed(&e),
         };
-        Some(self.publish(exit, report))
+        let (exit, wakers) = self.publish(exit, report);
+        Collect::Final(exit, wakers)
+    }
+
+    /// Looks at the exit without collecting it: the announced status, or,
+    /// for a child not known to have exited, one `WNOWAIT` look, which
+    /// announces the exit if there is one (waking every stored waker, so
+    /// that tasks whose futures were dropped poll afresh). A failed look
+    /// means the zombie went to someone else: that is recorded as final.
+    fn look(&mut self, process: impl Wait, report: impl FnOnce(&Exit, Collected)) -> Collect {
+        match self.phase {
+            Phase::Reaped(ref exit) => Collect::Final(**exit, Vec::new()),
+            Phase::Announced(status) => Collect::Left(Exit::held(status)),
+            Phase::Running => match process.peek() {
+                Ok(None) => Collect::Running,
+                Ok(Some(status)) => {
+                    self.phase = Phase::Announced(status);
+                    self.waiters.wake_all();
+                    Collect::Left(Exit::held(status))
+                }
+                Err(e) => {
+                    let (exit, wakers) = self.publish(Exit::failed(&e), report);
+                    Collect::Final(exit, wakers)
+                }
+            },
+        }
     }
 
     /// Records `exit` as final; returns the wakers to wake once the lock is
@@ -216,7 +301,7 @@ impl State {
             &exit,
             Collected {
                 orphan: self.owner == Owner::Gone,
-                announced: matches!(self.phase, Phase::Announced),
+                announced: matches!(self.phase, Phase::Announced(_)),
             },
         );
         self.phase = Phase::Reaped(Box::new(exit));
@@ -253,6 +338,10 @@ impl ExitCell {
     /// as a live waiter. A future without a slot yet takes over its owner's
     /// (`owner`) first: the waker left there by a dropped future is replaced.
     ///
+    /// While the cell is held, an exited child's status is returned without
+    /// reaping it, unless `reaped` asks for the collected exit (its resource
+    /// usage): then the task parks until the last release collects it.
+    ///
     /// Checking and parking happen under one lock, and announcement and
     /// publication take the same lock, so a wake-up cannot fall between the
     /// two: either this poll sees the announcement and collects the exit
@@ -262,6 +351,7 @@ impl ExitCell {
         cx: &mut Context<'_>,
         key: &mut Option<usize>,
         owner: &OwnerSlot,
+        reaped: bool,
         process: impl Wait,
         report: impl FnOnce(&Exit, Collected),
     ) -> Poll<Exit> {
@@ -270,11 +360,18 @@ impl ExitCell {
             state.waiters.remove(key);
             return Poll::Ready(exit);
         }
-        if matches!(state.phase, Phase::Announced) {
-            if let Some((exit, wakers)) = state.collect(process, report) {
-                drop(state);
-                wake(wakers);
-                return Poll::Ready(exit);
+        if matches!(state.phase, Phase::Announced(_)) && !(reaped && state.holds > 0) {
+            match state.collect(process, true, report) {
+                Collect::Final(exit, wakers) => {
+                    drop(state);
+                    wake(wakers);
+                    return Poll::Ready(exit);
+                }
+                Collect::Left(exit) => {
+                    state.waiters.remove(key);
+                    return Poll::Ready(exit);
+                }
+                Collect::Running => {}
             }
         }
         if key.is_none() {
@@ -344,7 +441,8 @@ impl ExitCell {
 
     /// Reaps the child if it has exited (announced or not), publishing the
     /// exit to all waiters, and tells whether this call was the one that
-    /// reaped the child (`true`) or found it reaped already.
+    /// reaped the child (`true`) or found it reaped already (or held: then
+    /// the exit has the status only, and the zombie stays).
     ///
     /// The wait system call runs under the cell's lock: two reapers racing
     /// (say the awaiting task and the background thread) cannot both collect
@@ -364,16 +462,22 @@ impl ExitCell {
         if let Some(exit) = state.exit() {
             return Some((exit, false));
         }
-        let (exit, wakers) = state.collect(process, report)?;
-        drop(state);
-        wake(wakers);
-        Some((exit, true))
+        match state.collect(process, true, report) {
+            Collect::Final(exit, wakers) => {
+                drop(state);
+                wake(wakers);
+                Some((exit, true))
+            }
+            Collect::Left(exit) => Some((exit, false)),
+            Collect::Running => None,
+        }
     }
 
     /// Collects an exit that was announced, for a caller that must not block
     /// and must not make a system call for a child that may run (a handle's
-    /// `status`). The exit if it is collected (now or before); `None` while
-    /// no exit is known.
+    /// `status`). The exit if it is collected (now or before), or, while
+    /// the cell is held, the status of an announced exit; `None` while no
+    /// exit is known.
     pub(crate) fn collect_announced(
         &self,
         process: impl Wait,
@@ -383,20 +487,24 @@ impl ExitCell {
         match state.phase {
             Phase::Reaped(ref exit) => Some(**exit),
             Phase::Running => None,
-            Phase::Announced => {
-                let (exit, wakers) = state.collect(process, report)?;
-                drop(state);
-                wake(wakers);
-                Some(exit)
-            }
+            Phase::Announced(_) => match state.collect(process, true, report) {
+                Collect::Final(exit, wakers) => {
+                    drop(state);
+                    wake(wakers);
+                    Some(exit)
+                }
+                Collect::Left(exit) => Some(exit),
+                Collect::Running => None,
+            },
         }
     }
 
     /// The reaper learned that the child may have exited (a SIGCHLD named
-    /// it, or a scan asks): collects the exit if somebody asked for it;
-    /// otherwise only looks (`WNOWAIT`) and, if it exited, announces it,
-    /// waking the wakers that dropped wait futures left behind, and leaves
-    /// the zombie for the owner.
+    /// it, or a scan asks): collects the exit if somebody asked for it and
+    /// the cell is not held; otherwise only looks (`WNOWAIT`) and, if it
+    /// exited, announces it, waking the wakers that dropped wait futures
+    /// left behind (and, while held, the parked waiters, which are then
+    /// given the status), and leaves the zombie.
     ///
     /// `Reap::Fresh` when this call collected the exit, or found it lost (a
     /// failed peek: the exit went to someone else, so there is nothing left
@@ -405,35 +513,79 @@ impl ExitCell {
         let mut state = lock(&self.state);
         match state.phase {
             Phase::Reaped(_) => return Reap::Already,
-            Phase::Announced if !state.asked() => return Reap::Announced,
+            Phase::Announced(_) if state.holds > 0 || !state.asked() => return Reap::Announced,
             _ => {}
         }
-        if state.asked() {
-            return match state.collect(process, report) {
-                Some((_, wakers)) => {
-                    drop(state);
-                    wake(wakers);
-                    Reap::Fresh
-                }
-                None => Reap::Running,
-            };
-        }
-        match process.peek() {
-            Ok(None) => Reap::Running,
-            Ok(Some(_)) => {
-                state.phase = Phase::Announced;
-                // Tasks that dropped their wait futures poll afresh and
-                // collect the exit themselves.
-                state.waiters.wake_all();
-                Reap::Announced
-            }
-            Err(e) => {
-                let (_, wakers) = state.publish(Exit::failed(&e), report);
+        let found = if state.asked() && state.holds == 0 {
+            state.collect(process, false, report)
+        } else {
+            state.look(process, report)
+        };
+        match found {
+            Collect::Final(_, wakers) => {
                 drop(state);
                 wake(wakers);
                 Reap::Fresh
             }
+            Collect::Left(_) => Reap::Announced,
+            Collect::Running => Reap::Running,
         }
+    }
+
+    /// Holds the child unreaped from now on (see the module docs), unless
+    /// it was reaped already: `false` then, and nothing is held. Every
+    /// successful hold needs one [`ExitCell::unhold`].
+    pub(crate) fn hold(&self) -> bool {
+        let mut state = lock(&self.state);
+        if state.exit().is_some() {
+            return false;
+        }
+        state.holds += 1;
+        true
+    }
+
+    /// Releases one [hold](ExitCell::hold). The last one collects an
+    /// announced exit at once if somebody asked for it or was given its
+    /// status while it was held; otherwise the zombie is left for the owner,
+    /// as any announced exit is. Returns the exit if this call collected it.
+    pub(crate) fn unhold(
+        &self,
+        process: impl Wait,
+        report: impl FnOnce(&Exit, Collected),
+    ) -> Option<Exit> {
+        let mut state = lock(&self.state);
+        debug_assert!(state.holds > 0, "unhold without a hold");
+        state.holds = state.holds.saturating_sub(1);
+        let collect = state.holds == 0
+            && matches!(state.phase, Phase::Announced(_))
+            && (state.asked() || state.given);
+        if !collect {
+            return None;
+        }
+        match state.collect(process, false, report) {
+            Collect::Final(exit, wakers) => {
+                drop(state);
+                wake(wakers);
+                Some(exit)
+            }
+            Collect::Left(_) | Collect::Running => None,
+        }
+    }
+
+    /// Whether a hold is in place.
+    pub(crate) fn is_held(&self) -> bool {
+        lock(&self.state).holds > 0
+    }
+
+    /// Runs `f` while holding the lock, if and only if the cell is held and
+    /// the child not reaped (by brood, or found reaped by someone else).
+    /// While the lock is held nothing in brood reaps the child, and while
+    /// the cell is held nothing does so after it either: the child (or its
+    /// zombie) keeps its pid, and so the id of the group it leads, reserved.
+    /// This is what makes a group stop's `killpg` safe.
+    pub(crate) fn while_held<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        let state = lock(&self.state);
+        (state.holds > 0 && state.exit().is_none()).then(f)
     }
 
     /// Runs `f` while holding the lock, if and only if no exit is known
@@ -539,7 +691,7 @@ mod tests {
         owner: &OwnerSlot,
         p: &MockProcess,
     ) -> Poll<Exit> {
-        cell.poll(&mut Context::from_waker(w), key, owner, p, |_, _| {})
+        cell.poll(&mut Context::from_waker(w), key, owner, false, p, |_, _| {})
     }
 
     #[test]
@@ -738,6 +890,128 @@ mod tests {
             .to_string()
             .contains("reaped by someone other than brood"));
         assert!(exit.usage().is_none());
+    }
+
+    #[test]
+    fn a_held_exit_is_looked_at_and_never_reaped_even_when_asked() {
+        let cell = ExitCell::default();
+        let p = MockProcess::exiting_after(0, 2);
+        let owner = OwnerSlot::new();
+        let (c, w) = counting();
+        assert!(cell.hold());
+        // A waiter parks before the exit: it asks.
+        let mut key = None;
+        assert!(poll(&cell, &w, &mut key, &owner, &p).is_pending());
+        assert_eq!(cell.notice(&p, |_, _| {}), Reap::Announced);
+        assert_eq!((p.peeks.get(), p.calls.get()), (1, 0), "looked, no reap");
+        assert_eq!(c.0.load(Ordering::SeqCst), 1, "the waiter is woken");
+        // It is given the status, without resource usage.
+        match poll(&cell, &w, &mut key, &owner, &p) {
+            Poll::Ready(exit) => {
+                assert_eq!(exit.status().unwrap().code(), Some(2));
+                assert_eq!(exit.usage(), None);
+            }
+            Poll::Pending => panic!("the status is known"),
+        }
+        // Everyone else too, and nothing reaps it: not the reaper, not
+        // `try_wait`, not a handle's `status`.
+        assert_eq!(cell.notice(&p, |_, _| {}), Reap::Announced);
+        let (exit, fresh) = cell.try_reap_fresh(&p, |_, _| {}).unwrap();
+        assert!(!fresh && exit.usage().is_none());
+        assert!(cell.collect_announced(&p, |_, _| {}).is_some());
+        assert_eq!(p.calls.get(), 0);
+        assert_eq!(cell.get(), None, "not collected");
+        assert!(cell.has_exited());
+        // The release collects it: the status was given out.
+        let reaped = Cell::new(0);
+        let exit = cell
+            .unhold(&p, |_, _| reaped.set(reaped.get() + 1))
+            .expect("collected at the release");
+        assert_eq!(exit.status().unwrap().code(), Some(2));
+        assert!(exit.usage().is_some());
+        assert_eq!((p.calls.get(), reaped.get()), (1, 1));
+        assert_eq!(cell.get(), Some(exit));
+    }
+
+    #[test]
+    fn a_wait_for_the_resource_usage_waits_for_the_release() {
+        let cell = ExitCell::default();
+        let p = MockProcess::exiting_after(0, 0);
+        let owner = OwnerSlot::new();
+        let (c, w) = counting();
+        assert!(cell.hold());
+        assert!(cell.hold(), "holds nest");
+        cell.notice(&p, |_, _| {});
+        let mut key = None;
+        let mut poll_reaped = || {
+            cell.poll(
+                &mut Context::from_waker(&w),
+                &mut key,
+                &owner,
+                true,
+                &p,
+                |_, _| {},
+            )
+        };
+        assert!(poll_reaped().is_pending(), "no usage before the reap");
+        assert_eq!(cell.unhold(&p, |_, _| {}), None, "one hold is left");
+        assert!(poll_reaped().is_pending());
+        assert!(cell.unhold(&p, |_, _| {}).is_some(), "a live waiter asked");
+        assert_eq!(c.0.load(Ordering::SeqCst), 1, "woken by the reap");
+        match poll_reaped() {
+            Poll::Ready(exit) => assert!(exit.usage().is_some()),
+            Poll::Pending => panic!("reaped"),
+        }
+        assert_eq!(p.calls.get(), 1);
+    }
+
+    #[test]
+    fn a_release_nobody_asked_for_leaves_the_zombie_to_the_owner() {
+        let cell = ExitCell::default();
+        let p = MockProcess::exiting_after(0, 0);
+        assert!(cell.hold());
+        assert_eq!(cell.notice(&p, |_, _| {}), Reap::Announced);
+        assert_eq!(cell.unhold(&p, |_, _| {}), None);
+        assert_eq!(p.calls.get(), 0, "left for the owner, as announced");
+        // An orphan's is collected at the release.
+        let cell = ExitCell::default();
+        assert!(cell.hold());
+        assert!(!cell.abandon(&OwnerSlot::new()));
+        assert_eq!(cell.notice(&p, |_, _| {}), Reap::Announced);
+        assert!(cell.unhold(&p, |_, _| {}).is_some());
+        // A release before the exit is known collects nothing; the reaper
+        // then collects it as for any child that was asked for.
+        let cell = ExitCell::default();
+        let running = MockProcess::exiting_after(1, 0);
+        assert!(cell.hold());
+        cell.collect_on_exit();
+        assert_eq!(cell.unhold(&running, |_, _| {}), None);
+        assert_eq!(cell.notice(&running, |_, _| {}), Reap::Running);
+        assert_eq!(cell.notice(&running, |_, _| {}), Reap::Fresh);
+    }
+
+    #[test]
+    fn group_signals_go_only_while_held_and_unreaped() {
+        let cell = ExitCell::default();
+        let p = MockProcess::exiting_after(0, 0);
+        assert_eq!(cell.while_held(|| ()), None, "not held");
+        assert!(cell.hold());
+        assert_eq!(cell.while_held(|| 1), Some(1));
+        cell.notice(&p, |_, _| {});
+        assert_eq!(
+            cell.while_held(|| 2),
+            Some(2),
+            "a held zombie keeps its ids"
+        );
+        cell.collect_on_exit();
+        assert!(cell.unhold(&p, |_, _| {}).is_some());
+        assert_eq!(cell.while_held(|| 3), None);
+        assert!(!cell.hold(), "nothing to hold once reaped");
+        // A zombie taken behind brood's back while held is found lost.
+        let cell = ExitCell::default();
+        assert!(cell.hold());
+        assert_eq!(cell.notice(Stolen, |_, _| {}), Reap::Fresh);
+        assert_eq!(cell.while_held(|| ()), None);
     }
 
     #[test]

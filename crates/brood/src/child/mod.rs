@@ -14,12 +14,14 @@
 //   output.rs   output capture, optionally capped or cut off
 //   wait.rs     the wait future, and time limits
 //   shared.rs   the `Arc`-shared state: signals, stops, reaping, `Tracked`
+//   group_stop.rs  a process group's stops, with its leader held unreaped
 //   process.rs  the pid and the lazily opened pidfd
 //   exit.rs     the exit cell: running -> exited, once
 //   waiters.rs  the parked tasks of one exit cell
 
 mod contain;
 pub(crate) mod exit;
+pub(crate) mod group_stop;
 mod handle;
 mod output;
 pub(crate) mod process;
@@ -43,7 +45,7 @@ use std::fmt;
 use std::io;
 use std::process::{ExitStatus, Output};
 use std::time::{Duration, Instant};
-use wait::{wait_exit, within};
+use wait::{wait_exit, wait_reaped, within};
 use waiters::OwnerSlot;
 
 /// A child process spawned by [`Command::spawn`](crate::Command::spawn).
@@ -72,6 +74,9 @@ pub struct Child {
     wait_delay: Option<Duration>,
     /// Set once this `Child` has returned the exit to its user.
     exit_seen: std::sync::atomic::AtomicBool,
+    /// This `Child` holds its leader unreaped for a call that may stop its
+    /// process group (see `Shared::hold_leader`).
+    leader_held: bool,
 }
 
 impl fmt::Debug for Child {
@@ -98,6 +103,7 @@ impl Child {
         wait_delay: Option<Duration>,
     ) -> Child {
         Child {
+            leader_held: false,
             stdin,
             stdout,
             stderr,
@@ -108,6 +114,14 @@ impl Child {
             wait_delay,
             exit_seen: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The `Child` of a leader that the spawning call held unreaped
+    /// (`Shared::hold_leader`): the hold is released when the call ends or
+    /// the `Child` is dropped.
+    pub(crate) fn with_leader_held(mut self, held: bool) -> Child {
+        self.leader_held = held;
+        self
     }
 
     /// The child's pid while it runs; `None` once this `Child` has returned
@@ -164,6 +178,24 @@ impl Child {
         self.shared.cell.collect_on_exit();
     }
 
+    /// For a call that may stop the child's process group (an output cap, a
+    /// wait delay): holds the leader unreaped until the call ends, so that
+    /// a stop that comes after its exit still reaches its group, and only
+    /// its group.
+    fn hold_leader_for_call(&mut self) {
+        if !self.leader_held && self.shared.stops_reach_group() {
+            self.leader_held = self.shared.hold_leader();
+        }
+    }
+
+    /// The call that held the leader ends: releases it (which reaps it if it
+    /// exited).
+    fn release_leader(&mut self) {
+        if std::mem::take(&mut self.leader_held) {
+            self.shared.release_leader();
+        }
+    }
+
     /// Returns the status if the child has exited, reaping it; `Ok(None)` if
     /// it still runs. Never blocks.
     ///
@@ -205,24 +237,30 @@ impl Child {
     pub async fn wait_with_output(mut self) -> io::Result<Output> {
         self.stdin.take();
         self.collected_by_brood();
+        if self.max_output.is_some() || self.wait_delay.is_some() {
+            self.hold_leader_for_call();
+        }
         let limit = self.max_output;
-        self.collect(limit).await
+        let output = self.collect(limit).await;
+        self.release_leader();
+        output
     }
 
+    /// `Command::output`'s capture. A leader whose group a time limit, an
+    /// output cap or a wait delay may stop was held from its spawn on.
     pub(crate) async fn collect_output(mut self, timeout: Option<Duration>) -> io::Result<Output> {
         self.stdin.take();
         self.collected_by_brood();
         let limit = self.max_output;
-        match timeout {
+        let output = match timeout {
             None => self.collect(limit).await,
             Some(t) => match within(t, self.collect(limit)).await {
                 Some(result) => result,
-                None => {
-                    self.stop().await?;
-                    Err(timed_out(t))
-                }
+                None => self.stop().await.and(Err(timed_out(t))),
             },
-        }
+        };
+        self.release_leader();
+        output
     }
 
     /// Collects stdout and stderr to EOF (or the cap), then waits for the
@@ -283,13 +321,12 @@ impl Child {
     /// says and fails with `TimedOut`.
     pub(crate) async fn wait_or_stop(&mut self, limit: Duration) -> io::Result<ExitStatus> {
         self.stdin.take();
-        match within(limit, self.wait_exit()).await {
+        let status = match within(limit, self.wait_exit()).await {
             Some(exit) => exit.status(),
-            None => {
-                self.stop().await?;
-                Err(timed_out(limit))
-            }
-        }
+            None => self.stop().await.and(Err(timed_out(limit))),
+        };
+        self.release_leader();
+        status
     }
 
     /// Stops the child as its stop policy says
@@ -297,6 +334,14 @@ impl Child {
     /// for it.
     pub(crate) async fn stop(&mut self) -> io::Result<ExitStatus> {
         match self.shared.stop.grace {
+            None if self.shared.stops_reach_group() => {
+                if let Some(stop) = contain::GroupStop::begin(&self.shared, Instant::now()) {
+                    stop.signal(Signal::KILL)?;
+                    stop.finish().await;
+                }
+                // A leader reaped before the stop: its group gets nothing.
+                self.wait_exit().await.status()
+            }
             None => {
                 self.shared.send_stop(Signal::KILL)?;
                 let status = self.wait_exit().await.status();
@@ -386,6 +431,9 @@ impl Child {
                   to call a trait's `terminate`, write `Trait::terminate(&mut child, ..)`"]
     pub async fn terminate(&mut self, grace: Duration) -> io::Result<ExitStatus> {
         self.stdin.take();
+        if self.shared.stops_reach_group() {
+            return self.terminate_group(grace).await;
+        }
         let deadline = Instant::now() + grace;
         let tree = contain::tree_may_outlive_leader(&self.shared);
         if !self.shared.cell.has_exited() || tree {
@@ -393,7 +441,7 @@ impl Child {
             if tree {
                 // A backstop in case this future is dropped before the end:
                 // stragglers still get their SIGKILL when grace ends.
-                reaper::kill_after(&self.shared, grace)?;
+                reaper::kill_after(&self.shared, grace, 0)?;
             }
         }
         let cgroup = self.shared.cgroup().is_some();
@@ -415,6 +463,33 @@ impl Child {
             }
         }
         status
+    }
+
+    /// [`Child::terminate`] for a child whose stops reach its process group.
+    /// The leader is held unreaped from the SIGTERM until the stop is over
+    /// (the group's final SIGKILL sent, no live member left), so every
+    /// signal reaches this group and no other; see `group_stop.rs`. If this
+    /// future is dropped before the end, the background thread finishes the
+    /// stop when the grace ends.
+    async fn terminate_group(&mut self, grace: Duration) -> io::Result<ExitStatus> {
+        let deadline = Instant::now() + grace;
+        let Some(stop) = contain::GroupStop::begin(&self.shared, deadline) else {
+            // Reaped before: the group's id may be another group's by now,
+            // so nothing is sent.
+            return self.wait_exit().await.status();
+        };
+        stop.signal(Signal::TERM)?;
+        // While held, the wait resolves with the status its look found.
+        let Some(exit) = within(grace, self.wait_exit()).await else {
+            stop.finish().await;
+            return self.wait_exit().await.status();
+        };
+        // The rest of the group gets the rest of the grace. The final
+        // SIGKILL follows either way: it reaches nobody if all are gone, and
+        // anyone a listing missed if not.
+        contain::group_emptied(&self.shared, Some(deadline)).await?;
+        stop.finish().await;
+        exit.status()
     }
 
     /// Waits up to `timeout` for the child to exit. `Ok(None)` means it still
@@ -440,7 +515,9 @@ impl Child {
     #[must_use = "the child is waited for only when the returned future is awaited"]
     pub async fn wait_with_rusage(&mut self) -> io::Result<(ExitStatus, ResourceUsage)> {
         self.stdin.take();
-        let exit = self.wait_exit().await;
+        // The resource usage comes with the reap: a leader held unreaped by
+        // a group stop is waited for until the stop is over.
+        let exit = self.saw(wait_reaped(&self.shared, &self.slot).await);
         let status = exit.status()?;
         let usage = exit
             .usage()
@@ -550,8 +627,12 @@ impl Drop for Child {
             if self.kill_on_drop && self.shared.cgroup().is_some_and(|c| !c.is_empty()) {
                 let _ = self.shared.begin_stop();
             }
-            return;
+        } else {
+            // An orphan now; a kill_on_drop stop of its group holds it until
+            // the stop is over.
+            self.shared.abandon(&self.slot, self.kill_on_drop);
         }
-        self.shared.abandon(&self.slot, self.kill_on_drop);
+        // After the abandon: a release reaps an orphan's exit at once.
+        self.release_leader();
     }
 }

@@ -3,12 +3,14 @@
 //! and the background thread all point at the same `Shared`; the reaper sees
 //! it only as a [`Tracked`] child.
 //!
-//! Owns: [`Shared`], [`StopPolicy`], and `Shared`'s [`Tracked`] impl. Calls:
-//! `exit`, `process`, `waiters` (the owner's slot), `containment` (a
+//! Owns: [`Shared`], [`StopPolicy`], [`ProcessGroup`], and `Shared`'s
+//! [`Tracked`] impl. Calls: `exit`, `group_stop` (a group's stops, with the
+//! leader held), `process`, `waiters` (the owner's slot), `containment` (a
 //! contained child's tree), `reaper` (tracking, timers, the pidfd watcher),
 //! `sys`, `trace`.
 
 use super::exit::{Collected, Exit, ExitCell, Kill};
+use super::group_stop::{Finish, Group, GroupStops};
 use super::process::Process;
 use super::waiters::OwnerSlot;
 use crate::containment::{CgroupTree, Tree};
@@ -40,6 +42,25 @@ pub(crate) struct Shared {
     pub(crate) stop: StopPolicy,
     /// The child's containment, if it was spawned contained.
     pub(crate) tree: Option<Tree>,
+    /// The group stops of a child whose stops reach its process group.
+    group_stops: GroupStops,
+}
+
+/// The process group a child leads (its id is the child's pid), as the
+/// group stops see it.
+pub(crate) struct ProcessGroup(pub(crate) u32);
+
+impl Group for ProcessGroup {
+    fn signal(&self, signal: i32) -> io::Result<()> {
+        match sys::process::killpg(self.0, signal) {
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            other => other,
+        }
+    }
+
+    fn has_live_members(&self) -> io::Result<bool> {
+        sys::process::group_has_live_members(self.0)
+    }
 }
 
 impl Shared {
@@ -49,6 +70,7 @@ impl Shared {
             cell: ExitCell::default(),
             stop,
             tree: None,
+            group_stops: GroupStops::default(),
         }
     }
 
@@ -144,8 +166,12 @@ impl Shared {
         key: &mut Option<usize>,
         slot: &OwnerSlot,
         inline: &mut bool,
+        reaped: bool,
     ) -> Poll<Exit> {
-        if let Some(pidfd) = self.process.pidfd() {
+        // A held leader's collected exit comes from the release, which the
+        // exit cell announces to parked waiters: park there for it.
+        let inline_ok = !(reaped && self.cell.is_held());
+        if let Some(pidfd) = self.process.pidfd().filter(|_| inline_ok) {
             if !pidfd.is_handed_over() {
                 // Before the poll: an exit that arrives meanwhile is then
                 // reaped at once by whoever learns of it, never announced.
@@ -153,8 +179,13 @@ impl Shared {
                     *inline = true;
                     self.cell.set_inline_waiter(true);
                 }
-                if let Some(poll) = self.poll_inline(pidfd, cx) {
-                    return poll;
+                match self.poll_inline(pidfd, cx) {
+                    // Held after all, and only the collected exit will do.
+                    Some(Poll::Ready(exit)) if reaped && self.cell.get().is_none() => {
+                        let _ = exit;
+                    }
+                    Some(poll) => return poll,
+                    None => {}
                 }
             }
         }
@@ -163,17 +194,21 @@ impl Shared {
             *inline = false;
             self.cell.set_inline_waiter(false);
         }
-        self.poll_shared(cx, key, slot)
+        self.poll_shared(cx, key, slot, reaped)
     }
 
     /// Polls for the exit as one of possibly many waiters (shared handles),
     /// relying on the background thread or the dispatcher to reap, or
     /// collecting an announced exit itself.
+    ///
+    /// With `reaped`, only the collected exit will do (for its resource
+    /// usage): while the leader is held, this waits for the release.
     pub(crate) fn poll_shared(
         self: &Arc<Self>,
         cx: &mut Context<'_>,
         key: &mut Option<usize>,
         slot: &OwnerSlot,
+        reaped: bool,
     ) -> Poll<Exit> {
         // Watched before parking, also when the exit may be known already:
         // this starts the background thread while it can be started (no
@@ -183,9 +218,10 @@ impl Shared {
         if key.is_none() {
             self.watch_elsewhere();
         }
-        self.cell.poll(cx, key, slot, &self.process, |exit, how| {
-            self.on_reaped(exit, how)
-        })
+        self.cell
+            .poll(cx, key, slot, reaped, &self.process, |exit, how| {
+                self.on_reaped(exit, how)
+            })
     }
 
     /// Makes sure somebody other than the owning task reaps the child: hands
@@ -242,52 +278,146 @@ impl Shared {
         }
     }
 
-    /// killpg on the child's group. The group id stays reserved by the kernel
-    /// while any member lives, so this reaches the same group even after the
-    /// leader was reaped; ESRCH (group empty) counts as success.
+    /// killpg on the child's group, as the user asks for it
+    /// ([`Child::signal_group`](crate::Child::signal_group)); ESRCH (group
+    /// empty) counts as success. The group id stays reserved by the kernel
+    /// while any member exists, zombies included, so after the leader was
+    /// reaped this reaches the same group only as long as a member is left.
+    /// brood's own stops never rely on that: they hold the leader
+    /// (`group_stop.rs`).
     fn send_group(&self, signal: Signal) -> io::Result<()> {
         #[cfg(feature = "tracing")]
         crate::trace::signal(self.pid(), signal, true);
-        match sys::process::killpg(self.pid(), signal.as_raw()) {
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        ProcessGroup(self.pid()).signal(signal.as_raw())
+    }
+
+    /// Whether brood's stops of this child go to its process group: it
+    /// leads one, and is not contained in a cgroup (whose stops reach the
+    /// group's members anyway).
+    pub(crate) fn stops_reach_group(&self) -> bool {
+        self.stop.group && self.cgroup().is_none()
+    }
+
+    /// Whether the child's process group (it leads one) has a live member,
+    /// the leader included while it runs; zombies, the leader's among them,
+    /// do not count. Where the group cannot be listed (not Linux, macOS or
+    /// FreeBSD) this is `killpg(pgid, 0)`, zombies included.
+    pub(crate) fn group_has_live_members(&self) -> io::Result<bool> {
+        match ProcessGroup(self.pid()).has_live_members() {
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                match sys::process::killpg(self.pid(), 0) {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
             other => other,
         }
     }
 
-    /// Whether the child's process group (it leads one) still has members,
-    /// zombies included: `killpg(pgid, 0)`.
-    pub(crate) fn group_has_members(&self) -> io::Result<bool> {
-        match sys::process::killpg(self.pid(), 0) {
-            Ok(()) => Ok(true),
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
-            Err(e) => Err(e),
+    /// Holds the leader unreaped for a brood call that may stop its group
+    /// (`output` with a time limit, an output cap or a wait delay): its
+    /// exit can then come before the stop does, and the stop must still
+    /// reach the group safely. `false` if it was reaped already.
+    pub(crate) fn hold_leader(&self) -> bool {
+        self.cell.hold()
+    }
+
+    /// Releases a hold of [`Shared::hold_leader`]; reaps the leader if it
+    /// exited and somebody asked for the exit.
+    pub(crate) fn release_leader(&self) {
+        self.cell
+            .unhold(&self.process, |exit, how| self.on_reaped(exit, how));
+    }
+
+    /// Starts a stop of the child's process group, or joins the one in
+    /// progress: the leader is held unreaped until the stop is over (see
+    /// `group_stop.rs`). `None` if the leader was reaped before: the group's
+    /// id may be another group's by now, and the stop sends nothing.
+    pub(crate) fn begin_group_stop(&self) -> Option<u64> {
+        self.group_stops.begin(&self.cell)
+    }
+
+    /// Sends `signal` to the child's group for the stop in progress, while
+    /// the leader is held.
+    pub(crate) fn group_stop_signal(&self, signal: Signal) -> io::Result<()> {
+        #[cfg(feature = "tracing")]
+        if self.cell.is_held() {
+            crate::trace::signal(self.pid(), signal, true);
         }
+        self.group_stops
+            .signal(&self.cell, &ProcessGroup(self.pid()), signal.as_raw())
+    }
+
+    /// The final step of group stop `episode`: SIGKILL to the group and, if
+    /// no live member is left, the end of the stop (the leader released,
+    /// and reaped if its exit was asked for). Called until it says
+    /// [`Finish::Over`].
+    pub(crate) fn finish_group_stop(&self, episode: u64) -> Finish {
+        #[cfg(feature = "tracing")]
+        if self.group_stops.is_active(episode) && self.cell.is_held() {
+            crate::trace::signal(self.pid(), Signal::KILL, true);
+        }
+        self.group_stops.finish(
+            episode,
+            &self.cell,
+            &ProcessGroup(self.pid()),
+            &self.process,
+            |exit, how| self.on_reaped(exit, how),
+        )
+    }
+
+    /// Ends group stop `episode` after its final SIGKILL was sent, without
+    /// waiting for the group to empty: for when nothing can drive it any
+    /// further (the background thread cannot be started).
+    pub(crate) fn end_group_stop(&self, episode: u64) {
+        let _ = self.group_stop_signal(Signal::KILL);
+        self.group_stops
+            .end(episode, &self.cell, &self.process, |exit, how| {
+                self.on_reaped(exit, how)
+            });
     }
 
     /// Sends a stop signal as the stop policy says: to the whole cgroup if
     /// the child is contained in one (SIGKILL as `cgroup.kill`, any other
-    /// signal frozen, from the background thread), to the group if the child
-    /// leads one, else to the child.
+    /// signal frozen, from the background thread), else to the child. A
+    /// child whose stops reach its process group is stopped through
+    /// [`Shared::begin_group_stop`] instead.
     pub(crate) fn send_stop(&self, signal: Signal) -> io::Result<()> {
         if let Some(cgroup) = self.cgroup() {
             return cgroup.send(signal);
         }
-        if self.stop.group {
-            self.send_group(signal)
-        } else {
-            self.signal(signal)
-        }
+        self.signal(signal)
     }
 
     /// Starts stopping the child on the user's behalf without waiting:
     /// SIGKILL at once, or SIGTERM now and SIGKILL from the background reaper
-    /// once the grace period ends.
+    /// once the grace period ends. A process group's stop is then driven to
+    /// its end by the background thread, which holds the leader until it is
+    /// over.
     pub(crate) fn begin_stop(self: &Arc<Self>) -> io::Result<()> {
+        let (first, delay) = match self.stop.grace {
+            None => (Signal::KILL, Duration::ZERO),
+            Some(grace) => (Signal::TERM, grace),
+        };
+        if self.stops_reach_group() {
+            // The leader was reaped before: nothing of its group is ours.
+            let Some(episode) = self.begin_group_stop() else {
+                return Ok(());
+            };
+            let signalled = self.group_stop_signal(first);
+            if let Err(e) = reaper::kill_after(self, delay, episode).and(signalled) {
+                // Nothing will drive the stop to its end: end it now.
+                self.end_group_stop(episode);
+                return Err(e);
+            }
+            return Ok(());
+        }
         match self.stop.grace {
             None => self.send_stop(Signal::KILL),
             Some(grace) => {
                 self.send_stop(Signal::TERM)?;
-                reaper::kill_after(self, grace)
+                reaper::kill_after(self, grace, 0)
             }
         }
     }
@@ -323,10 +453,16 @@ impl Tracked for Shared {
         self.process.pidfd()?.get()
     }
 
-    fn final_kill(&self) {
-        // A group gets its SIGKILL even if the leader already exited:
-        // grandchildren that ignored SIGTERM must not survive.
+    fn final_kill(&self, stop: u64) -> bool {
+        if self.stops_reach_group() {
+            // SIGKILL to the group while the leader is held, then the end of
+            // the stop once no live member is left. Grandchildren that
+            // ignored SIGTERM do not survive, and a stop that is over (or a
+            // timer left from an earlier one) sends nothing.
+            return self.finish_group_stop(stop) == Finish::Over;
+        }
         let _ = self.send_stop(Signal::KILL);
+        true
     }
 }
 

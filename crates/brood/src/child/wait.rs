@@ -29,6 +29,9 @@ pub(super) struct WaitExit<'a> {
     /// Pending on the pidfd in the task's reactor (see
     /// `ExitCell::set_inline_waiter`).
     inline: bool,
+    /// Only the collected exit will do (its resource usage): a held
+    /// leader's status is not enough.
+    reaped: bool,
 }
 
 impl Future for WaitExit<'_> {
@@ -38,9 +41,10 @@ impl Future for WaitExit<'_> {
         let this = &mut *self;
         if this.owner {
             this.shared
-                .poll_exit(cx, &mut this.key, this.slot, &mut this.inline)
+                .poll_exit(cx, &mut this.key, this.slot, &mut this.inline, this.reaped)
         } else {
-            this.shared.poll_shared(cx, &mut this.key, this.slot)
+            this.shared
+                .poll_shared(cx, &mut this.key, this.slot, this.reaped)
         }
     }
 }
@@ -55,7 +59,9 @@ impl Drop for WaitExit<'_> {
 }
 
 /// A wait for `shared`'s exit by the owner of `slot`: as the owning `Child`
-/// (`owner`), which may reap it itself, or as one of its handles.
+/// (`owner`), which may reap it itself, or as one of its handles. While a
+/// group stop holds the leader unreaped, it resolves with the status the
+/// `WNOWAIT` look found, without resource usage.
 pub(super) fn wait_exit<'a>(
     shared: &'a Arc<Shared>,
     slot: &'a OwnerSlot,
@@ -67,6 +73,16 @@ pub(super) fn wait_exit<'a>(
         key: None,
         owner,
         inline: false,
+        reaped: false,
+    }
+}
+
+/// [`wait_exit`] for the collected exit only, with its resource usage:
+/// while the leader is held, it waits for the release.
+pub(super) fn wait_reaped<'a>(shared: &'a Arc<Shared>, slot: &'a OwnerSlot) -> WaitExit<'a> {
+    WaitExit {
+        reaped: true,
+        ..wait_exit(shared, slot, true)
     }
 }
 

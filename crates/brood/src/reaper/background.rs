@@ -29,7 +29,7 @@ use super::changes::{self, ChangeItem, ChangeWatcher};
 use super::pidfd;
 use super::sigchld::{self, SafetyNet, Sigchld};
 use super::table::{Table, LIVE};
-use super::timers::{Action, Next, Timers};
+use super::timers::{self, Action, Next, Timers};
 use super::tracked::TrackedChild;
 use super::wake::WakePipe;
 use crate::sync::Arc;
@@ -226,7 +226,12 @@ impl Background {
         loop {
             match self.timers.next() {
                 Next::Idle(timeout) => return timeout,
-                Next::Due(Action::Kill(child)) => child.final_kill(),
+                Next::Due(Action::Kill(child, stop, retry)) => {
+                    if !child.final_kill(stop) {
+                        let next = timers::next_kill_retry(retry);
+                        self.add_timer(Instant::now() + retry, Action::Kill(child, stop, next));
+                    }
+                }
                 Next::Due(Action::Wake(state)) => state.fire(),
                 Next::Due(Action::Retry(child, retry)) => self.watch_pidfd(child, retry),
                 Next::Due(Action::Job(job)) => job(),

@@ -184,14 +184,18 @@ pub(crate) fn dispatch_again() {
     }
 }
 
-/// Sends the final SIGKILL of a graceful stop after `grace`, from the
-/// background thread ([`Tracked::final_kill`]), unless the child has exited
-/// by then.
+/// Sends the final SIGKILL of stop `stop` after `grace`, from the
+/// background thread ([`Tracked::final_kill`]), and keeps calling it (1 ms
+/// apart, doubling to 50 ms) until it says the stop is over.
 pub(crate) fn kill_after<T: Tracked + Send + Sync + 'static>(
     child: &Arc<T>,
     grace: Duration,
+    stop: u64,
 ) -> io::Result<()> {
-    background::get()?.add_timer(Instant::now() + grace, Action::Kill(child.clone()));
+    background::get()?.add_timer(
+        Instant::now() + grace,
+        Action::Kill(child.clone(), stop, timers::KILL_RETRY_FIRST),
+    );
     Ok(())
 }
 

@@ -256,7 +256,9 @@ pub(super) mod mock {
             None
         }
 
-        fn final_kill(&self) {}
+        fn final_kill(&self, _stop: u64) -> bool {
+            true
+        }
     }
 
     // The mock kernel is single-threaded (RefCell); Arc is what Table stores.

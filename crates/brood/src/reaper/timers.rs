@@ -17,10 +17,22 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+/// The first delay before the final step of a stop is taken again
+/// ([`Action::Kill`]); it doubles up to [`KILL_RETRY_MAX`].
+pub(super) const KILL_RETRY_FIRST: Duration = Duration::from_millis(1);
+/// The longest delay between two final steps of one stop.
+const KILL_RETRY_MAX: Duration = Duration::from_millis(50);
+
+/// The delay after `retry` between two final steps of one stop.
+pub(super) fn next_kill_retry(retry: Duration) -> Duration {
+    (retry * 2).min(KILL_RETRY_MAX)
+}
+
 /// What a timer does when it fires.
 pub(super) enum Action {
-    /// The final SIGKILL of a graceful stop.
-    Kill(Arc<TrackedChild>),
+    /// The final SIGKILL of a stop (the child's number for it), taken again
+    /// after the delay until the child says the stop is over.
+    Kill(Arc<TrackedChild>, u64, Duration),
     /// Completes a `Sleep`.
     Wake(Arc<SleepState>),
     /// Tries again to watch (or reap) a child whose pidfd was unavailable;

@@ -42,11 +42,14 @@ pub(crate) trait Tracked {
     /// background thread's watch list. [`Tracked::notice`] opens it.
     fn pidfd(&self) -> Option<BorrowedFd<'_>>;
 
-    /// Sends the final SIGKILL of a graceful stop: to the child's process
-    /// group if it leads one (even after the leader exited, so that
-    /// grandchildren which ignored SIGTERM do not survive), otherwise to the
-    /// child unless it was reaped.
-    fn final_kill(&self);
+    /// Sends the final SIGKILL of stop `stop` (a number the child gave
+    /// [`kill_after`](super::kill_after)): to the child's tree if it is
+    /// contained, to its process group if it leads one (its leader held
+    /// unreaped, so that the group cannot have been recycled), otherwise to
+    /// the child unless it was reaped. Returns whether the stop is over;
+    /// if not (a group's live members are still dying), the reaper calls
+    /// again after a growing delay.
+    fn final_kill(&self, stop: u64) -> bool;
 }
 
 /// How the reaper holds a tracked child: shared with the child layer, and

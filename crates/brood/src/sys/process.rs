@@ -162,43 +162,191 @@ pub(crate) fn getpgid(pid: u32) -> io::Result<u32> {
     cvt(unsafe { libc::getpgid(pid as libc::pid_t) }).map(|p| p as u32)
 }
 
-/// The live members of process group `pgid` (zombies are not members),
-/// from `/proc`: each process's state and group (fields 3 and 5 of
-/// `/proc/<pid>/stat`). There is no system call for it; a process that
-/// exits during the scan may or may not be listed.
-#[cfg(target_os = "linux")]
+/// The live members of process group `pgid`: zombies (exited, not yet
+/// reaped) are not members. There is no system call for it: on Linux it
+/// is read from `/proc`, on macOS from `proc_listpgrppids` and
+/// `proc_pidinfo`, on FreeBSD from the `kern.proc.pgrp` sysctl; elsewhere
+/// it fails with `Unsupported`. A process that exits during the listing may
+/// or may not be listed, and one forked during it may be missed.
 pub(crate) fn group_members(pgid: u32) -> io::Result<Vec<u32>> {
     let mut members = Vec::new();
-    for entry in std::fs::read_dir("/proc")? {
-        let Ok(pid) = entry?.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        // Gone since the listing: not a member.
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // The command name (field 2) is in parentheses and may contain
-        // anything, so the fields are counted from the last `)`.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next();
-        let group = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
-        if group == Some(pgid) && !matches!(state, Some("Z" | "X")) {
-            members.push(pid);
-        }
-    }
+    for_each_live_member(pgid, |pid| {
+        members.push(pid);
+        true
+    })?;
     Ok(members)
 }
 
-/// Stand-in for listing a process group, which needs `/proc` here.
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn group_members(pgid: u32) -> io::Result<Vec<u32>> {
-    let _ = pgid;
+/// Whether process group `pgid` has a live member (zombies do not count),
+/// as [`group_members`] would list one; stops at the first it finds.
+pub(crate) fn group_has_live_members(pgid: u32) -> io::Result<bool> {
+    if matches!(killpg(pgid, 0), Err(e) if e.raw_os_error() == Some(libc::ESRCH)) {
+        // No process at all has that group id, zombie or not: exact, and
+        // one system call instead of a listing.
+        return Ok(false);
+    }
+    let mut any = false;
+    for_each_live_member(pgid, |_| {
+        any = true;
+        false
+    })?;
+    Ok(any)
+}
+
+/// Calls `found` with each live member of group `pgid` until it returns
+/// `false`; see [`group_members`].
+///
+/// Linux: each process's state and group, fields 3 and 5 of
+/// `/proc/<pid>/stat`.
+#[cfg(target_os = "linux")]
+fn for_each_live_member(pgid: u32, mut found: impl FnMut(u32) -> bool) -> io::Result<()> {
+    use std::io::Read;
+    let mut stat = Vec::with_capacity(512);
+    for entry in std::fs::read_dir("/proc")? {
+        let name = entry?.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        stat.clear();
+        // Gone since the listing: not a member.
+        let Ok(mut file) = std::fs::File::open(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if file.read_to_end(&mut stat).is_err() {
+            continue;
+        }
+        // The command name (field 2) is in parentheses and may contain
+        // anything, so the fields are counted from the last `)`.
+        let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+            continue;
+        };
+        let rest = String::from_utf8_lossy(&stat[close + 1..]);
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let group = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+        if group == Some(pgid) && !matches!(state, Some("Z" | "X")) && !found(pid) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// macOS: the group's pids from `proc_listpgrppids`, each checked with
+/// `proc_pidinfo(PROC_PIDTBSDINFO)`, which fails for a zombie or a process
+/// gone since the listing.
+#[cfg(target_os = "macos")]
+fn for_each_live_member(pgid: u32, mut found: impl FnMut(u32) -> bool) -> io::Result<()> {
+    use std::mem::size_of;
+    let mut pids: Vec<libc::pid_t> = vec![0; 64];
+    let listed = loop {
+        let capacity = (pids.len() * size_of::<libc::pid_t>()) as libc::c_int;
+        // SAFETY: the buffer is writable for `capacity` bytes; the call
+        // writes at most that many and returns how many it wrote.
+        let bytes = unsafe {
+            libc::proc_listpgrppids(pgid as libc::pid_t, pids.as_mut_ptr().cast(), capacity)
+        };
+        if bytes < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = bytes as usize / size_of::<libc::pid_t>();
+        if n < pids.len() {
+            break n;
+        }
+        // Possibly cut short: ask again with room to spare.
+        pids.resize(pids.len() * 2, 0);
+    };
+    for &pid in &pids[..listed] {
+        if pid <= 0 {
+            continue;
+        }
+        // SAFETY: all-zero bytes are a valid `proc_bsdinfo` (integers and
+        // byte arrays).
+        let mut info: libc::proc_bsdinfo = unsafe { MaybeUninit::zeroed().assume_init() };
+        let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
+        // SAFETY: `info` is writable for `size` bytes.
+        let got = unsafe {
+            libc::proc_pidinfo(
+                pid,
+                libc::PROC_PIDTBSDINFO,
+                0,
+                (&mut info as *mut libc::proc_bsdinfo).cast(),
+                size,
+            )
+        };
+        let live = got == size && info.pbi_status != libc::SZOMB && info.pbi_pgid == pgid;
+        if live && !found(pid as u32) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// FreeBSD: the `kern.proc.pgrp.<pgid>` sysctl, whose entries say each
+/// process's state (`SZOMB` for a zombie).
+#[cfg(target_os = "freebsd")]
+fn for_each_live_member(pgid: u32, mut found: impl FnMut(u32) -> bool) -> io::Result<()> {
+    use std::mem::size_of;
+    let mib = [
+        libc::CTL_KERN,
+        libc::KERN_PROC,
+        libc::KERN_PROC_PGRP,
+        pgid as libc::c_int,
+    ];
+    let mut procs: Vec<libc::kinfo_proc> = Vec::new();
+    loop {
+        let mut size: libc::size_t = 0;
+        // SAFETY: a null buffer asks for the size only, written to `size`.
+        cvt(unsafe {
+            libc::sysctl(
+                mib.as_ptr(),
+                mib.len() as libc::c_uint,
+                std::ptr::null_mut(),
+                &mut size,
+                std::ptr::null(),
+                0,
+            )
+        })?;
+        // Room for a few processes forked since.
+        procs.reserve(size / size_of::<libc::kinfo_proc>() + 8);
+        let mut size = procs.capacity() * size_of::<libc::kinfo_proc>();
+        // SAFETY: the buffer is writable for `size` bytes; the kernel writes
+        // whole entries, at most that many bytes, and says how many.
+        let ret = unsafe {
+            libc::sysctl(
+                mib.as_ptr(),
+                mib.len() as libc::c_uint,
+                procs.as_mut_ptr().cast(),
+                &mut size,
+                std::ptr::null(),
+                0,
+            )
+        };
+        if ret == 0 {
+            // SAFETY: the kernel wrote `size` bytes of whole entries.
+            unsafe { procs.set_len(size / size_of::<libc::kinfo_proc>()) };
+            break;
+        }
+        let e = io::Error::last_os_error();
+        // The group grew since the size was asked for: ask again.
+        if e.raw_os_error() != Some(libc::ENOMEM) {
+            return Err(e);
+        }
+    }
+    for proc in &procs {
+        if proc.ki_stat != libc::SZOMB && !found(proc.ki_pid as u32) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Stand-in where no listing of a process group is known to brood.
+#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")))]
+fn for_each_live_member(pgid: u32, found: impl FnMut(u32) -> bool) -> io::Result<()> {
+    let _ = (pgid, found);
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
-        "brood: listing a process group's members needs Linux's /proc",
+        "brood: listing a process group's members is supported on Linux, macOS and FreeBSD only",
     ))
 }
 

@@ -10,14 +10,16 @@
 //! - an extension trait with a method named `signal`, called through UFCS;
 //! - `Debug` of `Command` and the conversions from and to tokio's.
 //!
-//! Every scenario runs on a current-thread and on a multi-thread runtime,
-//! and `scripts/test` runs the file under both exit watchers. Scenarios
-//! that read brood's process-wide counters run in a worker process (this
-//! binary re-executed, filtered to one test) so no other test disturbs them.
-//!
-//! The helpers are local to this file.
+//! Every scenario runs on a current-thread and on a multi-thread runtime
+//! (`brood_testkit::runtime::on_both`), and `scripts/test` runs the file
+//! under both exit watchers. Scenarios that read brood's process-wide
+//! counters run in a worker process (`brood_testkit::worker`) so no other
+//! test disturbs them.
 
 use brood::{Child, ChildHandle, Command};
+use brood_testkit::procfs::{state as proc_state, zombie_children};
+use brood_testkit::runtime::{self, on_both};
+use brood_testkit::{bounded, eventually, worker};
 use std::future::{poll_fn, Future};
 use std::io;
 use std::ops::ControlFlow;
@@ -31,63 +33,13 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 
 // ---------------------------------------------------------------------------
-// Local helpers
+// Helpers of this module
 
-/// The bound on one scenario on one runtime.
+/// The bound on one scenario on one runtime (and on a worker's body).
 const LIMIT: Duration = Duration::from_secs(30);
 
 /// How soon after a child's exit a parked waiter must be woken.
 const WAKE_BOUND: Duration = Duration::from_millis(100);
-
-/// Runs `scenario` to completion on a current-thread runtime, then on a
-/// multi-thread one, each within [`LIMIT`].
-fn on_both_runtimes<F, Fut>(scenario: F)
-where
-    F: Fn(&'static str) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let current = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    current.block_on(bounded(scenario("current-thread")));
-    drop(current);
-    let multi = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    multi.block_on(bounded(scenario("multi-thread")));
-}
-
-/// Fails the test if `fut` takes longer than [`LIMIT`].
-async fn bounded<F: Future>(fut: F) -> F::Output {
-    match tokio::time::timeout(LIMIT, fut).await {
-        Ok(out) => out,
-        Err(_) => panic!("scenario exceeded its bound of {LIMIT:?}"),
-    }
-}
-
-/// Polls `cond` until it holds or `limit` passes; whether it held. For
-/// states only visible in /proc or through `WNOHANG` (no event to await).
-async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
-/// The state letter of `pid` in /proc (`Z` for a zombie), if it exists.
-fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..].chars().next()
-}
 
 /// Whether the requested exit watcher is the SIGCHLD one.
 fn on_sigchld_path() -> bool {
@@ -121,55 +73,6 @@ fn kill(pid: u32, signal: i32) -> io::Result<()> {
 fn assert_echild(err: &io::Error) {
     assert_eq!(err.kind(), io::ErrorKind::Other, "{err}");
     assert!(err.to_string().contains("ECHILD"), "{err}");
-}
-
-// Workers: this test binary re-executed, filtered to one test.
-
-const WORKER_VAR: &str = "BROOD_COMPAT_WORKER";
-const WORKER_DONE: &str = "BROOD-COMPAT-WORKER-DONE";
-
-fn is_worker(name: &str) -> bool {
-    std::env::var(WORKER_VAR).as_deref() == Ok(name)
-}
-
-/// Runs test `name` alone in a fresh process (inheriting `BROOD_REAPER`),
-/// within [`LIMIT`] twice over, and requires it to print the completion
-/// marker (a worker that ran nothing must not pass).
-fn run_worker(name: &str) {
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            &format!("compat::{name}"),
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(WORKER_VAR, name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + 2 * LIMIT;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("worker {name} ran longer than {:?}", 2 * LIMIT);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains(&format!("{WORKER_DONE} {name}")),
-        "worker {name} failed: {:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn worker_done(name: &str) {
-    println!("{WORKER_DONE} {name}");
 }
 
 // ---------------------------------------------------------------------------
@@ -259,7 +162,7 @@ impl GroupWrapper {
 /// ECHILD and reported "still running" forever.
 #[test]
 fn group_wrapper_reaps_its_own_group_after_sigterm() {
-    on_both_runtimes(|flavour| async move {
+    on_both(LIMIT, |flavour| async move {
         let mut wrapper = GroupWrapper::spawn(Command::new("yes").stdout(Stdio::null())).unwrap();
         assert_eq!(wrapper.try_wait().unwrap(), None, "{flavour}: pre SIGTERM");
         wrapper.signal_group(libc::SIGCONT).unwrap();
@@ -285,7 +188,7 @@ fn group_wrapper_reaps_its_own_group_after_sigterm() {
 
 #[test]
 fn group_wrapper_sees_its_leader_exit_by_itself() {
-    on_both_runtimes(|flavour| async move {
+    on_both(LIMIT, |flavour| async move {
         let mut wrapper = GroupWrapper::spawn(Command::new("sh").args(["-c", "exit 5"])).unwrap();
         let status = wrapper
             .try_wait_until_exit(Duration::from_secs(10))
@@ -305,7 +208,7 @@ fn group_wrapper_sees_its_leader_exit_by_itself() {
 /// never hang.
 #[test]
 fn own_waitpid_before_asking_the_child_gets_the_exit() {
-    on_both_runtimes(|flavour| async move {
+    on_both(LIMIT, |flavour| async move {
         let mut child = Command::new("sh").args(["-c", "exit 4"]).spawn().unwrap();
         let pid = child.id().unwrap() as libc::pid_t;
         let mut mine = None;
@@ -329,7 +232,7 @@ fn own_waitpid_before_asking_the_child_gets_the_exit() {
 /// reaps it at once.
 #[test]
 fn an_exit_nobody_asked_for_waits_for_its_owner() {
-    on_both_runtimes(|flavour| async move {
+    on_both(LIMIT, |flavour| async move {
         let mut held = Command::new("sh").args(["-c", "exit 6"]).spawn().unwrap();
         let handle = held.handle();
         let pid = held.id().unwrap();
@@ -397,7 +300,7 @@ impl Future for FreshWaits<'_> {
 /// parked with was dropped; for the `Child` and for a `ChildHandle`.
 #[test]
 fn dropped_wait_futures_keep_the_wake_up() {
-    on_both_runtimes(|flavour| async move {
+    on_both(LIMIT, |flavour| async move {
         for through_handle in [false, true] {
             // Prints once it is ready, then exits as soon as its stdin closes.
             let mut child = Command::new("sh")
@@ -510,7 +413,7 @@ impl LineStream {
 
 #[test]
 fn a_line_stream_ends_with_the_exit() {
-    on_both_runtimes(|flavour| async move {
+    on_both(LIMIT, |flavour| async move {
         // Closes both pipes well before it exits, so the stream is left
         // polling fresh waits.
         let child = Command::new("sh")
@@ -568,7 +471,7 @@ fn stop_all<T: UnixChildExt>(children: &[T]) -> io::Result<()> {
 
 #[test]
 fn a_shadowed_trait_method_is_reached_through_ufcs() {
-    on_both_runtimes(|flavour| async move {
+    on_both(LIMIT, |flavour| async move {
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
         UnixChildExt::signal(&child, libc::SIGCONT).unwrap();
         assert_eq!(
@@ -657,7 +560,7 @@ fn debug_of_command_is_tokios() {
 
 #[test]
 fn conversions_carry_kill_on_drop_both_ways() {
-    on_both_runtimes(|flavour| async move {
+    on_both(LIMIT, |flavour| async move {
         for kill_on_drop in [false, true] {
             // tokio -> brood
             let mut theirs = tokio::process::Command::new("sh");
@@ -705,17 +608,12 @@ fn conversions_carry_kill_on_drop_both_ways() {
 /// calls again. On the pidfd path nothing scans at all.
 #[test]
 fn the_blind_peek_window_finds_later_exits_and_closes() {
-    const NAME: &str = "the_blind_peek_window_finds_later_exits_and_closes";
-    if !is_worker(NAME) {
-        return run_worker(NAME);
+    if !worker::is_worker() {
+        return worker::run(&[]).assert_ok();
     }
     use brood::test_hooks::{blind_scans, wait_calls};
     let sigchld = on_sigchld_path();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(bounded(async {
+    runtime::current_thread().block_on(bounded(LIMIT, async {
         // Held, never waited for: its exit is announced and left in place.
         let before = blind_scans();
         let mut held = Command::new("sh").args(["-c", "exit 9"]).spawn().unwrap();
@@ -776,29 +674,7 @@ fn the_blind_peek_window_finds_later_exits_and_closes() {
             assert_eq!(blind_scans(), 0, "the pidfd path never scans");
         }
     }));
-    worker_done(NAME);
-}
-
-/// Pids of this process's children that are zombies.
-fn zombie_children() -> Vec<u32> {
-    let me = std::process::id().to_string();
-    let mut zombies = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let mut fields = stat[close + 2..].split(' ');
-        if fields.next() == Some("Z") && fields.next() == Some(me.as_str()) {
-            zombies.push(pid);
-        }
-    }
-    zombies
+    worker::done();
 }
 
 /// In subreaper mode, a leader that exits with zombie children of its own
@@ -812,20 +688,15 @@ fn zombie_children() -> Vec<u32> {
 /// the owner collects it.
 #[test]
 fn orphans_behind_a_leaders_zombie_are_reaped_in_subreaper_mode() {
-    const NAME: &str = "orphans_behind_a_leaders_zombie_are_reaped_in_subreaper_mode";
-    if !is_worker(NAME) {
-        return run_worker(NAME);
+    if !worker::is_worker() {
+        return worker::run(&[]).assert_ok();
     }
     use brood::test_hooks::blind_scans;
     brood::become_subreaper().unwrap();
     // Two children that exit at once and are never reaped by the leader,
     // which becomes `sleep` and exits later.
     const TREE: &str = "(exit 0) & (exit 0) & exec sleep 0.3";
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(bounded(async {
+    runtime::current_thread().block_on(bounded(LIMIT, async {
         for round in 0..3 {
             // Awaited.
             let scans = blind_scans();
@@ -866,7 +737,7 @@ fn orphans_behind_a_leaders_zombie_are_reaped_in_subreaper_mode() {
             );
         }
     }));
-    worker_done(NAME);
+    worker::done();
 }
 
 // ---------------------------------------------------------------------------
@@ -874,7 +745,7 @@ fn orphans_behind_a_leaders_zombie_are_reaped_in_subreaper_mode() {
 
 #[test]
 fn a_tokio_program_runs_unchanged() {
-    on_both_runtimes(|flavour| async move {
+    on_both(LIMIT, |flavour| async move {
         let mut child = Command::new("tr")
             .args(["a-z", "A-Z"])
             .stdin(Stdio::piped())
