@@ -108,6 +108,54 @@ pub struct Confinement {
     pub cgroup_parent: Option<PathBuf>,
 }
 
+impl Confinement {
+    /// Checks, before any job starts, that the jobs can have the cgroups
+    /// they were promised: under `--contain cgroup`, or wherever a
+    /// `--cgroup-parent` was given (a parent named on purpose is no place
+    /// for `auto` to fall back quietly to process groups). Otherwise every
+    /// job would fail to start, or run unconfined, each with its own line.
+    ///
+    /// The check is one contained spawn of this program (`--version`, which
+    /// exits at once): the library's own test of the parent, so the reason
+    /// is the one a job would get (missing, not cgroup v2, not a domain,
+    /// not writable). `Ok` where nothing is to be checked.
+    pub async fn check(&self) -> Result<(), String> {
+        let what = match (&self.containment, &self.cgroup_parent) {
+            (Some(_), Some(_)) => "--cgroup-parent",
+            (Some(Containment::Cgroup), None) => "--contain cgroup",
+            _ => return Ok(()),
+        };
+        let me = std::env::current_exe()
+            .map_err(|e| format!("{what}: cannot find this program to test it: {e}"))?;
+        let mut probe = Command::new(me);
+        probe
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .contain(Containment::Cgroup);
+        if let Some(parent) = &self.cgroup_parent {
+            probe.cgroup_parent(parent);
+        }
+        match probe.spawn() {
+            Ok(mut child) => {
+                // Until its cgroup is gone, so that none is left behind.
+                let _ = child.wait_tree().await;
+                Ok(())
+            }
+            Err(e) => {
+                let e = e.to_string();
+                let e = e.strip_prefix("brood: ").unwrap_or(&e);
+                // The library's message names the parent when it is one.
+                Err(match self.cgroup_parent {
+                    Some(_) => e.to_string(),
+                    None => format!("{what}: {e}"),
+                })
+            }
+        }
+    }
+}
+
 /// What happens to a job's processes still running once it is done
 /// (`--leftovers`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -637,10 +685,18 @@ async fn leftovers_of(child: &Child, handle: &ChildHandle) -> Option<u64> {
     if tree_gone_now(handle).await {
         return Some(0);
     }
-    child.containment()?;
+    let containment = child.containment()?;
     // A cgroup's members exclude zombies, so a tree whose last process has
     // just exited counts 0 even before brood has seen its `populated 0`.
-    child.members().ok().map(|m| m.len() as u64)
+    let count = child.members().ok().map(|m| m.len() as u64);
+    if count == Some(0) && containment == Containment::Cgroup {
+        // The kernel's `populated 0` is on its way: waiting for brood to
+        // see it (an event, not a poll) lets the library remove the cgroup
+        // now, while this job holds its slot, and not after brood has
+        // exited (then only a later brood's sweep would remove it).
+        let _ = handle.wait_tree().await;
+    }
+    count
 }
 
 /// Stops what is left of the job's tree and waits until it is gone:
