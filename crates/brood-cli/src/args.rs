@@ -126,7 +126,8 @@ pub enum OutputArg {
 pub enum ContainArg {
     /// A cgroup of its own where brood can make one, else a process group.
     Auto,
-    /// A cgroup v2 of its own, from its first instruction; a job that cannot have one fails.
+    /// A cgroup v2 of its own, from its first instruction; where none can be made, brood
+    /// exits with the reason before any job starts.
     Cgroup,
     /// A process group of its own (a descendant that calls setsid leaves it).
     Group,
@@ -211,7 +212,8 @@ pub struct RunArgs {
           help_heading = "Containment")]
     pub contain: ContainArg,
     /// Create the jobs' cgroups under DIR (a cgroup v2 directory brood may write), not under
-    /// brood's own cgroup; enable the memory controller in DIR for tree_peak_bytes.
+    /// brood's own cgroup; one that cannot hold them is an error before any job starts.
+    /// Enable the memory controller in DIR for tree_peak_bytes.
     #[arg(long, value_name = "DIR", help_heading = "Containment")]
     pub cgroup_parent: Option<PathBuf>,
     /// Once a job's leader has exited, wait at most DUR for its output pipes to close (a

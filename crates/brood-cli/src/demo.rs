@@ -92,6 +92,7 @@ pub fn run() -> u8 {
         },
         wait_delay: crate::settings::DEFAULT_WAIT_DELAY,
         leftovers: Leftovers::Kill,
+        tree_ends: Default::default(),
     });
     let plan = Plan {
         jobs: 3,

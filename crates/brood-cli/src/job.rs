@@ -20,6 +20,7 @@ use crate::results::Results;
 use crate::spool::Spool;
 use crate::template::display_argv;
 use crate::termseq::TermSeq;
+use crate::tree_ends::TreeEnds;
 use brood::{
     Child, ChildHandle, Command, Containment, ExitStatus, ResourceUsage, Signal, Stdio, TreeUsage,
 };
@@ -191,6 +192,8 @@ pub struct JobContext {
     pub wait_delay: Duration,
     /// `--leftovers`.
     pub leftovers: Leftovers,
+    /// The empty trees whose cgroups brood waits for before it exits.
+    pub tree_ends: TreeEnds,
 }
 
 /// Why an attempt was cut short by brood.
@@ -681,7 +684,7 @@ async fn tree_gone_now(handle: &ChildHandle) -> bool {
 /// The processes of a job's tree that still run once its leader has
 /// exited: `Some(0)` if none, `Some(n)` counted, `None` if they cannot be
 /// counted (`--contain none`, or `/proc` unreadable).
-async fn leftovers_of(child: &Child, handle: &ChildHandle) -> Option<u64> {
+async fn leftovers_of(child: &Child, handle: &ChildHandle, tree_ends: &TreeEnds) -> Option<u64> {
     if tree_gone_now(handle).await {
         return Some(0);
     }
@@ -690,11 +693,9 @@ async fn leftovers_of(child: &Child, handle: &ChildHandle) -> Option<u64> {
     // just exited counts 0 even before brood has seen its `populated 0`.
     let count = child.members().ok().map(|m| m.len() as u64);
     if count == Some(0) && containment == Containment::Cgroup {
-        // The kernel's `populated 0` is on its way: waiting for brood to
-        // see it (an event, not a poll) lets the library remove the cgroup
-        // now, while this job holds its slot, and not after brood has
-        // exited (then only a later brood's sweep would remove it).
-        let _ = handle.wait_tree().await;
+        // The kernel's `populated 0` is on its way, maybe 10 ms late: the
+        // job does not wait for it, brood does before it exits.
+        tree_ends.add(handle.clone());
     }
     count
 }
@@ -868,7 +869,7 @@ async fn run_attempt(
             // The leader has exited within the sequence; members that
             // outlive it (those that left its group, those that ignore
             // the signal) get the rest of the sequence, then SIGKILL.
-            leftovers = leftovers_of(&child, &handle).await;
+            leftovers = leftovers_of(&child, &handle, &ctx.tree_ends).await;
             if leftovers != Some(0) {
                 let rest = (began + ctx.termseq.total()).saturating_duration_since(Instant::now());
                 alongside(stop_tree(&mut child, rest, stop), io.as_mut(), &mut io_done).await;
@@ -897,7 +898,7 @@ async fn run_attempt(
     }
     let ended = t0.elapsed();
     if began.is_none() && ctx.confinement.containment.is_some() {
-        leftovers = leftovers_of(&child, &handle).await;
+        leftovers = leftovers_of(&child, &handle, &ctx.tree_ends).await;
         if ctx.leftovers == Leftovers::Kill && leftovers != Some(0) {
             stop_tree(&mut child, ctx.termseq.total(), stop).await;
         }

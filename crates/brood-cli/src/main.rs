@@ -32,6 +32,7 @@ mod spool;
 mod summary;
 mod template;
 mod termseq;
+mod tree_ends;
 
 use clap::Parser;
 use std::ffi::OsString;

@@ -123,6 +123,7 @@ impl ContextSpec {
             confinement: self.confinement,
             wait_delay: self.wait_delay,
             leftovers: self.leftovers,
+            tree_ends: Default::default(),
         }
     }
 }
