@@ -693,7 +693,7 @@ async fn leftovers_of(child: &Child, handle: &ChildHandle, tree_ends: &TreeEnds)
     // just exited counts 0 even before brood has seen its `populated 0`.
     let count = child.members().ok().map(|m| m.len() as u64);
     if count == Some(0) && containment == Containment::Cgroup {
-        // The kernel's `populated 0` is on its way, maybe 10 ms late: the
+        // The kernel's `populated 0` is on its way, maybe about 10 ms late: the
         // job does not wait for it, brood does before it exits.
         tree_ends.add(handle.clone());
     }

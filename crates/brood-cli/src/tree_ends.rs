@@ -2,9 +2,10 @@
 //!
 //! The library removes a job's cgroup once its background thread reads
 //! `populated 0` in the cgroup's `cgroup.events`. The kernel rate-limits
-//! that file's notifications (one per file per 10 ms), and a short job's
-//! `populated 1` has just used the slot, so its `populated 0` comes up to
-//! 10 ms after its last process exited. A job whose tree is already empty
+//! each file's notifications (at most 100 a second:
+//! `CGROUP_FILE_NOTIFY_MIN_INTV`), and a short job's `populated 1` has just
+//! used the slot, so its `populated 0` comes up to about 10 ms after its
+//! last process exited. A job whose tree is already empty
 //! (`Child::members` counts none) is therefore done without waiting for it:
 //! waiting held each slot that much longer, 3.2 times the wall time of
 //! `brood run -j 4 true` over 1000 inputs (docs/BENCHMARKS.md). Instead its
