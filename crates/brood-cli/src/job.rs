@@ -126,8 +126,15 @@ impl Confinement {
             (Some(Containment::Cgroup), None) => "--contain cgroup",
             _ => return Ok(()),
         };
-        let me = std::env::current_exe()
-            .map_err(|e| format!("{what}: cannot find this program to test it: {e}"))?;
+        // On Linux (the only place with cgroups), /proc/self/exe: the child
+        // runs it before its exec, so it is brood's binary even if the file
+        // was replaced or removed since brood started.
+        let me = if cfg!(target_os = "linux") {
+            std::path::PathBuf::from("/proc/self/exe")
+        } else {
+            std::env::current_exe()
+                .map_err(|e| format!("{what}: cannot find this program to test it: {e}"))?
+        };
         let mut probe = Command::new(me);
         probe
             .arg("--version")
