@@ -2,10 +2,16 @@
 # brood vs xargs -P vs GNU parallel, side by side in one hyperfine run:
 # N `true` jobs for each N in $SIZES (default "2000 10000"), -j at twice
 # the core count. Reports each tool's mean and the ratios the CLI issue
-# targets: brood <= 1.1x xargs -P, and parallel >= 5x brood.
+# targets: brood <= 1.1x xargs -P, and parallel >= 5x brood. brood runs
+# with its defaults (--contain auto: each job in a cgroup of its own where
+# it can make one) and, beside it in the same hyperfine run, with
+# --contain cgroup, group and none (none: a process group, as before
+# containment): their ratios to none are what containment costs per job.
+# BASELINE=PATH adds another brood binary (an older build) to the same run.
 #
 #   crates/brood-cli/bench/vs-xargs.sh
 #   SIZES=2000 RUNS=3 crates/brood-cli/bench/vs-xargs.sh
+#   BASELINE=/tmp/brood-before crates/brood-cli/bench/vs-xargs.sh
 #
 # Then brood's peak RSS in the output cases of the issue: 1 GiB of
 # group-mode output held back by -k, an endless job in group mode bounded by
@@ -29,8 +35,16 @@ TRUE=$(command -v true)
 
 for N in $SIZES; do
     seq "$N" >"$WORK/in"
+    baseline=()
+    if [ -n "${BASELINE:-}" ]; then
+        baseline=(-n "brood (baseline)" "$BASELINE run -j $J $TRUE < $WORK/in")
+    fi
     hyperfine --runs "$RUNS" --warmup 1 --export-json "$WORK/r$N.json" \
         -n brood "$BROOD run -j $J $TRUE < $WORK/in" \
+        -n "brood --contain cgroup" "$BROOD run --contain cgroup -j $J $TRUE < $WORK/in" \
+        -n "brood --contain group" "$BROOD run --contain group -j $J $TRUE < $WORK/in" \
+        -n "brood --contain none" "$BROOD run --contain none -j $J $TRUE < $WORK/in" \
+        "${baseline[@]}" \
         -n "xargs -P" "xargs -P $J -n 1 $TRUE < $WORK/in" \
         -n "GNU parallel" "parallel --will-cite -j $J $TRUE < $WORK/in" >&2
     python3 - "$WORK/r$N.json" "$N" <<'PY'
@@ -38,9 +52,18 @@ import json, sys
 r = {x["command"]: x["mean"] for x in json.load(open(sys.argv[1]))["results"]}
 n = int(sys.argv[2])
 b, x, p = r["brood"], r["xargs -P"], r["GNU parallel"]
-print(f"N={n}: brood {b:.3f}s, xargs -P {x:.3f}s, GNU parallel {p:.3f}s")
+print(f"N={n}: " + ", ".join(f"{name} {mean:.3f}s" for name, mean in r.items()))
 print(f"  brood / xargs    = {b/x:.2f}x (target <= 1.10x: {'met' if b/x <= 1.10 else 'MISSED'})")
 print(f"  parallel / brood = {p/b:.2f}x (target >= 5x: {'met' if p/b >= 5 else 'MISSED'})")
+none = r["brood --contain none"]
+for name in ["brood", "brood --contain cgroup", "brood --contain group"]:
+    t = r[name]
+    print(f"  {name} / brood --contain none = {t/none:.2f}x "
+          f"({(t - none) / n * 1e6:+.0f} us of wall time per job); / xargs = {t/x:.2f}x")
+print(f"  brood --contain none / xargs = {none/x:.2f}x")
+if "brood (baseline)" in r:
+    base = r["brood (baseline)"]
+    print(f"  brood / baseline = {b/base:.2f}x; brood --contain none / baseline = {none/base:.2f}x")
 PY
 done
 
@@ -70,6 +93,12 @@ seq "$N" >"$WORK/in"
 export IN="$WORK/in"
 echo "own CPU per job (N=$N, -j $J; utime + stime of the tool's process, children excluded):"
 echo "  brood:        $(parent_cpu "$N" "$BROOD" run -j "$J" "$TRUE") us"
+for how in cgroup group none; do
+    echo "  brood --contain $how: $(parent_cpu "$N" "$BROOD" run --contain "$how" -j "$J" "$TRUE") us"
+done
+if [ -n "${BASELINE:-}" ]; then
+    echo "  brood (baseline): $(parent_cpu "$N" "$BASELINE" run -j "$J" "$TRUE") us"
+fi
 echo "  xargs -P:     $(parent_cpu "$N" xargs -P "$J" -n 1 "$TRUE") us"
 echo "  GNU parallel: $(parent_cpu "$N" parallel --will-cite -j "$J" "$TRUE") us"
 

@@ -32,7 +32,7 @@ use std::path::PathBuf;
 #[command(
     name = "brood",
     version,
-    about = "Run jobs in parallel, GNU parallel style; each job in its own process group",
+    about = "Run jobs in parallel, GNU parallel style; each job's whole process tree contained",
     disable_help_subcommand = true
 )]
 pub struct Cli {
@@ -121,6 +121,30 @@ pub enum OutputArg {
     None,
 }
 
+/// How each job's process tree is held together (`--contain`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ContainArg {
+    /// A cgroup of its own where brood can make one, else a process group.
+    Auto,
+    /// A cgroup v2 of its own, from its first instruction; where none can be made, brood
+    /// exits with the reason before any job starts.
+    Cgroup,
+    /// A process group of its own (a descendant that calls setsid leaves it).
+    Group,
+    /// Not contained: a process group of its own, as GNU parallel's jobs; leftovers are not
+    /// counted or stopped.
+    None,
+}
+
+/// What happens to a finished job's leftover processes (`--leftovers`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LeftoversArg {
+    /// Stop them when the job is done.
+    Kill,
+    /// Leave them running.
+    Keep,
+}
+
 /// The job log's format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum JoblogFormat {
@@ -162,7 +186,7 @@ pub struct RunArgs {
     pub shuf: bool,
 
     // --- Stopping ---
-    /// Stop a job (its whole process group) after DUR (e.g. 30s, 1h30m, 2.5), or N% of the
+    /// Stop a job (its whole process tree) after DUR (e.g. 30s, 1h30m, 2.5), or N% of the
     /// median runtime of the jobs that succeeded so far.
     #[arg(long, value_name = "DUR", help_heading = "Stopping")]
     pub timeout: Option<String>,
@@ -183,6 +207,24 @@ pub struct RunArgs {
     /// --termseq (default 20s: inside Slurm's default KillWait of 30 s).
     #[arg(long, value_name = "DUR", help_heading = "Stopping")]
     pub signal_grace: Option<String>,
+    /// How each job's process tree is contained, so that every stop reaches all of it.
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = ContainArg::Auto,
+          help_heading = "Containment")]
+    pub contain: ContainArg,
+    /// Create the jobs' cgroups under DIR (a cgroup v2 directory brood may write), not under
+    /// brood's own cgroup; one that cannot hold them is an error before any job starts.
+    /// Enable the memory controller in DIR for tree_peak_bytes.
+    #[arg(long, value_name = "DIR", help_heading = "Containment")]
+    pub cgroup_parent: Option<PathBuf>,
+    /// Once a job's leader has exited, wait at most DUR for its output pipes to close (a
+    /// leftover descendant may hold them); then the job is done (default 2s).
+    #[arg(long, value_name = "DUR", help_heading = "Containment")]
+    pub wait_delay: Option<String>,
+    /// What to do with a job's processes still running when it is done: kill (stop the rest
+    /// of its tree) or keep (leave them running).
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = LeftoversArg::Kill,
+          help_heading = "Containment")]
+    pub leftovers: LeftoversArg,
     /// Run a failing job up to N times in all.
     #[arg(long, value_name = "N", help_heading = "Stopping")]
     pub retries: Option<String>,

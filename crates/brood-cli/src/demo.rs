@@ -2,10 +2,11 @@
 //!
 //! Fourteen small `sh` jobs, three at a time, with a one-second timeout: most
 //! sleep a little and print, one burns some CPU, one fails, and one starts a
-//! process tree (`sleep 30 & sleep 30`) that the timeout stops as a whole
-//! group. It needs no input and ends within about three seconds.
+//! process tree (`setsid sleep 30 & sleep 30`, one grandchild in a session
+//! of its own) that the timeout stops as a whole. It needs no input and
+//! ends within about three seconds.
 
-use crate::job::{JobContext, Save};
+use crate::job::{Confinement, JobContext, Leftovers, Save};
 use crate::jobkey::JobKey;
 use crate::jobs::{JobSource, JobSpec};
 use crate::output::{Display, Mode};
@@ -25,7 +26,8 @@ const JOBS: &[(&str, &str)] = &[
     ("nap-0.8", "sleep 0.8; echo napped for 0.8s"),
     (
         "tree",
-        "echo starting two sleeps of 30s in one process group; sleep 30 & sleep 30",
+        "echo starting a sleep of 30s in a session of its own, and one here; \
+         setsid sleep 30 & sleep 30",
     ),
     (
         "count",
@@ -46,8 +48,9 @@ const JOBS: &[(&str, &str)] = &[
 /// What the demo prints before it starts.
 const INTRO: &str = "\
 brood demo: 14 shell jobs, 3 at a time, each limited to 1s (output: --line-buffer --tag).
-  job 'tree' runs `sleep 30 & sleep 30`: at 1s its whole process group gets
-  SIGTERM (then SIGKILL after 300ms), grandchild included. Job 'fail' exits 3.
+  job 'tree' runs `setsid sleep 30 & sleep 30`: at 1s its whole tree gets SIGTERM
+  (then SIGKILL after 300ms), the grandchild that left its session included
+  (in a cgroup of its own where brood can make one). Job 'fail' exits 3.
   Try: brood run -j 4 --timeout 2s -- echo {#}: {} ::: a b c
 ";
 
@@ -83,6 +86,13 @@ pub fn run() -> u8 {
         save: Save::No,
         verbose: false,
         memfree: None,
+        confinement: Confinement {
+            containment: Some(brood::Containment::Auto),
+            cgroup_parent: None,
+        },
+        wait_delay: crate::settings::DEFAULT_WAIT_DELAY,
+        leftovers: Leftovers::Kill,
+        tree_ends: Default::default(),
     });
     let plan = Plan {
         jobs: 3,

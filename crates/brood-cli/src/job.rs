@@ -1,11 +1,16 @@
 //! Running one job: its attempts (`--retries`, `--retry-delay`), its time
 //! limit (`--timeout`, fixed or relative to the median), its stop
-//! (`--termseq`), and where its output goes.
+//! (`--termseq`), its end (`--wait-delay`, `--leftovers`), and where its
+//! output goes.
 //!
-//! Each job leads its own process group, and every stop goes to the whole
-//! group, so grandchildren stop too. `kill_on_drop` is set as a backstop:
-//! a job whose task is dropped (runtime shutdown, panic) is SIGKILLed with
-//! its group.
+//! Each job is contained (`--contain`, by default a cgroup of its own
+//! where brood can make one, else a process group), and leads its own
+//! process group either way. The `--termseq` signals go to the group; what
+//! is left of the tree once the leader has exited (in a cgroup, also the
+//! descendants that called `setsid` or double-forked) is stopped as a
+//! whole: SIGTERM to every member, then SIGKILL. `kill_on_drop` is the
+//! backstop: a job whose task is dropped (runtime shutdown, panic) is
+//! SIGKILLed with its tree.
 
 use crate::evict::{self, Eviction};
 use crate::joblog::{rfc3339, Outcome, Record};
@@ -15,10 +20,16 @@ use crate::results::Results;
 use crate::spool::Spool;
 use crate::template::display_argv;
 use crate::termseq::TermSeq;
-use brood::{Command, ExitStatus, ResourceUsage, Signal, Stdio};
+use crate::tree_ends::TreeEnds;
+use brood::{
+    Child, ChildHandle, Command, Containment, ExitStatus, ResourceUsage, Signal, Stdio, TreeUsage,
+};
 use std::ffi::OsString;
+use std::future::Future;
 use std::io::{self, Write};
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -89,6 +100,80 @@ pub fn tag_with_input() -> Tagger {
     })
 }
 
+/// How each job's tree is held together (`--contain`, `--cgroup-parent`).
+#[derive(Clone, Debug, Default)]
+pub struct Confinement {
+    /// What to ask of the library; `None` for `--contain none`.
+    pub containment: Option<Containment>,
+    /// Where the jobs' cgroups go; by default under brood's own.
+    pub cgroup_parent: Option<PathBuf>,
+}
+
+impl Confinement {
+    /// Checks, before any job starts, that the jobs can have the cgroups
+    /// they were promised: under `--contain cgroup`, or wherever a
+    /// `--cgroup-parent` was given (a parent named on purpose is no place
+    /// for `auto` to fall back quietly to process groups). Otherwise every
+    /// job would fail to start, or run unconfined, each with its own line.
+    ///
+    /// The check is one contained spawn of this program (`--version`, which
+    /// exits at once): the library's own test of the parent, so the reason
+    /// is the one a job would get (missing, not cgroup v2, not a domain,
+    /// not writable). `Ok` where nothing is to be checked.
+    pub async fn check(&self) -> Result<(), String> {
+        let what = match (&self.containment, &self.cgroup_parent) {
+            (Some(_), Some(_)) => "--cgroup-parent",
+            (Some(Containment::Cgroup), None) => "--contain cgroup",
+            _ => return Ok(()),
+        };
+        // On Linux (the only place with cgroups), /proc/self/exe: the child
+        // runs it before its exec, so it is brood's binary even if the file
+        // was replaced or removed since brood started.
+        let me = if cfg!(target_os = "linux") {
+            std::path::PathBuf::from("/proc/self/exe")
+        } else {
+            std::env::current_exe()
+                .map_err(|e| format!("{what}: cannot find this program to test it: {e}"))?
+        };
+        let mut probe = Command::new(me);
+        probe
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .contain(Containment::Cgroup);
+        if let Some(parent) = &self.cgroup_parent {
+            probe.cgroup_parent(parent);
+        }
+        match probe.spawn() {
+            Ok(mut child) => {
+                // Until its cgroup is gone, so that none is left behind.
+                let _ = child.wait_tree().await;
+                Ok(())
+            }
+            Err(e) => {
+                let e = e.to_string();
+                let e = e.strip_prefix("brood: ").unwrap_or(&e);
+                // The library's message names the parent when it is one.
+                Err(match self.cgroup_parent {
+                    Some(_) => e.to_string(),
+                    None => format!("{what}: {e}"),
+                })
+            }
+        }
+    }
+}
+
+/// What happens to a job's processes still running once it is done
+/// (`--leftovers`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leftovers {
+    /// The rest of the tree is stopped.
+    Kill,
+    /// They are left running.
+    Keep,
+}
+
 /// What every job shares.
 pub struct JobContext {
     /// How to stop a job.
@@ -107,6 +192,15 @@ pub struct JobContext {
     pub verbose: bool,
     /// `--memfree`, in bytes: an evicted job's next attempt waits for it.
     pub memfree: Option<u64>,
+    /// `--contain`, `--cgroup-parent`.
+    pub confinement: Confinement,
+    /// `--wait-delay`: how long the output pipes may stay open once the
+    /// leader has exited.
+    pub wait_delay: Duration,
+    /// `--leftovers`.
+    pub leftovers: Leftovers,
+    /// The empty trees whose cgroups brood waits for before it exits.
+    pub tree_ends: TreeEnds,
 }
 
 /// Why an attempt was cut short by brood.
@@ -126,7 +220,15 @@ pub struct Attempt {
     /// How long it ran.
     pub runtime: Duration,
     status: Option<ExitStatus>,
+    /// The leader's own figures.
     usage: ResourceUsage,
+    /// The whole tree's figures, where it had a cgroup.
+    tree: Option<TreeUsage>,
+    /// What containment it got (`None`: `--contain none`, or it never
+    /// started).
+    containment: Option<Containment>,
+    /// Processes of its tree still running when it was done.
+    leftovers: Option<u64>,
     interrupted: Option<Interrupt>,
     stdout_bytes: u64,
     stderr_bytes: u64,
@@ -147,6 +249,9 @@ impl Attempt {
             runtime: t0.elapsed(),
             status: None,
             usage: ResourceUsage::default(),
+            tree: None,
+            containment: None,
+            leftovers: None,
             interrupted: None,
             stdout_bytes: 0,
             stderr_bytes: 0,
@@ -256,8 +361,17 @@ impl Finished {
             user_s: a.usage.user_time().as_secs_f64(),
             sys_s: a.usage.system_time().as_secs_f64(),
             max_rss_bytes: a.usage.max_rss(),
+            tree_user_s: a.tree.map(|t| t.user_time().as_secs_f64()),
+            tree_sys_s: a.tree.map(|t| t.system_time().as_secs_f64()),
+            tree_peak_bytes: a.tree.and_then(|t| t.peak_memory()),
             stdout_bytes: a.stdout_bytes,
             stderr_bytes: a.stderr_bytes,
+            containment: a.containment.map(|c| match c {
+                Containment::Cgroup => "cgroup".to_string(),
+                _ => "group".to_string(),
+            }),
+            // Uncontained, brood does not look for leftovers.
+            leftovers: a.containment.and(a.leftovers),
             outcome: self.outcome(),
         }
     }
@@ -270,10 +384,10 @@ impl Finished {
         } else if a.interrupted == Some(Interrupt::TimedOut) {
             match limit {
                 Some(l) => format!(
-                    "timed out after {}; its process group was stopped",
+                    "timed out after {}; its process tree was stopped",
                     crate::duration::human(l)
                 ),
-                None => "timed out; its process group was stopped".to_string(),
+                None => "timed out; its process tree was stopped".to_string(),
             }
         } else if let Some(e) = &a.error {
             e.clone()
@@ -353,14 +467,16 @@ enum Sink {
     File(std::fs::File),
 }
 
-/// Reads one of a job's pipes to its end. Returns the byte count and what
-/// was held back.
+/// Reads one of a job's pipes to its end, or until `cut` says to stop
+/// (`--wait-delay`), then closes it. Returns the byte count and what was
+/// held back.
 async fn pump<R: AsyncRead + Unpin>(
     pipe: Option<R>,
     mut sink: Sink,
     stream: Stream,
     order: u64,
     display: &Display,
+    mut cut: watch::Receiver<bool>,
 ) -> (u64, Spool) {
     let Some(mut pipe) = pipe else {
         return (0, Spool::default());
@@ -368,7 +484,14 @@ async fn pump<R: AsyncRead + Unpin>(
     let mut total = 0u64;
     let mut buf = vec![0u8; 32 * 1024];
     loop {
-        let n = match pipe.read(&mut buf).await {
+        let read = tokio::select! {
+            // The cut-off first: a leftover that writes without pause
+            // would otherwise keep the pipe always ready.
+            biased;
+            () = cut_off(&mut cut) => break,
+            r = pipe.read(&mut buf) => r,
+        };
+        let n = match read {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
@@ -485,7 +608,11 @@ async fn evicted(eviction: Option<&Eviction>) {
 }
 
 /// The job's command, ready to spawn.
-fn command(spec: &JobSpec, argv: &[OsString], slot: u64) -> Command {
+///
+/// Every job leads its own process group, whatever its containment: the
+/// `--termseq` signals go to that group, as GNU parallel's do, and a
+/// cgroup's stops reach the members that left it.
+fn command(spec: &JobSpec, argv: &[OsString], slot: u64, ctx: &JobContext) -> Command {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .env("PARALLEL_SEQ", spec.seq.to_string())
@@ -496,11 +623,135 @@ fn command(spec: &JobSpec, argv: &[OsString], slot: u64) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true);
+        // With `--leftovers keep`, dropping the `Child` once its leader has
+        // exited must not stop what it left running; [`RunningGuard`]
+        // stands in while the leader runs.
+        .kill_on_drop(ctx.leftovers == Leftovers::Kill);
+    if let Some(containment) = ctx.confinement.containment {
+        cmd.contain(containment);
+        if let Some(parent) = &ctx.confinement.cgroup_parent {
+            cmd.cgroup_parent(parent);
+        }
+    }
     cmd
 }
 
+/// The backstop of a job spawned without `kill_on_drop` (`--leftovers
+/// keep`): if the job's task is dropped while its leader may still run (a
+/// panic, a runtime shut down under it), its process group is killed.
+struct RunningGuard(Option<ChildHandle>);
+
+impl RunningGuard {
+    fn new(child: &Child, leftovers: Leftovers) -> RunningGuard {
+        RunningGuard((leftovers == Leftovers::Keep).then(|| child.handle()))
+    }
+
+    /// The attempt ended normally: nothing to do on drop.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        if let Some(handle) = &self.0 {
+            if handle.status().is_none() {
+                let _ = handle.signal_group(Signal::KILL);
+            }
+        }
+    }
+}
+
+/// Runs `fut` while still reading the job's output, so that a job that
+/// writes while it stops never blocks on a full pipe.
+async fn alongside<T, Io: Future>(
+    fut: impl Future<Output = T>,
+    mut io: Pin<&mut Io>,
+    io_done: &mut Option<Io::Output>,
+) -> T {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            r = &mut fut => return r,
+            r = io.as_mut(), if io_done.is_none() => *io_done = Some(r),
+        }
+    }
+}
+
+/// Whether the job's tree (its cgroup, else its process group) is known to
+/// be empty now, without waiting: a cgroup's `populated 0` as brood has
+/// seen it, or a group with no member left.
+async fn tree_gone_now(handle: &ChildHandle) -> bool {
+    // `timeout` polls the wait once before it looks at the clock.
+    tokio::time::timeout(Duration::ZERO, handle.wait_tree())
+        .await
+        .is_ok()
+}
+
+/// The processes of a job's tree that still run once its leader has
+/// exited: `Some(0)` if none, `Some(n)` counted, `None` if they cannot be
+/// counted (`--contain none`, or `/proc` unreadable).
+async fn leftovers_of(child: &Child, handle: &ChildHandle, tree_ends: &TreeEnds) -> Option<u64> {
+    if tree_gone_now(handle).await {
+        return Some(0);
+    }
+    let containment = child.containment()?;
+    // A cgroup's members exclude zombies, so a tree whose last process has
+    // just exited counts 0 even before brood has seen its `populated 0`.
+    let count = child.members().ok().map(|m| m.len() as u64);
+    if count == Some(0) && containment == Containment::Cgroup {
+        // The kernel's `populated 0` is on its way, maybe about 10 ms late: the
+        // job does not wait for it, brood does before it exits.
+        tree_ends.add(handle.clone());
+    }
+    count
+}
+
+/// Stops what is left of the job's tree and waits until it is gone:
+/// SIGTERM to every member (in a cgroup, frozen meanwhile, so none forks
+/// past it), then SIGKILL after `grace` (`cgroup.kill`), or at once if the
+/// run is told to kill. For a process group, "gone" is as far as brood can
+/// tell: a member that left the group is out of reach.
+async fn stop_tree(child: &mut Child, grace: Duration, stop: &mut watch::Receiver<Stop>) {
+    if *stop.borrow() != Stop::Kill && !grace.is_zero() {
+        let finished = tokio::select! {
+            _ = child.terminate(grace) => true,
+            _ = stop_requested(stop, Stop::Kill) => false,
+        };
+        if finished {
+            return;
+        }
+    }
+    // A dropped `terminate` leaves its SIGKILL to brood's background
+    // thread; this one sends it now.
+    let _ = child.terminate(Duration::ZERO).await;
+}
+
+/// Resolves once `rx` says the output is to be cut off (never if it is
+/// dropped first).
+async fn cut_off(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|cut| *cut).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Runs the job's command once.
+///
+/// The attempt goes through up to three phases:
+///
+/// 1. *Running*, until the leader exits, or brood interrupts it (time
+///    limit, stop order, eviction).
+/// 2. *Interrupted*: the `--termseq` signals go to the job's process
+///    group until the leader exits (or the sequence runs out, or brood is
+///    told to kill: then SIGKILL). What is left of the tree then gets the
+///    rest of the sequence: SIGTERM to every member, SIGKILL at its end.
+/// 3. *Done*, once the leader has exited and its output pipes are closed,
+///    or `--wait-delay` after the leader's exit (a leftover holds them;
+///    brood then stops reading). Leftovers are counted and, with
+///    `--leftovers kill`, stopped as in 2.
+///
+/// The attempt returns once its tree is gone (or left, with `--leftovers
+/// keep`), so `-j` bounds the processes running as well as the jobs.
 async fn run_attempt(
     spec: &JobSpec,
     argv: &[OsString],
@@ -520,7 +771,7 @@ async fn run_attempt(
     if ctx.verbose {
         ctx.display.error(&display_argv(argv));
     }
-    let mut child = match command(spec, argv, slot).spawn() {
+    let mut child = match command(spec, argv, slot, ctx).spawn() {
         Ok(child) => child,
         Err(e) => {
             return Attempt::failed_to_start(
@@ -530,6 +781,7 @@ async fn run_attempt(
             )
         }
     };
+    let guard = RunningGuard::new(&child, ctx.leftovers);
     if let Some(e) = &controls.eviction {
         // Evictable from now on. A request made before (between attempts,
         // or as the last one ended) is dropped: the scheduler looks again.
@@ -538,30 +790,30 @@ async fn run_attempt(
     let handle = child.handle();
     let (out, err) = (child.stdout.take(), child.stderr.take());
     let display = &*ctx.display;
+    let (cut_tx, cut_rx) = watch::channel(false);
     let io = async {
         tokio::join!(
-            pump(out, out_sink, Stream::Out, order, display),
-            pump(err, err_sink, Stream::Err, order, display),
+            pump(out, out_sink, Stream::Out, order, display, cut_rx.clone()),
+            pump(err, err_sink, Stream::Err, order, display, cut_rx),
         )
     };
     tokio::pin!(io);
     let mut io_done = None;
-    let mut exit: Option<io::Result<(ExitStatus, ResourceUsage)>> = None;
+    let mut exit: Option<io::Result<ExitStatus>> = None;
     let mut interrupted = None;
-    // When the job ended, before any wait for stragglers.
-    let mut ended: Option<Duration> = None;
+    let stop = &mut controls.stop;
+    // When the interruption began (phase 2).
+    let mut began = None;
     {
-        let wait = child.wait_with_rusage();
+        let wait = child.wait();
         tokio::pin!(wait);
-        let stop = &mut controls.stop;
-        // Run until the leader has exited and the pipes are closed, or
-        // until the time limit, a stop order or an eviction.
+        // Phase 1: until the leader exits or brood interrupts the job.
         {
             let limit = time_limit(t0, &mut controls.timeout);
             tokio::pin!(limit);
-            while exit.is_none() || io_done.is_none() {
+            while exit.is_none() {
                 tokio::select! {
-                    r = &mut wait, if exit.is_none() => exit = Some(r),
+                    r = &mut wait => exit = Some(r),
                     r = &mut io, if io_done.is_none() => io_done = Some(r),
                     () = &mut limit => {
                         interrupted = Some(Interrupt::TimedOut);
@@ -579,20 +831,18 @@ async fn run_attempt(
             }
         }
         if interrupted.is_some() {
-            // The termination sequence: each signal to the whole group,
-            // then up to its wait for the job to end.
-            let began = Instant::now();
-            let mut killed = false;
+            // Phase 2: the termination sequence, each signal to the job's
+            // process group, then up to its wait for the leader to exit.
+            began = Some(Instant::now());
             'steps: for &(sig, wait_for) in &ctx.termseq.0 {
                 if *stop.borrow() == Stop::Kill {
                     break;
                 }
                 let _ = handle.signal_group(sig);
-                killed |= sig == Signal::KILL;
                 let until = Instant::now() + wait_for;
-                while exit.is_none() || io_done.is_none() {
+                while exit.is_none() {
                     tokio::select! {
-                        r = &mut wait, if exit.is_none() => exit = Some(r),
+                        r = &mut wait => exit = Some(r),
                         r = &mut io, if io_done.is_none() => io_done = Some(r),
                         () = sleep_until(until) => continue 'steps,
                         _ = stop_requested(stop, Stop::Kill) => break 'steps,
@@ -600,63 +850,89 @@ async fn run_attempt(
                 }
                 break;
             }
-            if exit.is_none() || io_done.is_none() {
-                // Outlived the sequence (or a second Ctrl-C): SIGKILL. The
-                // leader then exits; output still held by a member that
-                // escaped the group gets a moment, no more.
-                let _ = handle.signal_group(Signal::KILL);
-                killed = true;
-                if exit.is_none() {
-                    exit = Some(wait.as_mut().await);
-                }
-                if io_done.is_none() {
-                    tokio::select! {
-                        r = &mut io => io_done = Some(r),
-                        () = sleep(Duration::from_millis(200)) => {}
-                    }
-                }
-            }
-            ended = Some(t0.elapsed());
-            if !killed && *stop.borrow() != Stop::Kill {
-                // The job ended within the sequence, but members that left
-                // the pipes (a background `sleep >/dev/null`) may remain:
-                // they get the rest of the sequence, then SIGKILL.
-                let end = began + ctx.termseq.total();
-                tokio::select! {
-                    () = sleep_until(end) => {}
-                    _ = stop_requested(stop, Stop::Kill) => {}
-                }
+            if exit.is_none() {
+                // Outlived the sequence, or brood is told to kill: SIGKILL
+                // to the group, where SIGKILL belongs first (the leader's
+                // status says so), then the whole tree.
                 let _ = handle.signal_group(Signal::KILL);
             }
         }
     }
+    let mut leftovers = None;
+    if let Some(began) = began {
+        if exit.is_none() {
+            exit = Some(
+                alongside(
+                    async {
+                        stop_tree(&mut child, Duration::ZERO, stop).await;
+                        child.wait().await
+                    },
+                    io.as_mut(),
+                    &mut io_done,
+                )
+                .await,
+            );
+        } else {
+            // The leader has exited within the sequence; members that
+            // outlive it (those that left its group, those that ignore
+            // the signal) get the rest of the sequence, then SIGKILL.
+            leftovers = leftovers_of(&child, &handle, &ctx.tree_ends).await;
+            if leftovers != Some(0) {
+                let rest = (began + ctx.termseq.total()).saturating_duration_since(Instant::now());
+                alongside(stop_tree(&mut child, rest, stop), io.as_mut(), &mut io_done).await;
+            }
+        }
+    }
+    // Phase 3: the leader has exited. The job is done once its output
+    // pipes are closed, or `--wait-delay` later (the tree is gone after an
+    // interruption, so they close at once unless a process outside it
+    // holds them), or at once if brood is stopping.
+    if io_done.is_none() {
+        let cut = tokio::select! {
+            r = &mut io => {
+                io_done = Some(r);
+                false
+            }
+            () = sleep(ctx.wait_delay) => true,
+            _ = stop_requested(stop, Stop::Graceful), if began.is_none() => true,
+        };
+        if cut {
+            // The pumps stop reading and close the pipes; a leftover that
+            // writes on gets EPIPE.
+            let _ = cut_tx.send(true);
+            io_done = Some(io.as_mut().await);
+        }
+    }
+    let ended = t0.elapsed();
+    if began.is_none() && ctx.confinement.containment.is_some() {
+        leftovers = leftovers_of(&child, &handle, &ctx.tree_ends).await;
+        if ctx.leftovers == Leftovers::Kill && leftovers != Some(0) {
+            stop_tree(&mut child, ctx.termseq.total(), stop).await;
+        }
+    }
+    guard.disarm();
     if let Some(e) = &controls.eviction {
-        // Said after the whole group is gone, so that after an eviction
+        // Said after the whole tree is gone, so that after an eviction
         // the scheduler reads memory again only once this job's is free.
         e.done();
     }
-    let runtime = ended.unwrap_or_else(|| t0.elapsed());
     let ((stdout_bytes, mut out), (stderr_bytes, err)) = io_done.unwrap_or_default();
     if !trailer.is_empty() {
         out.append(trailer);
     }
-    let (status, mut usage, error) = match exit {
-        Some(Ok((status, usage))) => (Some(status), usage, None),
-        Some(Err(e)) => (
-            None,
-            ResourceUsage::default(),
-            Some(format!("could not be waited for: {e}")),
-        ),
-        None => (None, ResourceUsage::default(), None),
+    let (status, error) = match exit {
+        Some(Ok(status)) => (Some(status), None),
+        Some(Err(e)) => (None, Some(format!("could not be waited for: {e}"))),
+        None => (None, None),
     };
-    if let Some(real) = child.resource_usage() {
-        usage = real;
-    }
     Attempt {
         start,
-        runtime,
+        runtime: ended,
         status,
-        usage,
+        usage: child.resource_usage().unwrap_or_default(),
+        tree: child.tree_usage(),
+        containment: child.containment(),
+        leftovers,
         interrupted,
         stdout_bytes,
         stderr_bytes,
@@ -710,9 +986,21 @@ pub async fn run_job(
     let (mut user, mut sys, mut peak_rss) = (Duration::ZERO, Duration::ZERO, 0);
     loop {
         let mut attempt = run_attempt(&spec, &argv, slot, order, &ctx, &mut controls).await;
-        user += attempt.usage.user_time();
-        sys += attempt.usage.system_time();
-        peak_rss = peak_rss.max(attempt.usage.max_rss());
+        // The whole tree's CPU where the job had a cgroup, else its
+        // leader's; memory is the leader's peak RSS unless the tree's peak
+        // is known.
+        match attempt.tree {
+            Some(tree) => {
+                user += tree.user_time();
+                sys += tree.system_time();
+            }
+            None => {
+                user += attempt.usage.user_time();
+                sys += attempt.usage.system_time();
+            }
+        }
+        let peak = attempt.tree.and_then(|t| t.peak_memory());
+        peak_rss = peak_rss.max(peak.unwrap_or_else(|| attempt.usage.max_rss()));
         if attempt.interrupted == Some(Interrupt::LowMemory) && retries + 1 < ctx.attempts {
             // The last attempt's eviction is told as the job's failure.
             ctx.display.message(&format!(

@@ -62,12 +62,27 @@ pub struct Record {
     pub user_s: f64,
     /// System CPU time of the last attempt, in seconds.
     pub sys_s: f64,
-    /// Peak RSS of the last attempt, in bytes.
+    /// Peak RSS of the last attempt's leader, in bytes.
     pub max_rss_bytes: u64,
+    /// User CPU time of the last attempt's whole tree (every process that
+    /// ran in its cgroup), in seconds; `null` without a cgroup.
+    pub tree_user_s: Option<f64>,
+    /// System CPU time of the last attempt's whole tree, in seconds.
+    pub tree_sys_s: Option<f64>,
+    /// The whole tree's peak memory, in bytes; `null` without a cgroup or
+    /// where the memory controller is not enabled for it.
+    pub tree_peak_bytes: Option<u64>,
     /// Bytes the job wrote to stdout.
     pub stdout_bytes: u64,
     /// Bytes the job wrote to stderr.
     pub stderr_bytes: u64,
+    /// How the last attempt was contained: `cgroup` or `group`; `null`
+    /// with `--contain none`.
+    pub containment: Option<String>,
+    /// Processes of the last attempt's tree still running when it was
+    /// done (its leader had exited and its output was closed, or
+    /// `--wait-delay` had run out); `null` with `--contain none`.
+    pub leftovers: Option<u64>,
     /// How the job ended.
     pub outcome: Outcome,
 }
@@ -263,8 +278,13 @@ mod tests {
             user_s: 0.000001,
             sys_s: 0.0,
             max_rss_bytes: 2048,
+            tree_user_s: Some(0.5),
+            tree_sys_s: Some(0.25),
+            tree_peak_bytes: None,
             stdout_bytes: 5,
             stderr_bytes: 0,
+            containment: Some("cgroup".into()),
+            leftovers: Some(1),
             outcome: Outcome::TimedOut,
         }
     }

@@ -32,6 +32,7 @@ mod spool;
 mod summary;
 mod template;
 mod termseq;
+mod tree_ends;
 
 use clap::Parser;
 use std::ffi::OsString;
@@ -173,6 +174,10 @@ fn run(args: args::RunArgs, sources: Vec<separators::SourceArg>) -> Result<u8, S
     // them: a stopped process tree leaves no zombies behind. Where this is
     // unsupported (not Linux), nothing changes but that.
     let _ = brood::become_subreaper();
+    let confinement = &settings.context.confinement;
+    if let Err(e) = block_on(confinement.check())? {
+        return Ok(fail(&e));
+    }
     let p = &settings.presentation;
     let display = Arc::new(output::Display::new(
         p.mode,

@@ -102,7 +102,13 @@ pub async fn run(
             return 255;
         }
     };
-    Scheduler::new(plan, ctx, joblog).run(source, signals).await
+    let code = Scheduler::new(plan, ctx.clone(), joblog)
+        .run(source, signals)
+        .await;
+    // Before brood exits: the cgroups of the trees that ended with their
+    // jobs (`tree_ends`); within about 10 ms.
+    ctx.tree_ends.wait_all().await;
+    code
 }
 
 /// The signals brood reacts to.

@@ -3,11 +3,11 @@
 //! context. Any error here is a one-line usage error (exit 255) before a
 //! job starts.
 
-use crate::args::{JoblogFormat, OutputArg, RunArgs};
+use crate::args::{ContainArg, JoblogFormat, LeftoversArg, OutputArg, RunArgs};
 use crate::combine::Combination;
 use crate::halt::{Halt, HaltState};
 use crate::inputs::{self, Splitter};
-use crate::job::{JobContext, Save, Tagger};
+use crate::job::{Confinement, JobContext, Leftovers, Save, Tagger};
 use crate::joblog::{Format, Target};
 use crate::jobs::{Grouping, JobSource, JobSpec, Units};
 use crate::output::Mode;
@@ -27,6 +27,12 @@ use std::sync::Arc;
 /// SIGTERM, 30 s by default; 20 s leaves the rest for the SIGKILLs to land
 /// and the job log to be written.
 pub const DEFAULT_SIGNAL_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// `--wait-delay`'s default: how long a job's output pipes may stay open
+/// after its leader exited. Long enough for a leftover that is about to
+/// close them (a `tee` flushing, a logger exiting), short enough that a
+/// daemon holding them costs a job little.
+pub const DEFAULT_WAIT_DELAY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The most jobs `-j 0` runs at once, whatever the limits allow.
 const MAX_JOBS: usize = 32_768;
@@ -85,6 +91,12 @@ pub struct ContextSpec {
     pub verbose: bool,
     /// `--memfree`, in bytes.
     pub memfree: Option<u64>,
+    /// `--contain`, `--cgroup-parent`.
+    pub confinement: Confinement,
+    /// `--wait-delay`.
+    pub wait_delay: std::time::Duration,
+    /// `--leftovers`.
+    pub leftovers: Leftovers,
 }
 
 impl ContextSpec {
@@ -108,6 +120,10 @@ impl ContextSpec {
             save: self.save,
             verbose: self.verbose,
             memfree: self.memfree,
+            confinement: self.confinement,
+            wait_delay: self.wait_delay,
+            leftovers: self.leftovers,
+            tree_ends: Default::default(),
         }
     }
 }
@@ -183,6 +199,25 @@ fn shard_option(args: &RunArgs) -> Result<Option<Resolved>, String> {
     shard::resolve(arg, count, &env)
         .map(Some)
         .map_err(|e| e.to_string())
+}
+
+/// `--contain` and `--cgroup-parent`.
+fn confinement(args: &RunArgs) -> Result<Confinement, String> {
+    let containment = match args.contain {
+        ContainArg::Auto => Some(brood::Containment::Auto),
+        ContainArg::Cgroup => Some(brood::Containment::Cgroup),
+        ContainArg::Group => Some(brood::Containment::Group),
+        ContainArg::None => None,
+    };
+    if args.cgroup_parent.is_some()
+        && !matches!(args.contain, ContainArg::Auto | ContainArg::Cgroup)
+    {
+        return Err("--cgroup-parent needs --contain auto or cgroup".into());
+    }
+    Ok(Confinement {
+        containment,
+        cgroup_parent: args.cgroup_parent.clone(),
+    })
 }
 
 /// Checks `args` and `sources`; builds the job source too (it reads the
@@ -342,7 +377,14 @@ pub fn from_args(args: RunArgs, sources: Vec<SourceArg>) -> Result<(Settings, Jo
         _ => Default::default(),
     };
 
+    let confinement = confinement(&args)?;
     let context = ContextSpec {
+        confinement,
+        wait_delay: duration_opt(&args.wait_delay, "--wait-delay")?.unwrap_or(DEFAULT_WAIT_DELAY),
+        leftovers: match args.leftovers {
+            LeftoversArg::Kill => Leftovers::Kill,
+            LeftoversArg::Keep => Leftovers::Keep,
+        },
         termseq,
         attempts,
         retry_delay: duration_opt(&args.retry_delay, "--retry-delay")?,

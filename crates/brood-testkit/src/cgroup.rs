@@ -1,4 +1,5 @@
-//! Private cgroup v2 parents, for the containment tests and the benchmark.
+//! Private cgroup v2 parents, for the containment tests (the library's and
+//! the CLI's) and the benchmark.
 //!
 //! A test that needs cgroups makes a parent of its own,
 //! `brood-test-<pid>-<start>-<n>-<label>` directly under the cgroup this
@@ -101,6 +102,16 @@ impl PrivateParent {
         listing(&self.path)
     }
 
+    /// Whether any process is left in the parent or below it.
+    pub fn populated(&self) -> bool {
+        populated(&self.path)
+    }
+
+    /// The pids in the parent and every cgroup below it.
+    pub fn members(&self) -> Vec<u32> {
+        members(&self.path)
+    }
+
     /// The per-child cgroups brood made here (`brood-…`).
     pub fn brood_cgroups(&self) -> Vec<String> {
         self.listing()
@@ -175,6 +186,20 @@ pub fn populated(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// The pids in the cgroup at `path` and every cgroup below it (zombies are
+/// in none: the kernel moves a process out of its cgroup when it exits).
+pub fn members(path: &Path) -> Vec<u32> {
+    let mut pids: Vec<u32> = std::fs::read_to_string(path.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    for name in listing(path) {
+        pids.extend(members(&path.join(name)));
+    }
+    pids
+}
+
 /// Removes the empty cgroup at `dir`, the cgroups nested in it first.
 pub fn remove_tree(dir: &Path) -> io::Result<()> {
     for name in listing(dir) {
@@ -188,5 +213,34 @@ pub fn remove_tree(dir: &Path) -> io::Result<()> {
 pub fn forward_skip(run: &crate::worker::Run) {
     if let Some(line) = run.stderr.lines().find(|l| l.starts_with(SKIP_MARK)) {
         let _ = writeln!(io::stderr(), "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parent_is_made_listed_killed_and_removed() {
+        let Some(parent) = PrivateParent::new("kit-self-test") else {
+            return;
+        };
+        let path = parent.path.clone();
+        assert!(path.join("cgroup.procs").exists());
+        assert!(!parent.populated());
+        std::fs::create_dir(path.join("inner")).unwrap();
+        assert_eq!(parent.listing(), ["inner"]);
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        std::fs::write(path.join("inner/cgroup.procs"), sleeper.id().to_string()).unwrap();
+        assert_eq!(parent.members(), [sleeper.id()]);
+        assert!(parent.populated());
+        drop(parent);
+        // Killed by the drop's cgroup.kill, and reaped here.
+        let status = sleeper.wait().unwrap();
+        assert!(!status.success());
+        assert!(!path.exists());
     }
 }

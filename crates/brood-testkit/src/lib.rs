@@ -8,9 +8,9 @@
 //! | [`bounded`], [`eventually`], [`bounded_test!`] | time bounds: a hang is a failure, and conditions with no event to wait on are polled with a deadline | library tests; CLI tests ([`eventually_blocking`] is their `wait_for`) |
 //! | [`runtime`] | the two Tokio runtime flavours, built the same way everywhere, and a scenario run on both | library tests |
 //! | [`worker`] | re-running the test binary as a worker for one test, for state that is process-wide (its output goes to files, so that descendants that outlive it cannot hold the run open) | library tests |
-//! | [`procfs`] | children, zombies, liveness and the fields of `/proc/<pid>/stat` (group, session, start time), a process's cgroup; fields of `/proc/self/status` (`VmRSS`, `VmHWM`, `SigCgt`, `TracerPid`) | library tests, CLI tests, bench |
+//! | [`procfs`] | children, zombies, liveness and the fields of `/proc/<pid>/stat` (group, session, start time), a process's cgroup; fields of `/proc/self/status` (`VmRSS`, `VmHWM`, `SigCgt`, `TracerPid`); [`procfs::Marker`], finding a test's processes by a mark in their environment | library tests, CLI tests, bench |
 //! | [`pidfd`] | processes watched through a pidfd (never a recycled pid): exited yet, SIGKILL | library tests |
-//! | [`cgroup`] | private cgroup v2 parents, killed and removed on drop; the skip rule (`BROOD-CGROUP-SKIP`, `BROOD_REQUIRE_CGROUP`) | library tests, bench |
+//! | [`cgroup`] | private cgroup v2 parents, killed and removed on drop, their members; the skip rule (`BROOD-CGROUP-SKIP`, `BROOD_REQUIRE_CGROUP`) | library tests, CLI tests, bench |
 //! | [`fds`] | descriptor counts and sets (with their targets), settled baselines, close-on-exec and pipe-size checks | library tests |
 //! | [`seccomp`] | a filter that makes chosen system calls fail (pidfds denied, `clone3` denied on one thread) | library tests, bench |
 //! | [`limits`] | `getrlimit`/`setrlimit`, raising the descriptor limit | library tests, bench |
@@ -29,7 +29,8 @@
 //!
 //! # For the CLI tests
 //!
-//! `crates/brood-cli/tests/common/mod.rs` maps onto this crate as follows:
+//! The CLI tests' `crates/brood-cli/tests/it/support.rs` (once
+//! `tests/common/mod.rs`) maps onto this crate as follows:
 //! `wait_for(limit, cond)` is [`eventually_blocking`]; `alive(pid)` is
 //! [`procfs::alive`]; `read_pids` and `assert_all_dead` are
 //! [`procfs::read_pids`] and [`procfs::assert_all_dead`]; `read_joblog` and
@@ -38,7 +39,9 @@
 //! trailing characters, duplicate keys and an unterminated last record are
 //! errors); the hand-made `TempDir` is `tempfile::TempDir` (add `tempfile`
 //! as a dev-dependency). `bin()` and `brood()` are assert_cmd glue and stay
-//! with the CLI tests.
+//! with the CLI tests. Their containment tests use [`cgroup::PrivateParent`] as
+//! the jobs' `--cgroup-parent` and [`procfs::Marker`] to find every process
+//! of a job tree, escapees included.
 #![warn(missing_docs)]
 
 mod bounded;

@@ -167,3 +167,100 @@ pub fn sigchld_caught() -> bool {
 pub fn tracer_pid() -> Option<u32> {
     status_field("TracerPid")?.parse().ok()
 }
+
+/// A mark a test puts in the environment of the processes it starts
+/// (`BROOD_TEST_MARK=<label>-<pid>-<n>`), so that it can find every one of
+/// them in `/proc` afterwards, however they detached, without knowing
+/// their pids. A recycled pid never passes for one of them: the process
+/// that reused it does not carry the mark.
+///
+/// Dropping the marker SIGKILLs every live process that carries it, so a
+/// failing test leaves nothing running.
+#[derive(Debug)]
+pub struct Marker {
+    value: String,
+}
+
+impl Marker {
+    /// The environment variable that holds the mark.
+    pub const VAR: &'static str = "BROOD_TEST_MARK";
+
+    /// A mark unique to this process and call; `label` names the test.
+    pub fn new(label: &str) -> Marker {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        Marker {
+            value: format!(
+                "{label}-{}-{}",
+                std::process::id(),
+                COUNT.fetch_add(1, Ordering::Relaxed)
+            ),
+        }
+    }
+
+    /// The variable's value, to set in a command's environment as
+    /// [`Marker::VAR`].
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// The live processes (zombies excluded) whose environment holds the
+    /// mark, this one excepted.
+    pub fn live(&self) -> Vec<u32> {
+        let entry = format!("{}={}", Self::VAR, self.value);
+        let me = std::process::id();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| pid != me)
+            .filter(|&pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == entry.as_bytes()))
+            })
+            .filter(|&pid| alive(pid))
+            .collect()
+    }
+
+    /// Asserts that no process carries the mark any more, at once: for a
+    /// program that promises to stop its processes before it exits. (A
+    /// zombie that its new parent has not reaped yet counts as gone.)
+    /// Survivors are killed before the assertion fails.
+    pub fn assert_none_left(&self, what: &str) {
+        let survivors = self.live();
+        let described: Vec<String> = survivors.iter().map(|&pid| describe(pid)).collect();
+        self.kill_all();
+        assert!(
+            survivors.is_empty(),
+            "{what}: processes survived: {}",
+            described.join("; ")
+        );
+    }
+
+    /// SIGKILLs every live process that carries the mark.
+    pub fn kill_all(&self) {
+        for pid in self.live() {
+            // SAFETY: kill(2) takes two integers; at worst it fails with
+            // ESRCH (the process exited meanwhile).
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
+
+impl Drop for Marker {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+/// `pid: command line`, for messages.
+fn describe(pid: u32) -> String {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let text: Vec<String> = cmdline
+        .split(|&b| b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    format!("pid {pid}: {}", text.join(" "))
+}

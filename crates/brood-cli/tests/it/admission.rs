@@ -7,9 +7,8 @@
 //! per `--term-seq`) and put back on the queue, `--retries` deciding how
 //! often it runs again.
 
-use crate::support::{
-    lines_of, read_joblog, wait_for, Background, FakeProc, Field, TempDir, LIMIT,
-};
+use crate::support::{lines_of, Background, FakeProc, Field, TempDir, LIMIT};
+use brood_testkit::{eventually_blocking, jsonl};
 use std::path::Path;
 use std::time::Duration;
 
@@ -65,23 +64,24 @@ fn memfree_holds_starts_and_evicts_the_youngest_job() {
     ]));
     // 500 MiB of 600: nothing starts.
     assert!(
-        !wait_for(QUIET, || events.exists()),
+        !eventually_blocking(QUIET, || events.exists()),
         "a job started below SIZE"
     );
     mem.set(&meminfo(1000));
-    assert!(wait_for(LIMIT, || count(&events, "start a") == 1
+    assert!(eventually_blocking(LIMIT, || count(&events, "start a")
+        == 1
         && count(&events, "start b") == 1));
     // Below half of SIZE: the youngest (b) is stopped, a is not.
     mem.set(&meminfo(200));
-    assert!(wait_for(LIMIT, || count(&events, "term b") == 1));
+    assert!(eventually_blocking(LIMIT, || count(&events, "term b") == 1));
     // At 400 MiB, b waits for SIZE to run again; a runs on.
     assert!(
-        !wait_for(QUIET, || count(&events, "start b") == 2),
+        !eventually_blocking(QUIET, || count(&events, "start b") == 2),
         "b ran again below SIZE"
     );
     assert_eq!(count(&events, "term a"), 0, "{:?}", lines_of(&events));
     mem.set(&meminfo(1000));
-    assert!(wait_for(LIMIT, || count(&events, "start b") == 2));
+    assert!(eventually_blocking(LIMIT, || count(&events, "start b") == 2));
     std::fs::write(&go, "").unwrap();
     let (code, _, err) = run.finish();
     assert_eq!(code, Some(0), "{err}");
@@ -89,7 +89,7 @@ fn memfree_holds_starts_and_evicts_the_youngest_job() {
         err.contains("job 2 stopped: less than half of --memfree is available"),
         "{err}"
     );
-    let recs = read_joblog(Path::new(&log));
+    let recs = jsonl::read_file(Path::new(&log));
     let b = recs.iter().find(|r| r.field("input").str() == "b").unwrap();
     assert_eq!(
         (b.field("retries").num(), b.field("outcome").str()),
@@ -125,7 +125,7 @@ fn memfree_eviction_without_retries_fails_the_job() {
         err.contains("job 1 was stopped: less than half of --memfree was available"),
         "{err}"
     );
-    let rec = &read_joblog(Path::new(&log))[0];
+    let rec = &jsonl::read_file(Path::new(&log))[0];
     assert_eq!(rec.field("outcome").str(), "low_memory");
     assert_eq!(rec.field("signal").num(), 15.0);
     // GNU parallel's TSV: Exitval -1.
@@ -138,7 +138,7 @@ fn memfree_eviction_without_retries_fails_the_job() {
     mem.set(&meminfo(1000));
     std::fs::write(dir.join("ok"), "").unwrap();
     assert_eq!(run(&["--resume"], &log).0, Some(0));
-    let recs = read_joblog(Path::new(&log));
+    let recs = jsonl::read_file(Path::new(&log));
     assert_eq!(recs.len(), 2);
     assert_eq!(recs[1].field("outcome").str(), "ok");
 }
@@ -159,7 +159,10 @@ fn load_holds_starts() {
         ":::",
         "x",
     ]));
-    assert!(!wait_for(QUIET, || ran.exists()), "started at load 50");
+    assert!(
+        !eventually_blocking(QUIET, || ran.exists()),
+        "started at load 50"
+    );
     proc_stat.set(&stat(3));
     let (code, _, err) = run.finish();
     assert_eq!(code, Some(0), "{err}");

@@ -4,17 +4,15 @@
 //! that `--resume` runs them again), the trees stopped, and the log whole,
 //! within the engine's window.
 
-use crate::support::{
-    assert_all_dead, bin, brood_in_engine, kill, lines_of, read_joblog, read_pids, wait_for,
-    Background, Field, TempDir, LIMIT,
-};
+use crate::support::{bin, brood_in_engine, kill, lines_of, Background, Field, TempDir, LIMIT};
+use brood_testkit::{eventually_blocking, jsonl, procfs};
 use nix::sys::signal::Signal;
 use std::io::{BufRead, BufReader};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn outcomes(path: &std::path::Path) -> Vec<(String, String)> {
-    let mut got: Vec<(String, String)> = read_joblog(path)
+    let mut got: Vec<(String, String)> = jsonl::read_file(path)
         .iter()
         .map(|r| {
             (
@@ -56,7 +54,7 @@ fn a_job_killed_by_a_signal_brood_did_not_send_is_stopped() {
         outcomes(&dir.join("log.jsonl")),
         [("cut".into(), "stopped".into()), ("ok".into(), "ok".into())]
     );
-    let cut = read_joblog(&dir.join("log.jsonl"))
+    let cut = jsonl::read_file(&dir.join("log.jsonl"))
         .into_iter()
         .find(|r| r.field("input").str() == "cut")
         .unwrap();
@@ -99,9 +97,16 @@ fn a_failure_just_before_brood_is_stopped_is_logged_stopped() {
             .unwrap_or_default()
             .contains(&format!("\"input\":\"{input}\""))
     };
-    assert!(wait_for(LIMIT, || logged("early")), "no record of early");
-    assert!(wait_for(LIMIT, || read_pids(&dir.join("pid")).len() == 1));
-    let late = read_pids(&dir.join("pid"))[0];
+    assert!(
+        eventually_blocking(LIMIT, || logged("early")),
+        "no record of early"
+    );
+    assert!(eventually_blocking(LIMIT, || procfs::read_pids(
+        &dir.join("pid")
+    )
+    .len()
+        == 1));
+    let late = procfs::read_pids(&dir.join("pid"))[0];
     let stderr = brood.child().stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -127,7 +132,7 @@ fn a_failure_just_before_brood_is_stopped_is_logged_stopped() {
     kill(brood.child().id(), Signal::SIGTERM).unwrap();
     let (code, _, _) = brood.finish();
     assert_eq!(code, Some(143));
-    let records = read_joblog(&dir.join("log.jsonl"));
+    let records = jsonl::read_file(&dir.join("log.jsonl"));
     let late_record = records
         .iter()
         .find(|r| r.field("input").str() == "late")
@@ -165,11 +170,11 @@ fn an_engine_stop_reaches_brood_and_every_job_at_once() {
             .args(["sh", "{}", ":::", "polite", "exits", "stubborn"]),
     );
     assert!(
-        wait_for(LIMIT, || read_pids(&dir.join("pids")).len() == 4),
+        eventually_blocking(LIMIT, || procfs::read_pids(&dir.join("pids")).len() == 4),
         "the jobs did not start"
     );
     let t0 = Instant::now();
-    let mut everyone = read_pids(&dir.join("pids"));
+    let mut everyone = procfs::read_pids(&dir.join("pids"));
     everyone.push(brood.child().id());
     for &pid in &everyone {
         let _ = kill(pid, Signal::SIGCONT);
@@ -179,7 +184,7 @@ fn an_engine_stop_reaches_brood_and_every_job_at_once() {
     assert_eq!(code, Some(143), "{err}");
     // The default --termseq is under half a second; Slurm's KillWait is 30.
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
-    assert_all_dead(&dir.join("pids"), 4);
+    procfs::assert_all_dead(&dir.join("pids"), 4);
     assert_eq!(
         outcomes(&dir.join("log.jsonl")),
         [
@@ -211,7 +216,11 @@ fn signal_grace_bounds_the_stop() {
             ])
             .args(["--joblog", &log, "--", "sh", "-c", &script, ":::", "a"]),
     );
-    assert!(wait_for(LIMIT, || read_pids(&dir.join("pids")).len() == 1));
+    assert!(eventually_blocking(LIMIT, || procfs::read_pids(
+        &dir.join("pids")
+    )
+    .len()
+        == 1));
     let t0 = Instant::now();
     kill(brood.child().id(), Signal::SIGTERM).unwrap();
     let (code, _, err) = brood.finish();
@@ -221,8 +230,8 @@ fn signal_grace_bounds_the_stop() {
         err.contains("--signal-grace (300ms) is over: killing every job now"),
         "{err}"
     );
-    assert_all_dead(&dir.join("pids"), 1);
-    let records = read_joblog(&dir.join("log.jsonl"));
+    procfs::assert_all_dead(&dir.join("pids"), 1);
+    let records = jsonl::read_file(&dir.join("log.jsonl"));
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].field("outcome").str(), "stopped");
     assert_eq!(records[0].field("signal").num(), 9.0);
@@ -240,17 +249,28 @@ fn a_job_waiting_for_its_next_attempt_is_stopped_not_failed() {
             .args(["run", "--retries", "3", "--retry-delay", "30s"])
             .args(["--joblog", &log, "--", "sh", "-c", &script, ":::", "a"]),
     );
-    assert!(wait_for(LIMIT, || read_pids(&dir.join("pids")).len() == 1));
-    let first = read_pids(&dir.join("pids"))[0];
-    assert!(wait_for(LIMIT, || !crate::support::alive(first)));
+    assert!(eventually_blocking(LIMIT, || procfs::read_pids(
+        &dir.join("pids")
+    )
+    .len()
+        == 1));
+    let first = procfs::read_pids(&dir.join("pids"))[0];
+    assert!(eventually_blocking(
+        LIMIT,
+        || !brood_testkit::procfs::alive(first)
+    ));
     let t0 = Instant::now();
     kill(brood.child().id(), Signal::SIGTERM).unwrap();
     let (code, _, _) = brood.finish();
     assert_eq!(code, Some(143));
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
-    let records = read_joblog(&dir.join("log.jsonl"));
+    let records = jsonl::read_file(&dir.join("log.jsonl"));
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].field("exit_code").num(), 5.0);
     assert_eq!(records[0].field("outcome").str(), "stopped");
-    assert_eq!(read_pids(&dir.join("pids")).len(), 1, "no second attempt");
+    assert_eq!(
+        procfs::read_pids(&dir.join("pids")).len(),
+        1,
+        "no second attempt"
+    );
 }

@@ -1,7 +1,8 @@
 //! The JSON Lines job log, GNU parallel's TSV, and restarts keyed by
 //! content.
 
-use crate::support::{brood, lines_of, parallel, read_joblog, Field, TempDir};
+use crate::support::{brood, lines_of, parallel, Field, TempDir};
+use brood_testkit::jsonl;
 use std::collections::BTreeSet;
 
 fn ran(dir: &TempDir) -> Vec<String> {
@@ -26,7 +27,7 @@ fn records_have_every_documented_field() {
         ])
         .assert()
         .code(1);
-    let recs = read_joblog(dir.join("log.jsonl").as_path());
+    let recs = jsonl::read_file(dir.join("log.jsonl").as_path());
     assert_eq!(recs.len(), 2);
     let want: BTreeSet<&str> = [
         "seq",
@@ -42,8 +43,13 @@ fn records_have_every_documented_field() {
         "user_s",
         "sys_s",
         "max_rss_bytes",
+        "tree_user_s",
+        "tree_sys_s",
+        "tree_peak_bytes",
         "stdout_bytes",
         "stderr_bytes",
+        "containment",
+        "leftovers",
         "outcome",
     ]
     .into();
@@ -143,7 +149,7 @@ fn resume_survives_reordering_and_insertion() {
     again.sort();
     assert_eq!(again, ["new1", "new2"]);
     // The log now holds all five, once each.
-    let keys: BTreeSet<String> = read_joblog(dir.join("log.jsonl").as_path())
+    let keys: BTreeSet<String> = jsonl::read_file(dir.join("log.jsonl").as_path())
         .iter()
         .map(|r| r.field("key").str().to_string())
         .collect();
@@ -224,7 +230,7 @@ fn stopped_jobs_run_again_on_resume() {
         .args(["if [ $0 = f ]; then exit 1; fi; sleep 20", ":::", "s", "f"])
         .assert()
         .code(1);
-    let recs = read_joblog(dir.join("log.jsonl").as_path());
+    let recs = jsonl::read_file(dir.join("log.jsonl").as_path());
     assert!(recs.iter().any(|r| r.field("outcome").str() == "stopped"));
     let script = format!("echo $0 >> {}", dir.s("ran"));
     // A different command: nothing matches, all run.

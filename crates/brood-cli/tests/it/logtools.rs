@@ -1,6 +1,7 @@
 //! `brood log merge` and `brood log report`, over logs that real runs wrote.
 
-use crate::support::{brood, brood_in_engine, parse_json, Field, TempDir};
+use crate::support::{brood, brood_in_engine, Field, TempDir};
+use brood_testkit::jsonl;
 use std::collections::BTreeMap;
 
 /// A job that fails with status 4 while the file `<dir>/fail.<input>`
@@ -31,7 +32,7 @@ fn run(log: &str, job: &[String], inputs: &[&str]) {
 fn merge(args: &[&str]) -> (Option<i32>, Vec<serde_json::Value>, String) {
     let out = brood().args(["log", "merge"]).args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let records = stdout.lines().map(parse_json).collect();
+    let records = stdout.lines().map(jsonl::parse_strict).collect();
     (
         out.status.code(),
         records,
@@ -73,7 +74,7 @@ fn a_retried_failure_merges_cleanly_with_its_success() {
         .iter()
         .find(|r| r.field("input").str() == "b")
         .unwrap();
-    assert_eq!(parse_json(second.trim_end()), *b);
+    assert_eq!(jsonl::parse_strict(second.trim_end()), *b);
 }
 
 #[test]
@@ -156,7 +157,7 @@ fn shard_logs_merge_into_the_whole_run() {
     want.sort();
     assert_eq!(got, want);
     // Without shard 1's log, exactly shard 1's jobs are missing.
-    let shard1: Vec<String> = crate::support::read_joblog(&dir.join("log.1.jsonl"))
+    let shard1: Vec<String> = brood_testkit::jsonl::read_file(&dir.join("log.1.jsonl"))
         .iter()
         .map(|r| r.field("input").str().to_string())
         .collect();
@@ -255,7 +256,7 @@ fn report_as_json() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let report = parse_json(&String::from_utf8_lossy(&out.stdout));
+    let report = jsonl::parse_strict(&String::from_utf8_lossy(&out.stdout));
     let counts = report.field("counts");
     let count = |name: &str| counts.field(name).num();
     assert_eq!(

@@ -1,6 +1,7 @@
 //! brood's command-line tests: one binary, a module per area.
 
 mod admission;
+mod contain;
 mod engine;
 mod inputs;
 mod joblog;

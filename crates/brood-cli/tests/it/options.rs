@@ -1,7 +1,8 @@
 //! The options kept from brood's first CLI: templating, timeouts, grace,
 //! output modes, exit statuses.
 
-use crate::support::{brood, parse_json, read_joblog, Field, TempDir};
+use crate::support::{brood, Field, TempDir};
+use brood_testkit::jsonl;
 use predicates::prelude::*;
 use predicates::str::contains;
 use std::io::{BufRead, BufReader, Read};
@@ -93,7 +94,7 @@ fn stopped_with_grace(grace: &str, command: &[&str]) -> serde_json::Value {
         .args([":::", "x"])
         .assert()
         .code(1);
-    read_joblog(dir.join("log.jsonl").as_path()).remove(0)
+    jsonl::read_file(dir.join("log.jsonl").as_path()).remove(0)
 }
 
 /// The job ignores SIGTERM (and so does its sleep): only SIGKILL, after
@@ -299,7 +300,7 @@ fn none_output_discards_but_counts() {
         .stderr(predicate::function(|err: &str| {
             !err.lines().any(|l| l == "hello" || l == "e")
         }));
-    let rec = &read_joblog(dir.join("log.jsonl").as_path())[0];
+    let rec = &jsonl::read_file(dir.join("log.jsonl").as_path())[0];
     assert_eq!(rec.field("stdout_bytes").num(), 6.0);
     assert_eq!(rec.field("stderr_bytes").num(), 2.0);
 }
@@ -317,7 +318,7 @@ fn joblog_escapes_awkward_inputs() {
         .success();
     let text = std::fs::read_to_string(dir.join("log.jsonl")).unwrap();
     assert_eq!(text.lines().count(), 1, "a record spans lines: {text:?}");
-    let rec = parse_json(text.trim_end());
+    let rec = jsonl::parse_strict(text.trim_end());
     assert_eq!(rec.field("input").str(), awkward);
     assert_eq!(rec.field("argv").arr()[1].str(), awkward);
 }
@@ -359,7 +360,7 @@ fn missing_program_is_a_job_failure() {
         .assert()
         .code(1)
         .stderr(contains("could not start brood-no-such-program"));
-    let rec = &read_joblog(dir.join("log.jsonl").as_path())[0];
+    let rec = &jsonl::read_file(dir.join("log.jsonl").as_path())[0];
     assert_eq!(rec.field("exit_code").num(), 127.0);
 }
 
@@ -382,10 +383,10 @@ fn broken_stdout_pipe_is_a_clean_exit() {
     assert!(first.starts_with("line "));
     drop(out);
     let t0 = Instant::now();
-    assert!(crate::support::wait_for(Duration::from_secs(25), || child
-        .try_wait()
-        .unwrap()
-        .is_some()));
+    assert!(brood_testkit::eventually_blocking(
+        Duration::from_secs(25),
+        || child.try_wait().unwrap().is_some()
+    ));
     let status = child.wait().unwrap();
     let mut err = String::new();
     child

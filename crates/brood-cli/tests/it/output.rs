@@ -296,7 +296,7 @@ fn endless_job_in_group_mode_is_bounded() {
     ]);
     assert_eq!(code, Some(1), "the timed-out job is a failure");
     assert!(mib < 64, "peak RSS {mib} MiB");
-    let written = crate::support::read_joblog(dir.join("log.jsonl").as_path())[0]
+    let written = brood_testkit::jsonl::read_file(dir.join("log.jsonl").as_path())[0]
         .field("stdout_bytes")
         .num();
     assert!(

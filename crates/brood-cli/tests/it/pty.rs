@@ -111,12 +111,12 @@ fn demo_without_arguments_and_by_name() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
         assert!(
-            err.contains("job 3 timed out after 1.00s; its process group was stopped"),
+            err.contains("job 3 timed out after 1.00s; its process tree was stopped"),
             "{err}"
         );
         assert!(err.contains("brood: 14 jobs in"), "{err}");
         assert!(err.contains("slowest:"), "{err}");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(stdout.contains("tree\tstarting two sleeps"), "{stdout}");
+        assert!(stdout.contains("tree\tstarting a sleep"), "{stdout}");
     }
 }

@@ -1,10 +1,8 @@
 //! -j forms, --delay, --halt (exit statuses as GNU parallel's), --termseq,
 //! --retries, --retry-delay, --timeout N%, SIGHUP drains.
 
-use crate::support::{
-    bin, brood, lines_of, max_slot, parallel, read_joblog, wait_for, Background, Field, TempDir,
-    LIMIT,
-};
+use crate::support::{bin, brood, lines_of, max_slot, parallel, Background, Field, TempDir, LIMIT};
+use brood_testkit::{eventually_blocking, jsonl};
 use std::time::{Duration, Instant};
 
 /// `-j N`, `N%`, `+N`, `-N`: as many jobs at once as GNU parallel runs.
@@ -166,7 +164,7 @@ fn halt_now_stops_running_jobs() {
         .assert()
         .code(1);
     assert!(t0.elapsed() < Duration::from_secs(10));
-    let recs = read_joblog(dir.join("log.jsonl").as_path());
+    let recs = jsonl::read_file(dir.join("log.jsonl").as_path());
     assert_eq!(recs.len(), 2);
     let slow = recs
         .iter()
@@ -226,7 +224,7 @@ fn retries_count_attempts_in_all() {
         .code(1);
     assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 3);
     assert_eq!(
-        read_joblog(dir.join("log.jsonl").as_path())[0]
+        jsonl::read_file(dir.join("log.jsonl").as_path())[0]
             .field("retries")
             .num(),
         2.0
@@ -349,7 +347,7 @@ fn sighup_drains() {
         "c",
         "d",
     ]));
-    assert!(wait_for(LIMIT, || lines_of(&events).len() == 2));
+    assert!(eventually_blocking(LIMIT, || lines_of(&events).len() == 2));
     crate::support::kill(run.child().id(), nix::sys::signal::Signal::SIGHUP).unwrap();
     // brood says when it has taken the SIGHUP in; only then may the jobs end.
     let mut err = std::io::BufReader::new(run.child().stderr.take().unwrap());

@@ -1,7 +1,8 @@
 //! `--shard I/N` and `--shard auto` (Slurm arrays and steps, Kubernetes
 //! Indexed Jobs), `{shard}` in job log paths, and `--resume` per shard.
 
-use crate::support::{brood_in_engine, lines_of, read_joblog, Field, TempDir};
+use crate::support::{brood_in_engine, lines_of, Field, TempDir};
+use brood_testkit::jsonl;
 use std::collections::{BTreeMap, BTreeSet};
 
 fn inputs(n: usize) -> Vec<String> {
@@ -398,7 +399,7 @@ fn each_shard_writes_its_own_log() {
             .args(["-a", &file, "echo"])
             .assert()
             .success();
-        let records = read_joblog(&dir.join(&format!("log.{i}.jsonl")));
+        let records = jsonl::read_file(&dir.join(&format!("log.{i}.jsonl")));
         let mut inputs: Vec<String> = records
             .iter()
             .map(|r| r.field("input").str().to_string())
@@ -415,7 +416,7 @@ fn each_shard_writes_its_own_log() {
         .args(["run", "--joblog", &plain, "true", ":::", "a"])
         .assert()
         .success();
-    assert_eq!(read_joblog(&dir.join("plain.0.jsonl")).len(), 1);
+    assert_eq!(jsonl::read_file(&dir.join("plain.0.jsonl")).len(), 1);
 }
 
 #[test]
@@ -517,7 +518,7 @@ fn halt_percentages_count_the_shards_jobs() {
         .args(["--joblog", &log, "-a", &file, "false"])
         .assert()
         .failure();
-    let failed = read_joblog(&dir.join("log.jsonl")).len();
+    let failed = jsonl::read_file(&dir.join("log.jsonl")).len();
     assert_eq!(failed, mine.div_ceil(2), "{mine} jobs in the shard");
 }
 

@@ -2,7 +2,8 @@
 //! stop every job gracefully, a second Ctrl-C kills at once, and no job
 //! process outlives brood.
 
-use crate::support::{assert_all_dead, bin, brood, read_joblog, wait_for, Field, TempDir, LIMIT};
+use crate::support::{bin, brood, Field, TempDir, LIMIT};
+use brood_testkit::{eventually_blocking, jsonl, procfs};
 use predicates::str::contains;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -38,7 +39,7 @@ fn send(child: &Child, sig: nix::sys::signal::Signal) {
 
 /// Waits for `child` with a deadline; kills it on expiry.
 fn wait_bounded(child: &mut Child, limit: Duration) -> ExitStatus {
-    if !wait_for(limit, || child.try_wait().unwrap().is_some()) {
+    if !eventually_blocking(limit, || child.try_wait().unwrap().is_some()) {
         let _ = child.kill();
         panic!("brood did not exit within {limit:?}");
     }
@@ -101,8 +102,8 @@ fn timeout_kills_the_whole_tree() {
     assert!(t0.elapsed() < Duration::from_secs(15));
     assert_eq!(started(&dir), 2);
     // 2 jobs × (2 sleeps + the shell).
-    assert_all_dead(&dir.join("pids"), 6);
-    for rec in read_joblog(dir.join("log.jsonl").as_path()) {
+    procfs::assert_all_dead(&dir.join("pids"), 6);
+    for rec in jsonl::read_file(dir.join("log.jsonl").as_path()) {
         assert!(rec.field("timed_out").bool());
         assert_eq!(rec.field("signal").num(), 15.0);
     }
@@ -125,7 +126,7 @@ fn timeout_kills_grandchildren_that_ignore_sigterm() {
         ])
         .assert()
         .code(1);
-    assert_all_dead(&dir.join("pids"), 3);
+    procfs::assert_all_dead(&dir.join("pids"), 3);
 }
 
 #[test]
@@ -143,7 +144,7 @@ fn leader_exiting_on_term_does_not_save_stragglers() {
         .args(["--", "sh", "-c", &script, ":::", "a"])
         .assert()
         .code(1);
-    assert_all_dead(&dir.join("pids"), 2);
+    procfs::assert_all_dead(&dir.join("pids"), 2);
 }
 
 fn interrupted_run(sig: nix::sys::signal::Signal, code: i32) {
@@ -176,7 +177,7 @@ fn interrupted_run(sig: nix::sys::signal::Signal, code: i32) {
         .spawn()
         .unwrap();
     let lines = stderr_lines(&mut child);
-    let ok = wait_for(LIMIT, || started(&dir) == 2);
+    let ok = eventually_blocking(LIMIT, || started(&dir) == 2);
     if !ok {
         let _ = child.kill();
         panic!("jobs did not start");
@@ -191,13 +192,13 @@ fn interrupted_run(sig: nix::sys::signal::Signal, code: i32) {
     assert!(all.contains("stopping 2 running jobs"), "{all}");
     assert!(all.contains("2 stopped by brood, 2 not started"), "{all}");
     // The job log was flushed: one complete record per started job.
-    let recs = read_joblog(dir.join("log.jsonl").as_path());
+    let recs = jsonl::read_file(dir.join("log.jsonl").as_path());
     assert_eq!(recs.len(), 2);
     for rec in &recs {
         assert_eq!(rec.field("signal").num(), 15.0);
         assert!(!rec.field("timed_out").bool());
     }
-    assert_all_dead(&dir.join("pids"), 6);
+    procfs::assert_all_dead(&dir.join("pids"), 6);
 }
 
 #[test]
@@ -232,7 +233,7 @@ fn second_sigint_kills_at_once() {
         .spawn()
         .unwrap();
     let lines = stderr_lines(&mut child);
-    if !wait_for(LIMIT, || started(&dir) == 2) {
+    if !eventually_blocking(LIMIT, || started(&dir) == 2) {
         let _ = child.kill();
         panic!("jobs did not start");
     }
@@ -244,12 +245,12 @@ fn second_sigint_kills_at_once() {
     assert_eq!(status.code(), Some(130));
     assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
     wait_line(&lines, "killing every job");
-    let recs = read_joblog(dir.join("log.jsonl").as_path());
+    let recs = jsonl::read_file(dir.join("log.jsonl").as_path());
     assert_eq!(recs.len(), 2);
     for rec in &recs {
         assert_eq!(rec.field("signal").num(), 9.0);
     }
-    assert_all_dead(&dir.join("pids"), 6);
+    procfs::assert_all_dead(&dir.join("pids"), 6);
 }
 
 #[test]

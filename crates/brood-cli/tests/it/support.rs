@@ -1,10 +1,13 @@
-//! Helpers shared by the integration tests: kept small and self-contained.
+//! Helpers of the CLI tests: assert_cmd glue, GNU parallel side by side,
+//! brood in the background. What the other test suites need too (bounded
+//! waits, `/proc`, the job log's JSON Lines, cgroups) comes from
+//! `brood-testkit`.
 
+use brood_testkit::eventually_blocking;
 use nix::sys::signal::{kill as nix_kill, Signal};
 use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Every test's time limit for one brood run.
 pub const LIMIT: Duration = Duration::from_secs(30);
@@ -21,95 +24,32 @@ pub fn brood() -> assert_cmd::Command {
     cmd
 }
 
-/// A fresh scratch directory, removed on drop.
-pub struct TempDir(PathBuf);
+/// A fresh scratch directory (a `tempfile::TempDir` named after the test),
+/// removed on drop; with shorthands for paths in it.
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "brood-cli-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        TempDir(
+            tempfile::Builder::new()
+                .prefix(&format!("brood-cli-{name}-"))
+                .tempdir()
+                .unwrap(),
+        )
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 
     pub fn join(&self, p: &str) -> PathBuf {
-        self.0.join(p)
+        self.0.path().join(p)
     }
 
     /// `self/p` as a string, for command lines.
     pub fn s(&self, p: &str) -> String {
         self.join(p).to_str().unwrap().to_string()
     }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Polls `cond` until it holds or `limit` passes; returns whether it held.
-pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Whether `pid` is alive: it exists and is not a zombie.
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => false,
-        Ok(stat) => {
-            // The state follows the parenthesised command name.
-            let state = stat
-                .rsplit_once(')')
-                .map(|(_, r)| r.trim_start().chars().next());
-            !matches!(state, Some(Some('Z' | 'X')))
-        }
-    }
-}
-
-/// Reads a file of pids, one per line.
-pub fn read_pids(path: &Path) -> Vec<u32> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
-}
-
-/// Asserts that none of the pids in `path` is alive (waiting a little for
-/// the kernel to finish delivering SIGKILL). At least `min` pids expected.
-pub fn assert_all_dead(path: &Path, min: usize) {
-    let pids = read_pids(path);
-    assert!(
-        pids.len() >= min,
-        "expected {min} pids in {}, got {pids:?}",
-        path.display()
-    );
-    let dead = wait_for(Duration::from_secs(5), || pids.iter().all(|&p| !alive(p)));
-    let survivors: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
-    for &p in &survivors {
-        // Clean up after a failure.
-        let _ = kill(p, Signal::SIGKILL);
-    }
-    assert!(dead, "survivors: {survivors:?}");
 }
 
 /// Sends `sig` to `pid`.
@@ -152,21 +92,6 @@ impl Field for serde_json::Value {
         self.as_array()
             .unwrap_or_else(|| panic!("not an array: {self}"))
     }
-}
-
-/// Parses one JSON document strictly.
-pub fn parse_json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text:?}"))
-}
-
-/// Parses a JSON Lines job log.
-pub fn read_joblog(path: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(
-        text.is_empty() || text.ends_with('\n'),
-        "last record incomplete"
-    );
-    text.lines().map(parse_json).collect()
 }
 
 /// Fails with a clear reason unless GNU parallel is installed (.ci/run
@@ -341,7 +266,7 @@ impl Background {
     /// and stderr.
     pub fn finish(mut self) -> (Option<i32>, String, String) {
         let mut child = self.0.take().expect("not finished");
-        let ended = wait_for(LIMIT, || child.try_wait().unwrap().is_some());
+        let ended = eventually_blocking(LIMIT, || child.try_wait().unwrap().is_some());
         if !ended {
             self.0 = Some(child);
             panic!("brood did not exit within {LIMIT:?}");
@@ -356,7 +281,7 @@ impl Drop for Background {
     fn drop(&mut self) {
         if let Some(mut child) = self.0.take() {
             let _ = kill(child.id(), Signal::SIGTERM);
-            if !wait_for(Duration::from_secs(5), || {
+            if !eventually_blocking(Duration::from_secs(5), || {
                 child.try_wait().is_ok_and(|s| s.is_some())
             }) {
                 let _ = child.kill();
