@@ -20,7 +20,9 @@
 
 use crate::params::{Case, S7};
 use crate::report::Report;
-use crate::scenarios::{per_op_report, Lib, Metric, Scenario};
+use crate::scenarios::{
+    per_op_report, Lib, Metric, Scenario, CPU_US_PER_OP, NVCSW_PER_OP, WALL_US_PER_OP,
+};
 use crate::sys::Phase;
 use crate::workers::{check, AsyncLib, Spec};
 use std::ffi::{OsStr, OsString};
@@ -43,21 +45,9 @@ pub const METRICS: &[Metric] = &[
         label: "spawn+wait/s",
         decimals: 0,
     },
-    Metric {
-        key: "wall_us_per_op",
-        label: "wall µs/op",
-        decimals: 1,
-    },
-    Metric {
-        key: "cpu_us_per_op",
-        label: "parent CPU µs/op",
-        decimals: 1,
-    },
-    Metric {
-        key: "nvcsw_per_op",
-        label: "vol. csw/op",
-        decimals: 2,
-    },
+    WALL_US_PER_OP,
+    CPU_US_PER_OP,
+    NVCSW_PER_OP,
 ];
 
 /// Both shapes at `n` operations: 8 tasks, and 4 OS threads.
@@ -122,11 +112,7 @@ pub fn std_s7(p: &S7) -> io::Result<Report> {
             })
         })
         .collect();
-    for thread in threads {
-        thread
-            .join()
-            .map_err(|_| io::Error::other("S7 thread panicked"))??;
-    }
+    join_all(threads)?;
     Ok(report(p, workers * per_worker, &phase))
 }
 
@@ -186,12 +172,18 @@ where
             })
         })
         .collect();
+    join_all(threads)?;
+    Ok(report(p, workers * per_worker, &phase))
+}
+
+/// Joins the spawning threads, passing on the first error (or panic).
+fn join_all(threads: Vec<std::thread::JoinHandle<io::Result<()>>>) -> io::Result<()> {
     for thread in threads {
         thread
             .join()
             .map_err(|_| io::Error::other("S7 thread panicked"))??;
     }
-    Ok(report(p, workers * per_worker, &phase))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -53,21 +53,9 @@ impl Scenario {
     pub fn metrics(self) -> &'static [Metric] {
         match self {
             Scenario::S1 => &[
-                Metric {
-                    key: "wall_us_per_op",
-                    label: "wall µs/op",
-                    decimals: 1,
-                },
-                Metric {
-                    key: "cpu_us_per_op",
-                    label: "parent CPU µs/op",
-                    decimals: 1,
-                },
-                Metric {
-                    key: "nvcsw_per_op",
-                    label: "vol. csw/op",
-                    decimals: 2,
-                },
+                WALL_US_PER_OP,
+                CPU_US_PER_OP,
+                NVCSW_PER_OP,
                 Metric {
                     key: "parent_syscalls_per_op",
                     label: "parent syscalls/op (strace)",
@@ -80,16 +68,8 @@ impl Scenario {
                     label: "µs/child",
                     decimals: 1,
                 },
-                Metric {
-                    key: "cpu_us_per_op",
-                    label: "parent CPU µs/op",
-                    decimals: 1,
-                },
-                Metric {
-                    key: "nvcsw_per_op",
-                    label: "vol. csw/op",
-                    decimals: 2,
-                },
+                CPU_US_PER_OP,
+                NVCSW_PER_OP,
             ],
             Scenario::S3 => &[
                 Metric {
@@ -238,6 +218,25 @@ pub struct Metric {
     pub label: &'static str,
     pub decimals: usize,
 }
+
+/// Wall time per spawn + wait (S1, S7).
+pub const WALL_US_PER_OP: Metric = Metric {
+    key: "wall_us_per_op",
+    label: "wall µs/op",
+    decimals: 1,
+};
+/// The parent's CPU (user + system, every thread) per spawn + wait (S1, S2, S7).
+pub const CPU_US_PER_OP: Metric = Metric {
+    key: "cpu_us_per_op",
+    label: "parent CPU µs/op",
+    decimals: 1,
+};
+/// The parent's voluntary context switches per spawn + wait (S1, S2, S7).
+pub const NVCSW_PER_OP: Metric = Metric {
+    key: "nvcsw_per_op",
+    label: "vol. csw/op",
+    decimals: 2,
+};
 
 /// The process-spawning libraries under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
