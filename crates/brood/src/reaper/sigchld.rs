@@ -516,18 +516,33 @@ mod tests {
         assert_eq!(table.len(), 10);
     }
 
-    #[test]
-    fn the_blind_window_finds_exits_hidden_behind_an_announced_zombie() {
-        let kernel = Kernel::default();
+    /// A table whose child 3, held by an owner who does not wait, has
+    /// exited and been announced: the blind-peek window is open. The pids in
+    /// `awaited` are registered too, each with a waiter.
+    fn open_window(
+        kernel: &Kernel,
+        awaited: std::ops::Range<u32>,
+    ) -> (
+        Table<MockChild<'_>>,
+        Arc<MockChild<'_>>,
+        Vec<Arc<MockChild<'_>>>,
+    ) {
         let table = Table::new();
-        let held = unasked(&kernel, 3);
+        let held = unasked(kernel, 3);
         table.register(3, held.clone());
-        let awaited: Vec<_> = (10..20).map(|pid| child(&kernel, pid)).collect();
+        let awaited: Vec<_> = awaited.map(|pid| child(kernel, pid)).collect();
         for c in &awaited {
             table.register(c.pid, c.clone());
         }
         kernel.zombies.borrow_mut().push(3);
-        dispatch(&table, &[3], peek(&kernel), no_orphans);
+        assert!(dispatch(&table, &[3], peek(kernel), no_orphans).blind);
+        (table, held, awaited)
+    }
+
+    #[test]
+    fn the_blind_window_finds_exits_hidden_behind_an_announced_zombie() {
+        let kernel = Kernel::default();
+        let (table, held, awaited) = open_window(&kernel, 10..20);
         // Two awaited children exit; their SIGCHLDs merge into one whose
         // pid is lost, and the peek keeps naming 3.
         kernel.zombies.borrow_mut().extend([12, 17]);
@@ -543,15 +558,7 @@ mod tests {
     #[test]
     fn the_blind_window_closes_when_the_owner_collects() {
         let kernel = Kernel::default();
-        let table = Table::new();
-        let held = unasked(&kernel, 3);
-        table.register(3, held.clone());
-        let awaited: Vec<_> = (10..1010).map(|pid| child(&kernel, pid)).collect();
-        for c in &awaited {
-            table.register(c.pid, c.clone());
-        }
-        kernel.zombies.borrow_mut().push(3);
-        assert!(dispatch(&table, &[3], peek(&kernel), no_orphans).blind);
+        let (table, held, _awaited) = open_window(&kernel, 10..1010);
         assert_eq!(held.collect(), Reap::Fresh);
         table.forget(3, Arc::as_ptr(&held));
         // From now on an awaited exit costs one wait and one empty peek
@@ -576,11 +583,7 @@ mod tests {
     #[test]
     fn registration_checks_new_children_while_the_window_is_open() {
         let kernel = Kernel::default();
-        let table = Table::new();
-        let held = unasked(&kernel, 3);
-        table.register(3, held.clone());
-        kernel.zombies.borrow_mut().push(3);
-        dispatch(&table, &[3], peek(&kernel), no_orphans);
+        let (table, _held, _) = open_window(&kernel, 0..0);
         // A new child exits before its spawn registers it, and its SIGCHLD
         // merges away: the peek (blind) cannot name it.
         kernel.zombies.borrow_mut().push(40);
