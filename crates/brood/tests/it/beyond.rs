@@ -18,6 +18,16 @@ fn is_dead(pid: u32) -> bool {
 }
 
 /// Reads one line from the child's stdout (a pid or a readiness mark).
+/// A shell that exits with `code` once its (piped) stdin reaches EOF: a
+/// child that runs until the test lets it go.
+fn exits_at_eof(code: i32) -> brood::Child {
+    Command::new("sh")
+        .args(["-c", &format!("read x; exit {code}")])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 async fn read_line(child: &mut brood::Child) -> String {
     let stdout = child.stdout.as_mut().expect("stdout piped");
     let mut reader = BufReader::new(stdout);
@@ -348,11 +358,7 @@ bounded_test!(
 bounded_test!(
     #[tokio::test]
     async fn wait_timeout_leaves_the_child_running() {
-        let mut child = Command::new("sh")
-            .args(["-c", "read x; exit 6"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = exits_at_eof(6);
         let start = Instant::now();
         assert_eq!(
             child
@@ -403,11 +409,7 @@ bounded_test!(
 bounded_test!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_handle_waiters_all_get_the_status() {
-        let mut child = Command::new("sh")
-            .args(["-c", "read x; exit 12"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = exits_at_eof(12);
         let handle = child.handle();
         let waiters: Vec<_> = (0..16)
             .map(|_| {
@@ -443,11 +445,7 @@ bounded_test!(
 bounded_test!(
     #[tokio::test]
     async fn handle_wait_after_the_child_was_dropped() {
-        let mut child = Command::new("sh")
-            .args(["-c", "read x; exit 8"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = exits_at_eof(8);
         let stdin = child.stdin.take().unwrap();
         let handle = child.handle();
         drop(child); // no kill_on_drop: keeps running
@@ -464,11 +462,7 @@ bounded_test!(
 bounded_test!(
     #[tokio::test]
     async fn handle_wait_is_cancel_safe() {
-        let mut child = Command::new("sh")
-            .args(["-c", "read x; exit 2"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = exits_at_eof(2);
         let handle = child.handle();
         for _ in 0..5 {
             assert!(
@@ -649,11 +643,7 @@ fn subreaper_reaps_adopted_orphans_and_never_steals_our_children() {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(bounded(TEST_LIMIT, async {
             // A brood child from before subreaper mode, still running.
-            let mut early = Command::new("sh")
-                .args(["-c", "read x; exit 21"])
-                .stdin(Stdio::piped())
-                .spawn()
-                .unwrap();
+            let mut early = exits_at_eof(21);
             brood::become_subreaper().unwrap();
             assert!(sigchld_caught(), "subreaper mode listens for SIGCHLD");
             // A shell that daemonises a grandchild and exits at once: the

@@ -1,7 +1,7 @@
 //! RLIMIT_NOFILE: EMFILE at every point of a spawn, and during brood's lazy
 //! set-up.
 
-use super::exercise;
+use super::{assert_dropped_children_reaped, exercise};
 use brood::Command;
 use brood_testkit::fds::{fd_count, max_open_fd, settled_fd_count};
 use brood_testkit::limits::{self, Resource::OpenFiles};
@@ -167,12 +167,7 @@ fn emfile_when_the_reaper_first_starts_on_drop_is_not_sticky() {
         limits::set(OpenFiles, saved).expect("setrlimit");
         let second = Command::new("sleep").arg("0.1").spawn().unwrap();
         drop(second);
-        assert!(
-            eventually_blocking(Duration::from_secs(10), || child_pids().is_empty()),
-            "dropped children never reaped: {:?} (zombies {:?})",
-            child_pids(),
-            zombie_children()
-        );
+        assert_dropped_children_reaped();
         rt.block_on(bounded(TEST_LIMIT, exercise()));
         return worker::done();
     }

@@ -20,14 +20,25 @@ mod sig_ign;
 mod strace;
 
 use brood::{Command, Signal};
-use brood_testkit::eventually;
-use brood_testkit::procfs::child_pids;
+use brood_testkit::procfs::{child_pids, zombie_children};
+use brood_testkit::{eventually, eventually_blocking};
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 /// Bound on one wait whose exit brood may learn of only through the SIGCHLD
 /// path's safety net (documented: a scan after one second without SIGCHLDs).
 const PER_WAIT: Duration = Duration::from_secs(10);
+
+/// Asserts, outside any runtime, that every child dropped so far has been
+/// reaped: the drop path still works once a fault is over.
+fn assert_dropped_children_reaped() {
+    assert!(
+        eventually_blocking(Duration::from_secs(10), || child_pids().is_empty()),
+        "dropped children never reaped: {:?} (zombies {:?})",
+        child_pids(),
+        zombie_children()
+    );
+}
 
 /// Spawns, waits and collects output on whatever strategy is in use; used by
 /// workers to show that brood still works after a fault.

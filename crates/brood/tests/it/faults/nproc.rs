@@ -1,14 +1,13 @@
 //! RLIMIT_NPROC: EAGAIN at spawn, and when brood's background thread first
 //! starts. Root ignores the limit, so the worker runs as nobody.
 
-use super::exercise;
+use super::{assert_dropped_children_reaped, exercise};
 use brood::Command;
 use brood_testkit::limits::{self, Resource::Processes};
-use brood_testkit::procfs::{child_pids, zombie_children};
-use brood_testkit::{bounded, eventually_blocking, runtime, worker, TEST_LIMIT};
+use brood_testkit::procfs::child_pids;
+use brood_testkit::{bounded, runtime, worker, TEST_LIMIT};
 use std::io;
 use std::process::Stdio;
-use std::time::Duration;
 
 const NOBODY: u32 = 65534;
 
@@ -129,12 +128,7 @@ fn nproc_when_the_reaper_first_starts_on_drop_is_not_sticky() {
             limits::set(Processes, saved).expect("setrlimit");
             let second = Command::new("sleep").arg("0.1").spawn().unwrap();
             drop(second);
-            assert!(
-                eventually_blocking(Duration::from_secs(10), || child_pids().is_empty()),
-                "dropped children never reaped: {:?} (zombies {:?})",
-                child_pids(),
-                zombie_children()
-            );
+            assert_dropped_children_reaped();
             rt.block_on(bounded(TEST_LIMIT, exercise()));
         }
         return worker::done();
