@@ -50,13 +50,37 @@ pub(crate) fn waitid(
     pidfd: BorrowedFd<'_>,
     nohang: bool,
 ) -> io::Result<Option<(ExitStatus, RawRusage)>> {
-    let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
     let mut usage = zeroed_rusage();
     let flags = libc::WEXITED | if nohang { libc::WNOHANG } else { 0 };
+    let status = waitid_raw(pidfd, flags, &mut usage)?;
+    Ok(status.map(|status| (status, usage)))
+}
+
+/// `waitid(P_PIDFD, pidfd, WEXITED | WNOHANG | WNOWAIT)`: whether the process
+/// has exited, and how, without reaping it. `Ok(None)` while it runs.
+pub(crate) fn peek_exit(pidfd: BorrowedFd<'_>) -> io::Result<Option<ExitStatus>> {
+    // A null rusage asks for none.
+    waitid_raw(
+        pidfd,
+        libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        std::ptr::null_mut(),
+    )
+}
+
+/// The one `waitid(P_PIDFD, ...)` call behind [`waitid`] and [`peek_exit`]:
+/// the status, or `None` when no exit was reported (`WNOHANG`). `usage` is
+/// null or points to a `RawRusage` the kernel fills in.
+fn waitid_raw(
+    pidfd: BorrowedFd<'_>,
+    flags: libc::c_int,
+    usage: *mut RawRusage,
+) -> io::Result<Option<ExitStatus>> {
+    let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
     count_wait_call();
     cvt_retry(|| {
-        // SAFETY: `info` and `usage` are writable for the duration of the call;
-        // the raw syscall takes (idtype, id, infop, options, rusage).
+        // SAFETY: `info` is writable for the duration of the call, and
+        // `usage` is null or writable (the callers' own local); the raw
+        // syscall takes (idtype, id, infop, options, rusage).
         unsafe {
             libc::syscall(
                 libc::SYS_waitid,
@@ -64,34 +88,7 @@ pub(crate) fn waitid(
                 pidfd.as_raw_fd(),
                 info.as_mut_ptr(),
                 flags,
-                &mut usage as *mut RawRusage,
-            )
-        }
-    })?;
-    // SAFETY: zero-initialised, then possibly filled in by the kernel.
-    let info = unsafe { info.assume_init() };
-    if siginfo_pid(&info) == 0 {
-        return Ok(None);
-    }
-    Ok(Some((exit_status_from_siginfo(&info), usage)))
-}
-
-/// `waitid(P_PIDFD, pidfd, WEXITED | WNOHANG | WNOWAIT)`: whether the process
-/// has exited, and how, without reaping it. `Ok(None)` while it runs.
-pub(crate) fn peek_exit(pidfd: BorrowedFd<'_>) -> io::Result<Option<ExitStatus>> {
-    let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
-    count_wait_call();
-    cvt_retry(|| {
-        // SAFETY: `info` is writable for the duration of the call; WNOWAIT
-        // leaves the child waitable; a null rusage asks for none.
-        unsafe {
-            libc::syscall(
-                libc::SYS_waitid,
-                libc::P_PIDFD,
-                pidfd.as_raw_fd(),
-                info.as_mut_ptr(),
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-                std::ptr::null_mut::<RawRusage>(),
+                usage,
             )
         }
     })?;
