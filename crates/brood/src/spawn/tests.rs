@@ -1033,7 +1033,13 @@ fn a_bad_cgroup_fails_the_spawn_and_leaves_nothing() {
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn with_clone3_denied<R: Send + 'static>(errno: i32, f: impl FnOnce() -> R + Send + 'static) -> R {
     std::thread::spawn(move || {
-        ts::deny_clone3_on_this_thread(errno).expect("install the seccomp filter");
+        let deny = brood_testkit::seccomp::Deny {
+            nr: libc::SYS_clone3,
+            arg0: None,
+            errno,
+        };
+        brood_testkit::seccomp::install_on_this_thread(&[deny])
+            .expect("install the seccomp filter");
         f()
     })
     .join()

@@ -1,5 +1,5 @@
-//! System calls the spawn tests need and brood does not: signal state,
-//! a seccomp filter, per-thread CPU time.
+//! System calls the spawn tests need and brood does not: signal state and
+//! per-thread CPU time (the seccomp filter is brood-testkit's).
 //!
 //! Owns: test-only system calls. Calls nothing.
 
@@ -121,56 +121,4 @@ pub(crate) fn thread_cpu() -> Duration {
     // SAFETY: `now` is writable for the call.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
     Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
-}
-
-/// Installs a seccomp filter on this thread (and the children it spawns;
-/// no other thread) that fails every `clone3` with `errno` and allows
-/// everything else, `clone` included (glibc's fork uses `clone`).
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-pub(crate) fn deny_clone3_on_this_thread(errno: i32) -> io::Result<()> {
-    #[cfg(target_arch = "x86_64")]
-    const AUDIT_ARCH: u32 = 0xc000_003e;
-    #[cfg(target_arch = "aarch64")]
-    const AUDIT_ARCH: u32 = 0xc000_00b7;
-    const OFFSET_NR: u32 = 0;
-    const OFFSET_ARCH: u32 = 4;
-    const LD: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-    const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-    let op = |code: u16, k: u32, jt: u8, jf: u8| libc::sock_filter { code, jt, jf, k };
-
-    let fail = libc::SECCOMP_RET_ERRNO | (errno as u32 & libc::SECCOMP_RET_DATA);
-    let allow = libc::SECCOMP_RET_ALLOW;
-    let filter = [
-        // 0: another ABI: allow.
-        op(LD, OFFSET_ARCH, 0, 0),
-        op(JEQ, AUDIT_ARCH, 0, 3),
-        // 2: clone3: fail.
-        op(LD, OFFSET_NR, 0, 0),
-        op(JEQ, libc::SYS_clone3 as u32, 0, 1),
-        // 4:
-        op(RET, fail, 0, 0),
-        // 5:
-        op(RET, allow, 0, 0),
-    ];
-    let program = libc::sock_fprog {
-        len: filter.len() as u16,
-        filter: filter.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: integer arguments; affects this thread only.
-    cvt(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
-    // SAFETY: `program` points to `filter`, which outlives the call (the
-    // kernel copies it). No SECCOMP_FILTER_FLAG_TSYNC: this thread only.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            0,
-            &program as *const libc::sock_fprog,
-        )
-    };
-    if ret != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
