@@ -9,13 +9,11 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[cfg(test)]
-use super::events::Events;
-use super::events::{self, PopulatedWatch};
+use super::events::{self, Events, PopulatedWatch};
 use super::fs::{self, read_small, MAX_NESTING};
 use super::usage::{self, CgroupUsage};
 use crate::sync::Mutex;
@@ -37,13 +35,31 @@ pub(crate) struct ChildCgroup {
     path: PathBuf,
     dir: File,
     state: Mutex<State>,
+    /// Set once `memory.peak` was found missing (no memory controller for
+    /// this cgroup), so the figures are read without trying it again.
+    no_memory_peak: AtomicBool,
 }
 
 #[derive(Debug, Default)]
 struct State {
     removed: bool,
-    /// The figures read just before the directory was removed.
+    /// The tree was seen empty ([`ChildCgroup::members`]). It stays empty
+    /// (no member is left to fork), so its figures no longer change.
+    empty_seen: bool,
+    /// The figures read just before the directory was removed, or, once
+    /// the tree was seen empty, the first ones read after that.
     last_usage: Option<CgroupUsage>,
+}
+
+impl State {
+    /// Figures that can no longer change, if some were read.
+    fn final_usage(&self) -> Option<CgroupUsage> {
+        if self.removed || self.empty_seen {
+            self.last_usage
+        } else {
+            None
+        }
+    }
 }
 
 /// What [`ChildCgroup::signal_members`] did.
@@ -65,6 +81,7 @@ impl ChildCgroup {
             path,
             dir,
             state: Mutex::default(),
+            no_memory_peak: AtomicBool::new(false),
         }
     }
 
@@ -96,14 +113,12 @@ impl ChildCgroup {
     }
 
     /// Reads `cgroup.events` once, through a descriptor of its own.
-    #[cfg(test)]
     pub(crate) fn events(&self) -> io::Result<Events> {
         events::parse_events(&read_small(self.dir_fd(), "cgroup.events")?)
     }
 
     /// Whether any process is left in the cgroup (or in cgroups the job
     /// created inside it).
-    #[cfg(test)]
     pub(crate) fn populated(&self) -> io::Result<bool> {
         self.events().map(|e| e.populated)
     }
@@ -118,7 +133,20 @@ impl ChildCgroup {
     /// (a job may create its own). Exited processes that are not reaped yet
     /// (zombies) are not members: the kernel drops them from `cgroup.procs`
     /// at exit.
+    ///
+    /// An empty tree, the common case once a job is over, costs one read
+    /// of `cgroup.events`, not a listing of `cgroup.procs` and of every
+    /// nested cgroup.
     pub(crate) fn members(&self) -> io::Result<Vec<u32>> {
+        if !self.populated()? {
+            crate::sync::lock(&self.state).empty_seen = true;
+            return Ok(Vec::new());
+        }
+        self.list_members()
+    }
+
+    /// [`ChildCgroup::members`] by listing, whatever `populated` says.
+    fn list_members(&self) -> io::Result<Vec<u32>> {
         let mut pids = Vec::new();
         collect_members(self.dir_fd(), 0, &mut pids)?;
         Ok(pids)
@@ -210,7 +238,7 @@ impl ChildCgroup {
     /// then the pidfd names that member. Where pidfds are unavailable
     /// (seccomp, no descriptors left) the pid itself is signalled.
     pub(crate) fn signal_frozen_members(&self, signal: i32) -> io::Result<usize> {
-        let listed = self.members()?;
+        let listed = self.list_members()?;
         let mut signalled = 0;
         for batch in listed.chunks(PIDFD_BATCH) {
             let mut by_pidfd = Vec::with_capacity(batch.len());
@@ -222,7 +250,7 @@ impl ChildCgroup {
                     Err(_) => by_pid.push(pid),
                 }
             }
-            let still: HashSet<u32> = self.members()?.into_iter().collect();
+            let still: HashSet<u32> = self.list_members()?.into_iter().collect();
             for (pid, pidfd) in &by_pidfd {
                 if still.contains(pid) {
                     signalled += gone_is_fine(sys::pidfd::send_signal(pidfd.as_fd(), signal))?;
@@ -251,8 +279,19 @@ impl ChildCgroup {
 
     /// The tree's figures: live while the cgroup exists, and after
     /// [`ChildCgroup::remove`] the last ones read before the removal.
+    ///
+    /// Once the tree was seen empty, the figures are read once and kept,
+    /// and the removal does not read them again.
     pub(crate) fn usage(&self) -> io::Result<CgroupUsage> {
-        let state = crate::sync::lock(&self.state);
+        let mut state = crate::sync::lock(&self.state);
+        if let Some(usage) = state.final_usage() {
+            return Ok(usage);
+        }
+        if state.empty_seen && !state.removed {
+            let usage = self.read_usage()?;
+            state.last_usage = Some(usage);
+            return Ok(usage);
+        }
         if state.removed {
             return state.last_usage.ok_or_else(|| {
                 io::Error::new(
@@ -281,10 +320,13 @@ impl ChildCgroup {
         if state.removed {
             return Ok(());
         }
-        // Read while the directory still exists; a failure keeps whatever
-        // figures an earlier attempt got.
-        if let Ok(usage) = self.read_usage() {
-            state.last_usage = Some(usage);
+        // Read while the directory still exists (unless final figures were
+        // read already); a failure keeps whatever figures an earlier
+        // attempt got.
+        if state.final_usage().is_none() {
+            if let Ok(usage) = self.read_usage() {
+                state.last_usage = Some(usage);
+            }
         }
         match fs::remove_tree(self.parent.as_fd(), Path::new(&self.name), 0) {
             Ok(()) => {}
@@ -317,9 +359,15 @@ impl ChildCgroup {
     fn read_usage(&self) -> io::Result<CgroupUsage> {
         let mut figures = CgroupUsage::default();
         usage::parse_cpu_stat(&read_small(self.dir_fd(), "cpu.stat")?, &mut figures)?;
+        if self.no_memory_peak.load(Ordering::Relaxed) {
+            return Ok(figures);
+        }
         figures.peak_memory = match read_small(self.dir_fd(), "memory.peak") {
             Ok(text) => Some(usage::parse_memory_peak(&text)?),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.no_memory_peak.store(true, Ordering::Relaxed);
+                None
+            }
             Err(e) => return Err(e),
         };
         Ok(figures)

@@ -688,6 +688,37 @@ mod tests {
     }
 
     #[test]
+    fn figures_read_once_the_tree_is_seen_empty_are_the_ones_kept() {
+        let Some(tp) = TestParent::new("final-figures") else {
+            return;
+        };
+        let cg = tp.parent.create_child().unwrap();
+        // A leader that burns some CPU, then a sleeper it leaves behind.
+        let mut leader = spawn_in(
+            &cg,
+            "i=0; while [ $i -lt 50000 ]; do i=$((i+1)); done; sleep 1000 & echo $!",
+        );
+        let sleeper: u32 = read_lines(&mut leader, 1)[0].parse().unwrap();
+        assert!(leader.0.wait().unwrap().success());
+        // Populated: listed, and the figures are live.
+        assert_eq!(cg.members().unwrap(), vec![sleeper]);
+        let live = cg.usage().unwrap();
+        assert!(live.cpu > Duration::ZERO);
+
+        let watch = cg.watch_populated().unwrap();
+        assert!(watch.populated().unwrap());
+        cg.kill().unwrap();
+        assert!(watch.wait_empty_timeout(PATIENCE).unwrap());
+        assert_eq!(cg.members().unwrap(), Vec::<u32>::new());
+        let seen_empty = cg.usage().unwrap();
+        assert!(seen_empty.cpu >= live.cpu);
+        // Kept, not read again: by the removal, and after it.
+        cg.remove().unwrap();
+        assert!(!cg.path().exists());
+        assert_eq!(cg.usage().unwrap(), seen_empty);
+    }
+
+    #[test]
     fn populated_watch_wakes_once_when_the_last_member_exits() {
         let Some(tp) = TestParent::new("watch") else {
             return;

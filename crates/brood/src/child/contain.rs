@@ -156,5 +156,5 @@ impl Drop for GroupStop<'_> {
 /// Whether stopping the child must reach beyond its leader even after the
 /// leader exited: it leads a group, or its cgroup still holds processes.
 pub(super) fn tree_may_outlive_leader(shared: &Shared) -> bool {
-    shared.stop.group || shared.cgroup().is_some_and(|c| !c.is_empty())
+    shared.stop.group || shared.cgroup().is_some_and(|c| c.holds_processes())
 }

@@ -624,7 +624,7 @@ impl Drop for Child {
             // kill_on_drop stop reaches what is left of it. (A group's id
             // may have been reused once its leader was reaped, so it gets
             // nothing here.)
-            if self.kill_on_drop && self.shared.cgroup().is_some_and(|c| !c.is_empty()) {
+            if self.kill_on_drop && self.shared.cgroup().is_some_and(|c| c.holds_processes()) {
                 let _ = self.shared.begin_stop();
             }
         } else {

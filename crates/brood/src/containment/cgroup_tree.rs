@@ -248,6 +248,18 @@ impl<C: TreeCgroup, W: TreeWatch> CgroupTree<C, W> {
         }
     }
 
+    /// Whether any process may still be in the tree: `false` once it has
+    /// ended, and also when the cgroup holds no process now although the
+    /// background thread has not read its `populated 0` yet (the kernel
+    /// sends that notification up to about 10 ms late). An empty tree stays
+    /// empty: no member is left to fork, and brood places no process in it
+    /// after the spawn. So a stop of a tree whose processes have all exited
+    /// sends nothing (no `cgroup.kill`, which takes the kernel's cgroup
+    /// lock).
+    pub(crate) fn holds_processes(&self) -> bool {
+        !self.is_empty() && !matches!(self.members().as_deref(), Ok([]))
+    }
+
     /// The live pids in the cgroup and in cgroups nested in it.
     pub(crate) fn members(&self) -> io::Result<Vec<u32>> {
         if self.is_empty() {
