@@ -133,12 +133,18 @@ pub(crate) fn adopt_orphans() -> io::Result<()> {
     background::get()?.adopt_orphans()
 }
 
-/// Makes sure somebody other than the owning task will reap `child`: the
-/// background thread on the pidfd path (`pidfd` is the child's); on the
-/// SIGCHLD path (`pidfd` is `None`) the dispatcher does already.
-pub(crate) fn watch<T: Tracked + Send + Sync + 'static>(child: &Arc<T>, pidfd: Option<&LazyPidfd>) {
+/// Makes sure somebody other than the owning task will reap `child` (pid
+/// `pid`): the background thread on the pidfd path (`pidfd` is the child's);
+/// on the SIGCHLD path (`pidfd` is `None`) the dispatcher does already, and
+/// from now on its blind scans ask the child too ([`follow_exit`]).
+pub(crate) fn watch<T: Tracked + Send + Sync + 'static>(
+    pid: u32,
+    child: &Arc<T>,
+    pidfd: Option<&LazyPidfd>,
+) {
     let Some(pidfd) = pidfd else {
         // SIGCHLD path: tracked since spawn.
+        follow_exit(pid, child, None);
         return;
     };
     if pidfd.hand_over() {
@@ -152,6 +158,25 @@ pub(crate) fn watch<T: Tracked + Send + Sync + 'static>(child: &Arc<T>, pidfd: O
             // child and hand it over on the next use of brood.
             Err(_) => pidfd::DEFERRED.push(child),
         }
+    }
+}
+
+/// Somebody is interested in `child`'s exit (pid `pid`) and may look for it
+/// in the exit cell without asking the kernel: a wait future (which may
+/// leave its waker behind), an orphan, a handle. On the SIGCHLD path
+/// (`pidfd` is `None`) the child is marked watched, so that the dispatcher's
+/// blind scans ask it from now on, and checked once now if one of them
+/// skipped it ([`table::Table::watch`]). Nothing on the pidfd path, which
+/// announces no exit nobody waits for.
+pub(crate) fn follow_exit<T: Tracked + Send + Sync + 'static>(
+    pid: u32,
+    child: &Arc<T>,
+    pidfd: Option<&LazyPidfd>,
+) {
+    if pidfd.is_none() {
+        let child: *const T = Arc::as_ptr(child);
+        let child: *const TrackedChild = child;
+        let _ = LIVE.watch(pid, child);
     }
 }
 
