@@ -24,13 +24,16 @@
 //! To find exits whose SIGCHLDs merged, the SIGCHLD watcher peeks at the
 //! oldest zombie (`waitid(WNOWAIT)`). A zombie left for its owner keeps
 //! being the one named, so while one exists the watcher cannot see past it
-//! and asks each tracked child instead: **one wait call per tracked child per
-//! SIGCHLD** (and one per spawn) from the exit until the owner collects it,
-//! instead of one in all. The same happens while a zombie of a child spawned
-//! with `std::process` waits for its owner. Programs that await their
-//! children never pay it; a program that holds many children and polls
-//! `try_wait` does, between each exit and the poll that collects it. The
-//! pidfd watcher has no such cost.
+//! and asks each tracked child that somebody waits for (or has waited for,
+//! dropped, or shares through a handle) instead: **one wait call per such
+//! child per SIGCHLD** (and one per spawn) from the exit until the owner
+//! collects it, instead of one in all. Children held without any wait are
+//! not asked; their exits are found when they are awaited, polled or
+//! dropped. The same happens while a zombie of a child spawned with
+//! `std::process` waits for its owner. Programs that await their children
+//! never pay it; a program that holds many children, awaits some and polls
+//! `try_wait` on others does, between each exit and the poll that collects
+//! it. The pidfd watcher has no such cost.
 //!
 //! The environment variable `BROOD_REAPER` forces the choice:
 //!

@@ -702,7 +702,7 @@ fn the_blind_peek_window_skips_children_nobody_waits_for() {
         let mut idle: Vec<Child> = (0..IDLE)
             .map(|_| Command::new("sleep").arg("30").spawn().unwrap())
             .collect();
-        const HANDLED: usize = 10;
+        const HANDLED: usize = 5;
         let handles: Vec<ChildHandle> = idle[..HANDLED].iter().map(Child::handle).collect();
 
         // Awaited exits inside the window.
@@ -719,12 +719,13 @@ fn the_blind_peek_window_skips_children_nobody_waits_for() {
         if sigchld {
             assert!(blind_scans() > scans, "the window was not open");
         }
-        // A reap, an empty peek and a check at registration each, and a
+        // A reap, an empty peek and a check at registration each (3), and a
         // call for each of the HANDLED children with a handle per SIGCHLD:
-        // nothing for the other held children (before, one each).
+        // nothing for the other held children (before, one each: 243 in
+        // all). The margin is for dispatches without a child of their own.
         let per_child = (wait_calls() - calls) as f64 / N as f64;
         println!("{per_child} wait calls per awaited child inside the window");
-        let bound = 4.0 + HANDLED as f64;
+        let bound = 8.0 + HANDLED as f64;
         assert!(
             per_child <= bound,
             "{per_child} wait calls per awaited child"
