@@ -217,7 +217,8 @@
 //!   own options when they are set.
 //! - *The cost of an exit nobody waits for* (SIGCHLD path only): see
 //!   [`reaper`]. While such an exit is left uncollected, each SIGCHLD costs
-//!   one wait call per tracked child instead of one in all.
+//!   one wait call per tracked child somebody waits for (or has waited for,
+//!   dropped, or shares through a handle) instead of one in all.
 //!
 //! # Caveats
 //!

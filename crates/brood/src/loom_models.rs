@@ -10,6 +10,9 @@
 //! against each other: announce vs. a parking waiter, announce vs. the
 //! owner's `try_wait`, and a dropped wait future vs. publication.
 //!
+//! The SIGCHLD dispatcher's table: registration vs delivery, and a first
+//! wait vs a blind scan that skips children nobody waits for.
+//!
 //! Containment: a group stop's hold vs. the leader's reap (`group_stop.rs`
 //! with the exit cell), and a cgroup tree's wait vs. a stop vs. the
 //! cgroup's removal (`cgroup_tree.rs`, against a mock cgroup that keeps
@@ -391,6 +394,70 @@ fn loom_models_register_vs_dispatch() {
             }
         });
     }
+}
+
+/// A first wait vs a blind scan that skips: inside the blind-peek window
+/// (an announced zombie, pid 3, left for its owner) child 7, held without a
+/// wait, has exited and its SIGCHLD merged away. The dispatcher's blind scan
+/// asks only watched children while the owner starts a wait, whose first
+/// poll marks 7 watched ([`Table::watch`]) and then parks. Either the scan
+/// sees the mark (and announces the exit, or reaps it for the parked
+/// waiter) or the mark sees that a scan skipped 7 (and checks it): the
+/// waiter gets the exit, reaped exactly once, and the zombie 3 is left.
+#[test]
+fn loom_models_first_wait_vs_skipping_scan() {
+    loom::model(|| {
+        let table = Arc::new(Table::<MockChild>::new());
+        let new_child = || {
+            Arc::new(MockChild {
+                process: MockProcess::new(),
+                cell: ExitCell::default(),
+                fresh: AtomicUsize::new(0),
+            })
+        };
+        let held = new_child();
+        held.process.exited.store(true, Ordering::SeqCst);
+        table.register(3, held.clone());
+        // Its SIGCHLD: announced, left in place; the window opens.
+        let peek_held = || Ok(Some(3));
+        dispatch(&*table, &[3], peek_held, |_| {
+            panic!("not in subreaper mode")
+        });
+        let child = new_child();
+        table.register(7, child.clone());
+        child.process.exited.store(true, Ordering::SeqCst);
+
+        let dispatcher = {
+            let table = table.clone();
+            // A SIGCHLD whose pid merged away: the peek names 3.
+            thread::spawn(move || {
+                dispatch(&*table, &[], peek_held, |_| panic!("not in subreaper mode"))
+            })
+        };
+        let woken = leak(AtomicBool::new(false));
+        let waker = flag_waker(woken);
+        let mut cx = Context::from_waker(&waker);
+        let (mut key, owner) = (None, OwnerSlot::new());
+        let ptr: *const MockChild = Arc::as_ptr(&child);
+        table.watch(7, ptr);
+        let first = child
+            .cell
+            .poll(&mut cx, &mut key, &owner, false, &child.process, no_report);
+        let stats = dispatcher.join().unwrap();
+        assert!(stats.blind);
+        if first.is_pending() {
+            assert!(woken.load(Ordering::SeqCst), "the waiter was not woken");
+            assert!(
+                child
+                    .cell
+                    .poll(&mut cx, &mut key, &owner, false, &child.process, no_report)
+                    .is_ready(),
+                "the exit was lost"
+            );
+        }
+        assert_eq!(child.process.reaps.load(Ordering::SeqCst), 1);
+        assert_eq!(held.process.reaps.load(Ordering::SeqCst), 0, "3 reaped");
+    });
 }
 
 /// Orphan push vs drain: a dropping task hands a running child to the

@@ -17,8 +17,9 @@ pub fn pending_timers() -> usize {
     crate::reaper::pending_timers()
 }
 
-/// How many SIGCHLD dispatches fell back to asking every tracked child
-/// because the `WNOWAIT` peek was blind: it named a zombie of ours whose
+/// How many SIGCHLD dispatches fell back to asking the tracked children
+/// somebody waits for (or has waited for, dropped, or shares through a
+/// handle) because the `WNOWAIT` peek was blind: it named a zombie of ours whose
 /// exit was announced and left for its owner.
 pub fn blind_scans() -> u64 {
     crate::reaper::blind_scans()

@@ -63,6 +63,7 @@ impl fmt::Debug for ChildHandle {
 
 impl ChildHandle {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        shared.follow_exit();
         ChildHandle {
             shared,
             slot: OwnerSlot::new(),

@@ -226,9 +226,17 @@ impl Shared {
 
     /// Makes sure somebody other than the owning task reaps the child: hands
     /// it to the background thread on the pidfd path (once); on the SIGCHLD
-    /// path the dispatcher does anyway.
+    /// path the dispatcher does anyway, and its blind scans ask the child
+    /// from now on (checking it once now if one skipped it before).
     pub(crate) fn watch_elsewhere(self: &Arc<Self>) {
-        reaper::watch(self, self.process.pidfd());
+        reaper::watch(self.pid(), self, self.process.pidfd());
+    }
+
+    /// A handle may look for the exit in the cell (`ChildHandle::status`):
+    /// on the SIGCHLD path, the dispatcher's blind scans ask the child from
+    /// now on, so that its exit is announced as before.
+    pub(crate) fn follow_exit(self: &Arc<Self>) {
+        reaper::follow_exit(self.pid(), self, self.process.pidfd());
     }
 
     /// The inline pidfd wait. `None` means "not available here, fall back".

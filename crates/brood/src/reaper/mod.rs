@@ -24,13 +24,16 @@
 //! To find exits whose SIGCHLDs merged, the SIGCHLD watcher peeks at the
 //! oldest zombie (`waitid(WNOWAIT)`). A zombie left for its owner keeps
 //! being the one named, so while one exists the watcher cannot see past it
-//! and asks each tracked child instead: **one wait call per tracked child per
-//! SIGCHLD** (and one per spawn) from the exit until the owner collects it,
-//! instead of one in all. The same happens while a zombie of a child spawned
-//! with `std::process` waits for its owner. Programs that await their
-//! children never pay it; a program that holds many children and polls
-//! `try_wait` does, between each exit and the poll that collects it. The
-//! pidfd watcher has no such cost.
+//! and asks each tracked child that somebody waits for (or has waited for,
+//! dropped, or shares through a handle) instead: **one wait call per such
+//! child per SIGCHLD** (and one per spawn) from the exit until the owner
+//! collects it, instead of one in all. Children held without any wait are
+//! not asked; their exits are found when they are awaited, polled or
+//! dropped. The same happens while a zombie of a child spawned with
+//! `std::process` waits for its owner. Programs that await their children
+//! never pay it; a program that holds many children, awaits some and polls
+//! `try_wait` on others does, between each exit and the poll that collects
+//! it. The pidfd watcher has no such cost.
 //!
 //! The environment variable `BROOD_REAPER` forces the choice:
 //!
@@ -133,12 +136,18 @@ pub(crate) fn adopt_orphans() -> io::Result<()> {
     background::get()?.adopt_orphans()
 }
 
-/// Makes sure somebody other than the owning task will reap `child`: the
-/// background thread on the pidfd path (`pidfd` is the child's); on the
-/// SIGCHLD path (`pidfd` is `None`) the dispatcher does already.
-pub(crate) fn watch<T: Tracked + Send + Sync + 'static>(child: &Arc<T>, pidfd: Option<&LazyPidfd>) {
+/// Makes sure somebody other than the owning task will reap `child` (pid
+/// `pid`): the background thread on the pidfd path (`pidfd` is the child's);
+/// on the SIGCHLD path (`pidfd` is `None`) the dispatcher does already, and
+/// from now on its blind scans ask the child too ([`follow_exit`]).
+pub(crate) fn watch<T: Tracked + Send + Sync + 'static>(
+    pid: u32,
+    child: &Arc<T>,
+    pidfd: Option<&LazyPidfd>,
+) {
     let Some(pidfd) = pidfd else {
         // SIGCHLD path: tracked since spawn.
+        follow_exit(pid, child, None);
         return;
     };
     if pidfd.hand_over() {
@@ -152,6 +161,25 @@ pub(crate) fn watch<T: Tracked + Send + Sync + 'static>(child: &Arc<T>, pidfd: O
             // child and hand it over on the next use of brood.
             Err(_) => pidfd::DEFERRED.push(child),
         }
+    }
+}
+
+/// Somebody is interested in `child`'s exit (pid `pid`) and may look for it
+/// in the exit cell without asking the kernel: a wait future (which may
+/// leave its waker behind), an orphan, a handle. On the SIGCHLD path
+/// (`pidfd` is `None`) the child is marked watched, so that the dispatcher's
+/// blind scans ask it from now on, and checked once now if one of them
+/// skipped it ([`table::Table::watch`]). Nothing on the pidfd path, which
+/// announces no exit nobody waits for.
+pub(crate) fn follow_exit<T: Tracked + Send + Sync + 'static>(
+    pid: u32,
+    child: &Arc<T>,
+    pidfd: Option<&LazyPidfd>,
+) {
+    if pidfd.is_none() {
+        let child: *const T = Arc::as_ptr(child);
+        let child: *const TrackedChild = child;
+        let _ = LIVE.watch(pid, child);
     }
 }
 

@@ -36,10 +36,18 @@
 //! - one of ours whose exit was announced and not collected yet (the
 //!   *blind-peek window*, [`DispatchStats::blind`]).
 //!
-//! Either way the dispatcher falls back to telling each of its own children
-//! ([`Table::scan`]: one wait call per child that is not announced yet,
-//! reaping only those somebody waits for), on each SIGCHLD, until the zombie
-//! is gone. The window closes when the owner collects its exit.
+//! Either way the dispatcher falls back to telling each of its own *watched*
+//! children ([`Table::scan_watched`]: one wait call per child somebody
+//! waited for, dropped or shares through a handle, that is not announced
+//! yet, reaping only those somebody waits for), on each SIGCHLD, until the
+//! zombie is gone. The window closes when the owner collects its exit.
+//!
+//! A child nobody is interested in is skipped: an announcement would only
+//! change its exit cell, which its owner's `try_wait` bypasses (it asks the
+//! kernel). The first wait on it, its drop or a new handle marks it watched
+//! ([`Table::watch`]), which checks it once if a scan skipped it since it was
+//! registered. So the scan costs O(watched children) wait calls, not O(live
+//! children), and no exit is lost: it is found when somebody asks.
 //!
 //! # Adoption (subreaper mode)
 //!
@@ -201,7 +209,7 @@ pub(crate) fn dispatch<T: ?Sized + Tracked>(
                 table.unclaim(pid);
                 stats.blind = true;
                 BLIND_SCANS.fetch_add(1, Ordering::Relaxed);
-                let (reaped, scanned) = table.scan();
+                let (reaped, scanned) = table.scan_watched();
                 stats.reaped += reaped;
                 stats.scanned += scanned;
                 break;
@@ -215,7 +223,7 @@ pub(crate) fn dispatch<T: ?Sized + Tracked>(
                 // spawn's child, which registration will check: no scan.
                 // Otherwise it is foreign and may hide ours: scan.
                 if !table.spawn_in_flight() {
-                    let (reaped, scanned) = table.scan();
+                    let (reaped, scanned) = table.scan_watched();
                     stats.reaped += reaped;
                     stats.scanned += scanned;
                 }
@@ -392,6 +400,8 @@ mod tests {
         let table = Table::new();
         let ours = child(&kernel, 20);
         table.register(20, ours.clone());
+        // Somebody waits for it (the first poll of its wait marks it).
+        assert_eq!(table.watch(20, Arc::as_ptr(&ours)), None);
         // 10 is somebody else's child; it is older, so the peek names it.
         kernel.zombies.borrow_mut().extend([10, 20]);
         let stats = dispatch(&table, &[], peek(&kernel), no_orphans);
@@ -485,6 +495,7 @@ mod tests {
         let awaited: Vec<_> = (100..110).map(|pid| child(&kernel, pid)).collect();
         for c in &awaited {
             table.register(c.pid, c.clone());
+            table.watch(c.pid, Arc::as_ptr(c));
         }
         // The owner holds pid 7 and waits for nothing: it may collect the
         // exit with a waitpid of its own, so brood must leave the zombie.
@@ -500,9 +511,10 @@ mod tests {
             "the zombie is left in place"
         );
         // The peek names 7 and cannot see past it: the blind window. The
-        // scan asks each awaited child once (none exited), and 7 not again.
+        // scan asks each awaited child once (none exited), and 7, which
+        // nobody waits for, not at all.
         assert!(stats.blind);
-        assert_eq!(stats.scanned, 11);
+        assert_eq!(stats.scanned, 10);
         assert_eq!(
             kernel.peeks.load(Ordering::SeqCst),
             1,
@@ -518,7 +530,8 @@ mod tests {
 
     /// A table whose child 3, held by an owner who does not wait, has
     /// exited and been announced: the blind-peek window is open. The pids in
-    /// `awaited` are registered too, each with a waiter.
+    /// `awaited` are registered too, each with a waiter (so watched, as the
+    /// first poll of a wait marks a child).
     fn open_window(
         kernel: &Kernel,
         awaited: std::ops::Range<u32>,
@@ -533,6 +546,7 @@ mod tests {
         let awaited: Vec<_> = awaited.map(|pid| child(kernel, pid)).collect();
         for c in &awaited {
             table.register(c.pid, c.clone());
+            assert_eq!(table.watch(c.pid, Arc::as_ptr(c)), None, "no scan yet");
         }
         kernel.zombies.borrow_mut().push(3);
         assert!(dispatch(&table, &[3], peek(kernel), no_orphans).blind);
@@ -640,6 +654,180 @@ mod tests {
         let (reaped, _) = table.scan();
         assert_eq!(reaped, 1);
         assert_eq!(*kernel.zombies.borrow(), vec![4]);
+    }
+
+    /// Registers `pids` as children whose owner holds them without waiting,
+    /// none of them exited; returns them with the wait calls made so far.
+    fn hold_unasked<'k>(
+        kernel: &'k Kernel,
+        table: &Table<MockChild<'k>>,
+        pids: std::ops::Range<u32>,
+    ) -> Vec<Arc<MockChild<'k>>> {
+        let held: Vec<_> = pids.map(|pid| unasked(kernel, pid)).collect();
+        for c in &held {
+            table.register(c.pid, c.clone());
+        }
+        held
+    }
+
+    /// Every wait call the mock kernel has seen: reaps and `WNOWAIT` looks.
+    fn calls(kernel: &Kernel) -> usize {
+        kernel.waits.load(Ordering::SeqCst) + kernel.peeks.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn a_blind_scan_asks_no_child_that_nobody_waits_for() {
+        let kernel = Kernel::default();
+        let (table, held, _) = open_window(&kernel, 0..0);
+        // A thousand children held without a wait (a spawn loop that awaits
+        // later, or `try_wait` polling), all running.
+        let others = hold_unasked(&kernel, &table, 100..1100);
+        // SIGCHLDs arrive for exits whose pids merged away; the peek keeps
+        // naming 3. Each dispatch must not cost a call per held child.
+        let before = calls(&kernel);
+        for _ in 0..10 {
+            let stats = dispatch(&table, &[], peek(&kernel), no_orphans);
+            assert!(stats.blind);
+            assert_eq!(stats.reaped, 0);
+        }
+        assert_eq!(
+            calls(&kernel) - before,
+            0,
+            "wait calls for children nobody waits for"
+        );
+        assert!(!held.reaped.load(Ordering::SeqCst));
+        assert!(others.iter().all(|c| !c.announced.load(Ordering::SeqCst)));
+    }
+
+    #[test]
+    fn a_blind_scan_costs_one_call_per_watched_child() {
+        let kernel = Kernel::default();
+        let (table, _held, awaited) = open_window(&kernel, 10..20);
+        let _others = hold_unasked(&kernel, &table, 100..1100);
+        // Two awaited children exit; their SIGCHLDs merge into one whose pid
+        // is lost.
+        kernel.zombies.borrow_mut().extend([12, 17]);
+        let before = calls(&kernel);
+        let stats = dispatch(&table, &[], peek(&kernel), no_orphans);
+        assert!(stats.blind);
+        assert_eq!((stats.reaped, stats.scanned), (2, 10));
+        // One reap attempt per awaited child, nothing for the thousand.
+        assert_eq!(calls(&kernel) - before, 10);
+        assert!(awaited[2].reaped.load(Ordering::SeqCst));
+        assert!(awaited[7].reaped.load(Ordering::SeqCst));
+        // The two are gone from the table; the next scan asks the other 8.
+        table.forget(12, Arc::as_ptr(&awaited[2]));
+        table.forget(17, Arc::as_ptr(&awaited[7]));
+        let stats = dispatch(&table, &[], peek(&kernel), no_orphans);
+        assert_eq!((stats.reaped, stats.scanned), (0, 8));
+    }
+
+    #[test]
+    fn an_exit_a_blind_scan_skipped_is_found_by_a_later_wait() {
+        let kernel = Kernel::default();
+        let (table, held, _) = open_window(&kernel, 0..0);
+        let late = hold_unasked(&kernel, &table, 50..51).remove(0);
+        // 50 exits; its SIGCHLD merges away behind 3, and the scan skips it.
+        kernel.zombies.borrow_mut().push(50);
+        dispatch(&table, &[], peek(&kernel), no_orphans);
+        assert!(!late.announced.load(Ordering::SeqCst), "skipped");
+        // Its owner awaits it. The wait's first poll marks it watched before
+        // parking, which checks it (the scan skipped it): the exit is
+        // announced, and the poll collects it.
+        let before = calls(&kernel);
+        assert_eq!(table.watch(50, Arc::as_ptr(&late)), Some(Reap::Announced));
+        assert_eq!(calls(&kernel) - before, 1, "one WNOWAIT look");
+        assert_eq!(late.collect(), Reap::Fresh);
+        // Watched once is enough: no second check.
+        assert_eq!(table.watch(50, Arc::as_ptr(&late)), None);
+        assert_eq!(*kernel.zombies.borrow(), vec![3]);
+        assert!(!held.reaped.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn an_exit_a_blind_scan_skipped_is_found_by_try_wait() {
+        let kernel = Kernel::default();
+        let (table, _held, _) = open_window(&kernel, 0..0);
+        let polled = hold_unasked(&kernel, &table, 50..51).remove(0);
+        assert_eq!(polled.collect(), Reap::Running, "try_wait: still running");
+        kernel.zombies.borrow_mut().push(50);
+        dispatch(&table, &[], peek(&kernel), no_orphans);
+        assert!(!polled.announced.load(Ordering::SeqCst), "skipped");
+        // try_wait asks the kernel itself, announced or not.
+        assert_eq!(polled.collect(), Reap::Fresh);
+        table.forget(50, Arc::as_ptr(&polled));
+        assert_eq!(*kernel.zombies.borrow(), vec![3]);
+    }
+
+    #[test]
+    fn a_waiter_registered_during_the_window_is_found_by_the_scans() {
+        let kernel = Kernel::default();
+        let (table, _held, _) = open_window(&kernel, 0..0);
+        // Registered while the window is open (checked once then: it runs),
+        // skipped by a scan, then awaited while it still runs.
+        let c = hold_unasked(&kernel, &table, 60..61).remove(0);
+        dispatch(&table, &[], peek(&kernel), no_orphans);
+        assert_eq!(table.watch(60, Arc::as_ptr(&c)), Some(Reap::Running));
+        c.asked.store(true, Ordering::SeqCst);
+        // Registered and awaited with no scan in between: nothing to check.
+        let d = hold_unasked(&kernel, &table, 61..62).remove(0);
+        assert_eq!(table.watch(61, Arc::as_ptr(&d)), None);
+        d.asked.store(true, Ordering::SeqCst);
+        // Both exit; their SIGCHLDs merge away behind 3. The scan finds them.
+        kernel.zombies.borrow_mut().extend([60, 61]);
+        let stats = dispatch(&table, &[], peek(&kernel), no_orphans);
+        assert_eq!(stats.reaped, 2);
+        assert!(c.reaped.load(Ordering::SeqCst));
+        assert!(d.reaped.load(Ordering::SeqCst));
+        assert_eq!(*kernel.zombies.borrow(), vec![3]);
+    }
+
+    #[test]
+    fn a_child_dropped_during_the_window_is_reaped() {
+        let kernel = Kernel::default();
+        let (table, _held, _) = open_window(&kernel, 0..0);
+        let early = hold_unasked(&kernel, &table, 70..71).remove(0);
+        let late = hold_unasked(&kernel, &table, 71..72).remove(0);
+        // 70 exits behind 3 and is skipped; then its `Child` is dropped:
+        // orphaned (asked), its last reap attempt collects it.
+        kernel.zombies.borrow_mut().push(70);
+        dispatch(&table, &[], peek(&kernel), no_orphans);
+        early.asked.store(true, Ordering::SeqCst);
+        assert_eq!(early.collect(), Reap::Fresh);
+        // 71 is dropped while it runs: the reap attempt finds nothing, and
+        // it is handed over (marked watched, checked: a scan skipped it).
+        late.asked.store(true, Ordering::SeqCst);
+        assert_eq!(late.collect(), Reap::Running);
+        assert_eq!(table.watch(71, Arc::as_ptr(&late)), Some(Reap::Running));
+        // It exits later, its SIGCHLD merged away: the scan reaps it.
+        kernel.zombies.borrow_mut().push(71);
+        let stats = dispatch(&table, &[], peek(&kernel), no_orphans);
+        assert_eq!(stats.reaped, 1);
+        assert!(late.reaped.load(Ordering::SeqCst));
+        assert_eq!(*kernel.zombies.borrow(), vec![3]);
+    }
+
+    #[test]
+    fn a_recycled_pid_is_not_watched_for_the_child_before() {
+        let kernel = Kernel::default();
+        let table = Table::new();
+        let old = child(&kernel, 9);
+        table.register(9, old.clone());
+        assert_eq!(table.watch(9, Arc::as_ptr(&old)), None);
+        // Reaped, not forgotten yet, and pid 9 is reused by a held child.
+        kernel.zombies.borrow_mut().push(9);
+        assert_eq!(old.notice(), Reap::Fresh);
+        let new = unasked(&kernel, 9);
+        table.register(9, new.clone());
+        // A stale mark: the old child's would make the scan ask the new one.
+        table.forget(9, Arc::as_ptr(&old));
+        assert_eq!(table.watch(9, Arc::as_ptr(&old)), None, "not the entry");
+        let held = unasked(&kernel, 3);
+        table.register(3, held.clone());
+        kernel.zombies.borrow_mut().push(3);
+        let stats = dispatch(&table, &[3], peek(&kernel), no_orphans);
+        assert!(stats.blind);
+        assert_eq!(stats.scanned, 0, "the new child 9 is not watched");
     }
 
     /// A clock the tests move by hand.

@@ -19,6 +19,22 @@
 //! there are any, the `WNOWAIT` peek may be blind to other exits (it keeps
 //! naming the same zombie), so registration checks every new child once.
 //!
+//! # Watched children, and what a blind scan skips
+//!
+//! While the peek is blind the dispatcher scans, but only the *watched*
+//! children ([`Table::scan_watched`]): those the child layer marked with
+//! [`Table::watch`] because somebody is interested in the exit (a wait was
+//! polled, which may leave a waker behind; the `Child` was dropped; a
+//! handle exists). A child nobody is interested in gains nothing from an
+//! announcement: its owner finds the exit itself (`try_wait` asks the
+//! kernel). So the scan costs one wait call per watched child, not one per
+//! live child. What it skipped is made up for when the child becomes
+//! watched: each entry remembers how many skipping scans had run when it
+//! was registered, and if another has run since, [`Table::watch`] checks the
+//! child once ([`Tracked::notice`]). The mark and the count are read and
+//! written under the table's lock, as the scan's snapshot is taken, so
+//! either the scan sees the mark or the mark sees the scan.
+//!
 //! # Spawns in flight, and adoption
 //!
 //! Spawns bracket themselves with [`Table::spawn_started`] and
@@ -39,9 +55,20 @@ use std::sync::LazyLock;
 pub(super) static LIVE: LazyLock<Table<TrackedChild>> = LazyLock::new(Table::new);
 
 #[derive(Debug)]
+struct Entry<T: ?Sized> {
+    child: Arc<T>,
+    /// [`Inner::skips`] when the child was registered.
+    skips: u64,
+}
+
+#[derive(Debug)]
 struct Inner<T: ?Sized> {
-    live: HashMap<u32, Arc<T>>,
+    live: HashMap<u32, Entry<T>>,
     unclaimed: HashSet<u32>,
+    /// The pids in `live` whose child is watched ([`Table::watch`]).
+    watched: HashSet<u32>,
+    /// Blind scans that skipped at least one unwatched child.
+    skips: u64,
 }
 
 /// The pids brood spawned and has not reaped yet.
@@ -60,6 +87,8 @@ impl<T: ?Sized + Tracked> Table<T> {
             inner: Mutex::new(Inner {
                 live: HashMap::new(),
                 unclaimed: HashSet::new(),
+                watched: HashSet::new(),
+                skips: 0,
             }),
             adopting: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
@@ -111,9 +140,11 @@ impl<T: ?Sized + Tracked> Table<T> {
             let check = inner.unclaimed.remove(&pid) || !inner.unclaimed.is_empty();
             // A stale entry for a recycled pid (reaped, not yet forgotten) is
             // replaced; `forget` for it then finds a different Arc and leaves
-            // the new entry alone.
+            // the new entry alone. The new child is not watched yet.
             let kept = check.then(|| child.clone());
-            inner.live.insert(pid, child);
+            let skips = inner.skips;
+            inner.live.insert(pid, Entry { child, skips });
+            inner.watched.remove(&pid);
             kept
         };
         if let Some(child) = check_now {
@@ -126,14 +157,40 @@ impl<T: ?Sized + Tracked> Table<T> {
     pub(crate) fn forget(&self, pid: u32, child: *const T) {
         let mut inner = lock(&self.inner);
         if let Some(entry) = inner.live.get(&pid) {
-            if std::ptr::addr_eq(Arc::as_ptr(entry), child) {
+            if std::ptr::addr_eq(Arc::as_ptr(&entry.child), child) {
                 inner.live.remove(&pid);
+                inner.watched.remove(&pid);
             }
         }
     }
 
     fn find(&self, pid: u32) -> Option<Arc<T>> {
-        lock(&self.inner).live.get(&pid).cloned()
+        lock(&self.inner)
+            .live
+            .get(&pid)
+            .map(|entry| entry.child.clone())
+    }
+
+    /// Marks `pid` (if it still maps to `child`) as watched: somebody is
+    /// interested in its exit, so the blind scans ask it from now on. If a
+    /// blind scan skipped it since it was registered, checks it now
+    /// ([`Tracked::notice`], one wait call) and returns what that found: an
+    /// exit whose SIGCHLD merged away behind a zombie left in place is
+    /// announced (or collected, if somebody asked for it) here. `None` when
+    /// nothing was checked: the child was watched already, is not in the
+    /// table, or no scan skipped it.
+    pub(crate) fn watch(&self, pid: u32, child: *const T) -> Option<Reap> {
+        let check = {
+            let mut inner = lock(&self.inner);
+            let entry = inner.live.get(&pid)?;
+            if !std::ptr::addr_eq(Arc::as_ptr(&entry.child), child) {
+                return None;
+            }
+            let skipped = entry.skips != inner.skips;
+            let child = entry.child.clone();
+            (inner.watched.insert(pid) && skipped).then_some(child)
+        };
+        check.map(|child| child.notice())
     }
 
     /// Tells `pid` that it may have exited, if it is ours
@@ -158,12 +215,41 @@ impl<T: ?Sized + Tracked> Table<T> {
 
     /// Asks every tracked child whether it exited ([`Tracked::notice`]:
     /// one wait call per child, reaping only those somebody asked for, none
-    /// for a child already announced): O(live children). Used only while a
-    /// zombie left in place hides others from the peek, and by the safety
-    /// net that notices children reaped behind brood's back. Returns
+    /// for a child already announced): O(live children). The safety net's
+    /// scan, which notices children reaped behind brood's back. Returns
     /// (reaped, asked).
     pub(crate) fn scan(&self) -> (usize, usize) {
-        let children: Vec<Arc<T>> = lock(&self.inner).live.values().cloned().collect();
+        let children: Vec<Arc<T>> = lock(&self.inner)
+            .live
+            .values()
+            .map(|entry| entry.child.clone())
+            .collect();
+        Self::ask(&children)
+    }
+
+    /// The scan while a zombie left in place hides others from the peek:
+    /// asks only the watched children (see the module docs), O(watched
+    /// children) wait calls. If it skips any, it counts a skipping scan, so
+    /// that [`Table::watch`] checks a skipped child when it becomes watched.
+    /// Returns (reaped, asked).
+    pub(crate) fn scan_watched(&self) -> (usize, usize) {
+        let children: Vec<Arc<T>> = {
+            let mut guard = lock(&self.inner);
+            if guard.watched.len() < guard.live.len() {
+                guard.skips += 1;
+            }
+            let inner = &*guard;
+            inner
+                .watched
+                .iter()
+                .filter_map(|pid| inner.live.get(pid))
+                .map(|entry| entry.child.clone())
+                .collect()
+        };
+        Self::ask(&children)
+    }
+
+    fn ask(children: &[Arc<T>]) -> (usize, usize) {
         let reaped = children
             .iter()
             .filter(|c| c.notice() == Reap::Fresh)
