@@ -661,14 +661,7 @@ fn the_blind_peek_window_finds_later_exits_and_closes() {
         Command::new("true").status().await.unwrap();
         let (scans, calls) = (blind_scans(), wait_calls());
         const N: u64 = 50;
-        for i in 0..N {
-            let status = Command::new("sh")
-                .args(["-c", &format!("exit {}", i % 5)])
-                .status()
-                .await
-                .unwrap();
-            assert_eq!(status.code(), Some((i % 5) as i32));
-        }
+        awaited_exits(N).await;
         assert_eq!(blind_scans(), scans, "scans after the window closed");
         // One reap and one empty peek each, plus a check at registration
         // when a child exits before its spawn registered it (as in
@@ -681,6 +674,19 @@ fn the_blind_peek_window_finds_later_exits_and_closes() {
         }
     }));
     worker::done();
+}
+
+/// Runs `n` children one after the other, each awaited (`status()`), each
+/// exiting with its own code, and checks the codes.
+async fn awaited_exits(n: u64) {
+    for i in 0..n {
+        let status = Command::new("sh")
+            .args(["-c", &format!("exit {}", i % 5)])
+            .status()
+            .await
+            .unwrap();
+        assert_eq!(status.code(), Some((i % 5) as i32));
+    }
 }
 
 /// Inside the blind-peek window a SIGCHLD costs a wait call per child
@@ -714,14 +720,7 @@ fn the_blind_peek_window_skips_children_nobody_waits_for() {
         // Awaited exits inside the window.
         let (scans, calls) = (blind_scans(), wait_calls());
         const N: u64 = 40;
-        for i in 0..N {
-            let status = Command::new("sh")
-                .args(["-c", &format!("exit {}", i % 5)])
-                .status()
-                .await
-                .unwrap();
-            assert_eq!(status.code(), Some((i % 5) as i32));
-        }
+        awaited_exits(N).await;
         if sigchld {
             assert!(
                 eventually(Duration::from_secs(10), || blind_scans() > scans).await,
