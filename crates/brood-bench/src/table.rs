@@ -299,22 +299,21 @@ fn render_targets(s: &mut String, run: &Run) {
                         })
                     },
                 );
-                push_for(
-                    "wait4 + waitid calls/child ≤ 2 (under strace -f)",
-                    brood,
-                    &|l| {
-                        r.median(l, "waitpid_per_child")
+                for (label, metric) in [
+                    (
+                        "wait4 + waitid calls/child ≤ 2 (under strace -f)",
+                        "waitpid_per_child",
+                    ),
+                    (
+                        "wait4 + waitid calls/child ≤ 2 (no tracer; brood's own count)",
+                        "self_wait_calls_per_child",
+                    ),
+                ] {
+                    push_for(label, brood, &|l| {
+                        r.median(l, metric)
                             .map(|x| verdict(format!("{x:.3}/child"), x <= 2.0))
-                    },
-                );
-                push_for(
-                    "wait4 + waitid calls/child ≤ 2 (no tracer; brood's own count)",
-                    brood,
-                    &|l| {
-                        r.median(l, "self_wait_calls_per_child")
-                            .map(|x| verdict(format!("{x:.3}/child"), x <= 2.0))
-                    },
-                );
+                    });
+                }
             }
         }
     }
