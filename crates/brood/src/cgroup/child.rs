@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,9 +35,6 @@ pub(crate) struct ChildCgroup {
     path: PathBuf,
     dir: File,
     state: Mutex<State>,
-    /// Set once `memory.peak` was found missing (no memory controller for
-    /// this cgroup), so the figures are read without trying it again.
-    no_memory_peak: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +46,9 @@ struct State {
     /// The figures read just before the directory was removed, or, once
     /// the tree was seen empty, the first ones read after that.
     last_usage: Option<CgroupUsage>,
+    /// `memory.peak` was found missing (no memory controller for this
+    /// cgroup): the figures are read without trying it again.
+    no_memory_peak: bool,
 }
 
 impl State {
@@ -81,7 +81,6 @@ impl ChildCgroup {
             path,
             dir,
             state: Mutex::default(),
-            no_memory_peak: AtomicBool::new(false),
         }
     }
 
@@ -288,7 +287,7 @@ impl ChildCgroup {
             return Ok(usage);
         }
         if state.empty_seen && !state.removed {
-            let usage = self.read_usage()?;
+            let usage = self.read_usage(&mut state)?;
             state.last_usage = Some(usage);
             return Ok(usage);
         }
@@ -303,7 +302,7 @@ impl ChildCgroup {
                 )
             });
         }
-        self.read_usage()
+        self.read_usage(&mut state)
     }
 
     /// Removes the cgroup directory, keeping the last figures readable.
@@ -324,7 +323,7 @@ impl ChildCgroup {
         // read already); a failure keeps whatever figures an earlier
         // attempt got.
         if state.final_usage().is_none() {
-            if let Ok(usage) = self.read_usage() {
+            if let Ok(usage) = self.read_usage(&mut state) {
                 state.last_usage = Some(usage);
             }
         }
@@ -356,16 +355,17 @@ impl ChildCgroup {
         crate::sync::lock(&self.state).removed
     }
 
-    fn read_usage(&self) -> io::Result<CgroupUsage> {
+    /// Reads the figures; called with the state locked.
+    fn read_usage(&self, state: &mut State) -> io::Result<CgroupUsage> {
         let mut figures = CgroupUsage::default();
         usage::parse_cpu_stat(&read_small(self.dir_fd(), "cpu.stat")?, &mut figures)?;
-        if self.no_memory_peak.load(Ordering::Relaxed) {
+        if state.no_memory_peak {
             return Ok(figures);
         }
         figures.peak_memory = match read_small(self.dir_fd(), "memory.peak") {
             Ok(text) => Some(usage::parse_memory_peak(&text)?),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.no_memory_peak.store(true, Ordering::Relaxed);
+                state.no_memory_peak = true;
                 None
             }
             Err(e) => return Err(e),
