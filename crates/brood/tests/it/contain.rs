@@ -1491,15 +1491,7 @@ bounded_test!(
         let dropped = Instant::now();
         drop(child);
         assert!(eventually(PATIENCE, || our_zombie(pgid)).await);
-        assert!(
-            aim_next_pid(pgid),
-            "cannot write /proc/sys/kernel/ns_last_pid (not root in this pid namespace?)"
-        );
-        let mut other = std::process::Command::new("sleep")
-            .arg("1000")
-            .process_group(0)
-            .spawn()
-            .unwrap();
+        let mut other = group_leader_aimed_at(pgid);
         let other_pid = other.id();
         other.kill().unwrap();
         other.wait().unwrap();
@@ -1538,21 +1530,28 @@ bounded_test!(
     }
 );
 
+/// A `sleep` spawned with std, leading a new group, with the kernel's next
+/// pid aimed at `pid` first (it gets `pid` unless another process is
+/// created in between). Fails where the pid cannot be aimed.
+fn group_leader_aimed_at(pid: u32) -> std::process::Child {
+    assert!(
+        aim_next_pid(pid),
+        "cannot write /proc/sys/kernel/ns_last_pid (not root in this pid namespace?)"
+    );
+    std::process::Command::new("sleep")
+        .arg("1000")
+        .process_group(0)
+        .spawn()
+        .unwrap()
+}
+
 /// Makes a stranger (spawned with std, not brood) take over id `pgid` as
 /// the leader of a new group, retrying while other processes grab the pid
 /// first, and checks that it lives through `window`. Fails where the reuse
 /// cannot be forced, so that the check is never skipped unseen.
 async fn stranger_is_spared(pgid: u32, window: Duration) {
     for _ in 0..200 {
-        assert!(
-            aim_next_pid(pgid),
-            "cannot write /proc/sys/kernel/ns_last_pid (not root in this pid namespace?)"
-        );
-        let mut stranger = std::process::Command::new("sleep")
-            .arg("1000")
-            .process_group(0)
-            .spawn()
-            .unwrap();
+        let mut stranger = group_leader_aimed_at(pgid);
         if stranger.id() != pgid {
             stranger.kill().unwrap();
             stranger.wait().unwrap();
