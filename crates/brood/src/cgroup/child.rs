@@ -135,8 +135,12 @@ impl ChildCgroup {
     ///
     /// An empty tree, the common case once a job is over, costs one read
     /// of `cgroup.events`, not a listing of `cgroup.procs` and of every
-    /// nested cgroup.
+    /// nested cgroup, and no read at all once it was seen empty.
     pub(crate) fn members(&self) -> io::Result<Vec<u32>> {
+        // Empty once, empty for good: no member is left to fork.
+        if crate::sync::lock(&self.state).empty_seen {
+            return Ok(Vec::new());
+        }
         if !self.populated()? {
             crate::sync::lock(&self.state).empty_seen = true;
             return Ok(Vec::new());
