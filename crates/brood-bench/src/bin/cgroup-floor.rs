@@ -119,14 +119,20 @@ impl Exec {
     }
 }
 
-/// Runs `jobs` jobs on `parallel` threads; each job in a fresh cgroup
-/// under `parent` if one is given.
-fn run_jobs(
-    exec: &Exec,
-    jobs: usize,
-    parallel: usize,
-    parent: Option<&OwnedFd>,
-) -> io::Result<Duration> {
+/// Where each job of [`run_jobs`] runs.
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    /// In the runner's own cgroup.
+    Plain,
+    /// In a fresh cgroup under this parent, removed once the job is reaped.
+    Fresh(&'a OwnedFd),
+    /// In its worker's cgroup under this parent, made once and reused by
+    /// the worker's next job once the last one has been reaped.
+    Slot(&'a OwnedFd),
+}
+
+/// Runs `jobs` jobs on `parallel` threads, each placed as `place` says.
+fn run_jobs(exec: &Exec, jobs: usize, parallel: usize, place: Place) -> io::Result<Duration> {
     let next = AtomicUsize::new(0);
     let t0 = Instant::now();
     std::thread::scope(|s| {
@@ -134,18 +140,23 @@ fn run_jobs(
             .map(|worker| {
                 let next = &next;
                 s.spawn(move || -> io::Result<()> {
+                    let slot = match place {
+                        Place::Slot(parent) => Some(SlotCgroup::new(parent, worker)?),
+                        _ => None,
+                    };
                     loop {
                         let job = next.fetch_add(1, Ordering::Relaxed);
                         if job >= jobs {
-                            return Ok(());
+                            return slot.map_or(Ok(()), SlotCgroup::remove);
                         }
-                        match parent {
-                            None => exec.run(None)?,
-                            Some(parent) => {
+                        match (place, &slot) {
+                            (Place::Fresh(parent), _) => {
                                 let name = CString::new(format!("job-{worker}-{job}"))
                                     .expect("no NUL in the name");
                                 job_in_cgroup(exec, parent, &name)?;
                             }
+                            (_, Some(slot)) => exec.run(Some(&slot.dir))?,
+                            _ => exec.run(None)?,
                         }
                     }
                 })
@@ -156,6 +167,52 @@ fn run_jobs(
             .try_for_each(|w| w.join().expect("a worker panicked"))
     })?;
     Ok(t0.elapsed())
+}
+
+/// A worker's own cgroup, which every one of its jobs runs in.
+struct SlotCgroup<'a> {
+    parent: &'a OwnedFd,
+    name: CString,
+    dir: OwnedFd,
+}
+
+impl<'a> SlotCgroup<'a> {
+    fn new(parent: &'a OwnedFd, worker: usize) -> io::Result<Self> {
+        let name = CString::new(format!("slot-{worker}")).expect("no NUL in the name");
+        // SAFETY: plain system calls on a descriptor and a NUL-terminated name.
+        if unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o755) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = unsafe {
+            libc::openat(
+                parent.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just opened and is owned here alone.
+        let dir = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(SlotCgroup { parent, name, dir })
+    }
+
+    fn remove(self) -> io::Result<()> {
+        drop(self.dir);
+        // SAFETY: as in `new`; every job in it has been reaped.
+        if unsafe {
+            libc::unlinkat(
+                self.parent.as_raw_fd(),
+                self.name.as_ptr(),
+                libc::AT_REMOVEDIR,
+            )
+        } == -1
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 }
 
 fn job_in_cgroup(exec: &Exec, parent: &OwnedFd, name: &CString) -> io::Result<()> {
@@ -221,7 +278,7 @@ fn main() -> io::Result<()> {
     let parent_fd = OwnedFd::from(std::fs::File::open(&parent.path)?);
     let exec = Exec::new("/bin/true");
     let p = parallel.to_string();
-    let mut times: [Vec<Duration>; 4] = Default::default();
+    let mut times: [Vec<Duration>; 5] = Default::default();
     for round in 0..rounds {
         // Each round starts with another one, so that drift weighs on all.
         for turn in 0..times.len() {
@@ -229,12 +286,13 @@ fn main() -> io::Result<()> {
             times[which].push(match which {
                 0 => run_tool("xargs", &["-P", &p, "-n", "1", "/bin/true"], jobs)?,
                 1 => run_tool("parallel", &["-j", &p, "/bin/true"], jobs)?,
-                2 => run_jobs(&exec, jobs, parallel, None)?,
-                _ => run_jobs(&exec, jobs, parallel, Some(&parent_fd))?,
+                2 => run_jobs(&exec, jobs, parallel, Place::Plain)?,
+                3 => run_jobs(&exec, jobs, parallel, Place::Fresh(&parent_fd))?,
+                _ => run_jobs(&exec, jobs, parallel, Place::Slot(&parent_fd))?,
             });
         }
     }
-    let [xargs, gnu, plain, cgroup] = times.map(median);
+    let [xargs, gnu, plain, cgroup, slot] = times.map(median);
     let secs = |d: Duration| d.as_secs_f64();
     println!(
         "cgroup-floor: {jobs} jobs of /bin/true, {parallel} at a time, median of {rounds} rounds"
@@ -246,6 +304,7 @@ fn main() -> io::Result<()> {
         ("GNU parallel", gnu),
         ("floor, plain", plain),
         ("floor, cgroup per job", cgroup),
+        ("floor, cgroup per slot, reused", slot),
     ] {
         println!(
             "| {name} | {:.3} | {:.0} | {:.3}x | {:.2}x |",
@@ -256,5 +315,6 @@ fn main() -> io::Result<()> {
         );
     }
     println!("cgroup / plain = {:.3}x", secs(cgroup) / secs(plain));
+    println!("slot / plain = {:.3}x", secs(slot) / secs(plain));
     Ok(())
 }
