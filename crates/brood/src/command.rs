@@ -16,7 +16,7 @@ use crate::child::process::Process;
 use crate::child::shared::{Shared, StopPolicy};
 use crate::child::Child;
 use crate::containment::spawn::{self as contained, StdCommand, Target};
-use crate::containment::{CgroupTree, Containment, Tree};
+use crate::containment::{CgroupPool, CgroupTree, Containment, Tree};
 use crate::reaper::{self, SpawnTicket, Strategy};
 use crate::stdio::{ChildStderr, ChildStdin, ChildStdout};
 use crate::sync::Arc;
@@ -56,6 +56,7 @@ pub struct Command {
     pipe_capacity: Option<usize>,
     contain: Option<Containment>,
     cgroup_parent: Option<PathBuf>,
+    cgroup_pool: Option<CgroupPool>,
     wait_delay: Option<Duration>,
     /// `arg0`, as given: std shows it only escaped, and brood's own spawn
     /// needs it to read the command back.
@@ -96,6 +97,9 @@ impl fmt::Debug for Command {
         }
         if let Some(parent) = &self.cgroup_parent {
             out.field("cgroup_parent", parent);
+        }
+        if let Some(pool) = &self.cgroup_pool {
+            out.field("cgroup_pool", pool);
         }
         if let Some(delay) = &self.wait_delay {
             out.field("wait_delay", delay);
@@ -194,6 +198,7 @@ impl Command {
             pipe_capacity: None,
             contain: None,
             cgroup_parent: None,
+            cgroup_pool: None,
             wait_delay: None,
             arg0: None,
             std_only,
@@ -388,6 +393,17 @@ impl Command {
     /// controller enabled below it.
     pub fn cgroup_parent<P: AsRef<Path>>(&mut self, path: P) -> &mut Command {
         self.cgroup_parent = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// Takes the child's cgroup from `pool` when it keeps an empty one made
+    /// under the same [`Command::cgroup_parent`], and gives the cgroup to
+    /// `pool` once the child's tree has ended, instead of making one for the
+    /// child and removing it after. For programs that spawn many short
+    /// contained children; see [`CgroupPool`] for what is reused and when.
+    /// Only a child that gets a cgroup ([`Command::contain`]) uses it.
+    pub fn cgroup_pool(&mut self, pool: &CgroupPool) -> &mut Command {
+        self.cgroup_pool = Some(pool.clone());
         self
     }
 
@@ -593,7 +609,8 @@ impl Command {
         containment: Containment,
         collected_by_brood: bool,
     ) -> io::Result<Child> {
-        match contained::prepare(containment, self.cgroup_parent.as_deref())? {
+        let pool = self.cgroup_pool.as_ref().map(CgroupPool::pool);
+        match contained::prepare(containment, self.cgroup_parent.as_deref(), pool)? {
             Target::Group => {
                 self.std.process_group(0);
                 let ticket = reaper::prepare_spawn()?;

@@ -336,7 +336,7 @@ pub use child::{Child, ChildHandle, OutputLimitExceeded, WaitDelayExceeded};
 #[cfg(unix)]
 pub use command::Command;
 #[cfg(unix)]
-pub use containment::{Containment, TreeUsage};
+pub use containment::{CgroupPool, Containment, TreeUsage};
 #[cfg(unix)]
 pub use rusage::ResourceUsage;
 #[cfg(unix)]

@@ -737,6 +737,11 @@ impl TreeCgroup for &'static MockCgroup {
         Ok(())
     }
 
+    fn retire(&self) -> io::Result<()> {
+        // No pool in the models: retiring is removing.
+        self.remove()
+    }
+
     fn is_removed(&self) -> bool {
         lock(&self.state).removed
     }
@@ -790,7 +795,8 @@ fn loom_models_tree_wait_vs_stop_vs_removal() {
             thread::spawn(move || {
                 // The last member exits on its own; the kernel notifies.
                 cgroup.members.store(0, Ordering::SeqCst);
-                assert!(tree.changed(), "populated 0 ends the tree");
+                assert!(tree.changed(), "populated 0 ends the watch");
+                tree.unwatched();
             })
         };
         let stopper = {

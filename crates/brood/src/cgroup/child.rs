@@ -1,51 +1,62 @@
-//! One contained child's cgroup: its members, its events, the stop
-//! primitives (freeze, signal, thaw, kill), its figures, and its removal.
+//! One contained child's cgroup, as its tenant sees it: its members, its
+//! events, the stop primitives (freeze, signal, thaw, kill), its figures,
+//! and its end (removal, or return to a pool).
 //!
-//! Owns: [`ChildCgroup`], [`Signalled`]. Calls: `events`, `fs`, `usage`,
-//! `sys::cgroupfs`, `sys::pidfd`, `sys::process`.
+//! A tenancy ends once: from then on, every operation on the cgroup finds
+//! it gone, under the same lock the end takes, so a stop that comes late
+//! never reaches a later tenant of a reused cgroup.
+//!
+//! Owns: [`ChildCgroup`], [`Signalled`]. Calls: `dir`, `events`, `fs`,
+//! `pool`, `usage`, `sys::cgroupfs`, `sys::pidfd`, `sys::process`.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::dir::CgroupDir;
 use super::events::{self, Events, PopulatedWatch};
 use super::fs::{self, read_small, MAX_NESTING};
+use super::pool::{Idle, Pool};
 use super::usage::{self, CgroupUsage};
-use crate::sync::Mutex;
+use crate::sync::{Mutex, MutexGuard};
 use crate::sys::{self, cgroupfs};
 
 /// How many members get a pidfd at once while a stop signals them (see
 /// [`ChildCgroup::signal_frozen_members`]); bounds the descriptors held.
 const PIDFD_BATCH: usize = 256;
 
-/// A per-child cgroup that brood created, with its directory open (the
-/// descriptor `clone3(CLONE_INTO_CGROUP)` takes).
+/// A per-child cgroup that brood created (or took from a pool), with its
+/// directory open (the descriptor `clone3(CLONE_INTO_CGROUP)` takes).
 ///
-/// Dropping it removes the directory if it is empty and was not removed yet.
+/// Dropping it removes the directory if it is empty and its tenancy has not
+/// ended yet.
 #[derive(Debug)]
 pub(crate) struct ChildCgroup {
-    /// The parent directory, through which the cgroup removes itself.
-    parent: Arc<File>,
-    name: String,
-    path: PathBuf,
-    dir: File,
+    dir: Arc<CgroupDir>,
+    /// Where the cgroup goes once the tree has ended, if anywhere.
+    pool: Option<Arc<Pool>>,
     state: Mutex<State>,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    removed: bool,
+    /// The tenancy has ended: the directory was removed, or handed back to
+    /// the pool for another child. Nothing touches it any more.
+    gone: bool,
     /// The tree was seen empty ([`ChildCgroup::members`]). It stays empty
     /// (no member is left to fork), so its figures no longer change.
     empty_seen: bool,
-    /// The figures read just before the directory was removed, or, once
+    /// The cumulative figures read just before the tenancy ended, or, once
     /// the tree was seen empty, the first ones read after that.
     last_usage: Option<CgroupUsage>,
+    /// The cumulative CPU figures when this tenancy began: zero for a fresh
+    /// cgroup, what the last tenant left for a reused one.
+    start: CgroupUsage,
     /// `memory.peak` was found missing (no memory controller for this
     /// cgroup): the figures are read without trying it again.
     no_memory_peak: bool,
@@ -54,7 +65,7 @@ struct State {
 impl State {
     /// Figures that can no longer change, if some were read.
     fn final_usage(&self) -> Option<CgroupUsage> {
-        if self.removed || self.empty_seen {
+        if self.gone || self.empty_seen {
             self.last_usage
         } else {
             None
@@ -74,32 +85,46 @@ pub(crate) struct Signalled {
 }
 
 impl ChildCgroup {
-    pub(super) fn new(parent: Arc<File>, name: String, path: PathBuf, dir: File) -> Self {
+    /// The first tenant of a cgroup just made.
+    pub(super) fn new(dir: CgroupDir, pool: Option<Arc<Pool>>) -> Self {
         ChildCgroup {
-            parent,
-            name,
-            path,
-            dir,
+            dir: Arc::new(dir),
+            pool,
             state: Mutex::default(),
+        }
+    }
+
+    /// The next tenant of a cgroup `pool` kept. It had no memory controller
+    /// (or the pool would not have kept it).
+    pub(super) fn reuse(idle: Idle, pool: Arc<Pool>) -> Self {
+        ChildCgroup {
+            dir: idle.dir,
+            pool: Some(pool),
+            state: Mutex::new(State {
+                start: idle.figures,
+                no_memory_peak: true,
+                ..State::default()
+            }),
         }
     }
 
     /// The directory's name (see `name.rs` for the scheme).
     #[cfg(test)]
     pub(crate) fn name(&self) -> &str {
-        &self.name
+        self.dir.name()
     }
 
     /// The directory's path.
     #[cfg(any(test, feature = "tracing"))]
     pub(crate) fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 
     /// The directory, opened `O_RDONLY | O_DIRECTORY | O_CLOEXEC`: the
-    /// descriptor `clone3` takes as `cgroup` with `CLONE_INTO_CGROUP`.
+    /// descriptor `clone3` takes as `cgroup` with `CLONE_INTO_CGROUP`. For
+    /// the spawn, before the tenancy can end.
     pub(crate) fn dir_fd(&self) -> BorrowedFd<'_> {
-        self.dir.as_fd()
+        self.dir.fd()
     }
 
     /// Opens `cgroup.procs` (`O_WRONLY | O_CLOEXEC`), for a placement by
@@ -112,20 +137,27 @@ impl ChildCgroup {
     }
 
     /// Reads `cgroup.events` once, through a descriptor of its own.
+    #[cfg(test)]
     pub(crate) fn events(&self) -> io::Result<Events> {
+        let _tenant = self.tenant()?;
+        self.events_now()
+    }
+
+    fn events_now(&self) -> io::Result<Events> {
         events::parse_events(&read_small(self.dir_fd(), "cgroup.events")?)
     }
 
     /// Whether any process is left in the cgroup (or in cgroups the job
     /// created inside it).
+    #[cfg(test)]
     pub(crate) fn populated(&self) -> io::Result<bool> {
         self.events().map(|e| e.populated)
     }
 
-    /// A watch for the moment the cgroup empties (`populated 0`), with a
-    /// descriptor of its own; see [`PopulatedWatch`].
-    pub(crate) fn watch_populated(&self) -> io::Result<PopulatedWatch> {
-        Ok(PopulatedWatch::new(events::open_events(self.dir_fd())?))
+    /// A watch for the moment the cgroup empties (`populated 0`), on the
+    /// cgroup's watch descriptor; see [`PopulatedWatch`].
+    pub(crate) fn watch_populated(&self) -> PopulatedWatch {
+        PopulatedWatch::new(self.dir.events_for_watch())
     }
 
     /// The pids of every process in the cgroup and in cgroups nested in it
@@ -137,12 +169,13 @@ impl ChildCgroup {
     /// of `cgroup.events`, not a listing of `cgroup.procs` and of every
     /// nested cgroup, and no read at all once it was seen empty.
     pub(crate) fn members(&self) -> io::Result<Vec<u32>> {
+        let mut state = self.tenant()?;
         // Empty once, empty for good: no member is left to fork.
-        if crate::sync::lock(&self.state).empty_seen {
+        if state.empty_seen {
             return Ok(Vec::new());
         }
-        if !self.populated()? {
-            crate::sync::lock(&self.state).empty_seen = true;
+        if !self.events_now()?.populated {
+            state.empty_seen = true;
             return Ok(Vec::new());
         }
         self.list_members()
@@ -160,7 +193,13 @@ impl ChildCgroup {
     /// cannot fork, until [`ChildCgroup::thaw`]; fatal signals still kill it.
     /// Fails with `TimedOut` if the freeze did not complete in time (the
     /// cgroup then stays freezing; thaw it).
+    #[cfg(test)]
     pub(crate) fn freeze(&self, timeout: Duration) -> io::Result<()> {
+        let _tenant = self.tenant()?;
+        self.freeze_now(timeout)
+    }
+
+    fn freeze_now(&self, timeout: Duration) -> io::Result<()> {
         // Opened before the write, so the first read in `wait_until` comes
         // after it; a completion notified before that read is seen by it.
         let events = events::open_events(self.dir_fd())?;
@@ -172,7 +211,7 @@ impl ChildCgroup {
                 io::ErrorKind::TimedOut,
                 format!(
                     "brood: cgroup {} did not freeze within {timeout:?}",
-                    self.path.display()
+                    self.dir.path().display()
                 ),
             ))
         }
@@ -180,7 +219,13 @@ impl ChildCgroup {
 
     /// Lets frozen members run again. Does not wait: signals sent while
     /// frozen are delivered as each member resumes, before any user code.
+    #[cfg(test)]
     pub(crate) fn thaw(&self) -> io::Result<()> {
+        let _tenant = self.tenant()?;
+        self.thaw_now()
+    }
+
+    fn thaw_now(&self) -> io::Result<()> {
         self.write_interface("cgroup.freeze", b"0")
     }
 
@@ -199,11 +244,16 @@ impl ChildCgroup {
         signal: i32,
         freeze_timeout: Duration,
     ) -> io::Result<Signalled> {
+        let _tenant = self.tenant()?;
+        self.signal_members_now(signal, freeze_timeout)
+    }
+
+    fn signal_members_now(&self, signal: i32, freeze_timeout: Duration) -> io::Result<Signalled> {
         let was_frozen = match read_small(self.dir_fd(), "cgroup.freeze") {
             Ok(state) => state.trim() == "1",
             // No freezer (Linux before 5.2): signal without it.
             Err(e) if e.kind() == io::ErrorKind::NotFound && self.dir_exists() => {
-                let members = self.signal_frozen_members(signal)?;
+                let members = self.signal_frozen_members_now(signal)?;
                 return Ok(Signalled {
                     members,
                     frozen: false,
@@ -211,19 +261,19 @@ impl ChildCgroup {
             }
             Err(e) => return Err(e),
         };
-        let frozen = match self.freeze(freeze_timeout) {
+        let frozen = match self.freeze_now(freeze_timeout) {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::TimedOut => false,
             Err(e) => {
                 if !was_frozen {
-                    let _ = self.thaw();
+                    let _ = self.thaw_now();
                 }
                 return Err(e);
             }
         };
-        let signalled = self.signal_frozen_members(signal);
+        let signalled = self.signal_frozen_members_now(signal);
         // Thawed whatever the signalling did: a tree left frozen would hang.
-        let thawed = if was_frozen { Ok(()) } else { self.thaw() };
+        let thawed = if was_frozen { Ok(()) } else { self.thaw_now() };
         let members = signalled?;
         thawed?;
         Ok(Signalled { members, frozen })
@@ -240,7 +290,13 @@ impl ChildCgroup {
     /// second listing, taken after the pidfd was opened, still has the pid:
     /// then the pidfd names that member. Where pidfds are unavailable
     /// (seccomp, no descriptors left) the pid itself is signalled.
+    #[cfg(test)]
     pub(crate) fn signal_frozen_members(&self, signal: i32) -> io::Result<usize> {
+        let _tenant = self.tenant()?;
+        self.signal_frozen_members_now(signal)
+    }
+
+    fn signal_frozen_members_now(&self, signal: i32) -> io::Result<usize> {
         let listed = self.list_members()?;
         let mut signalled = 0;
         for batch in listed.chunks(PIDFD_BATCH) {
@@ -272,44 +328,47 @@ impl ChildCgroup {
     /// (`cgroup.kill`, Linux 5.14). On older kernels: freeze, SIGKILL each
     /// member, thaw.
     pub(crate) fn kill(&self) -> io::Result<()> {
+        let _tenant = self.tenant()?;
         match self.write_interface("cgroup.kill", b"1") {
             Err(e) if e.kind() == io::ErrorKind::NotFound && self.dir_exists() => self
-                .signal_members(libc::SIGKILL, Duration::from_secs(1))
+                .signal_members_now(libc::SIGKILL, Duration::from_secs(1))
                 .map(drop),
             other => other,
         }
     }
 
-    /// The tree's figures: live while the cgroup exists, and after
-    /// [`ChildCgroup::remove`] the last ones read before the removal.
+    /// The tree's figures: live during the tenancy, and after it ended the
+    /// last ones read before the end. A reused cgroup's figures count this
+    /// tenant's tree alone.
     ///
     /// Once the tree was seen empty, the figures are read once and kept,
-    /// and the removal does not read them again.
+    /// and the end does not read them again.
     pub(crate) fn usage(&self) -> io::Result<CgroupUsage> {
         let mut state = crate::sync::lock(&self.state);
-        if let Some(usage) = state.final_usage() {
-            return Ok(usage);
-        }
-        if state.empty_seen && !state.removed {
-            let usage = self.read_usage(&mut state)?;
-            state.last_usage = Some(usage);
-            return Ok(usage);
-        }
-        if state.removed {
-            return state.last_usage.ok_or_else(|| {
-                io::Error::new(
+        let cumulative = match state.final_usage() {
+            Some(usage) => usage,
+            None if state.gone => {
+                return Err(io::Error::new(
                     io::ErrorKind::NotFound,
                     format!(
                         "brood: cgroup {} was removed before its figures could be read",
-                        self.path.display()
+                        self.dir.path().display()
                     ),
-                )
-            });
-        }
-        self.read_usage(&mut state)
+                ))
+            }
+            None => {
+                let usage = self.read_usage(&mut state)?;
+                if state.empty_seen {
+                    state.last_usage = Some(usage);
+                }
+                usage
+            }
+        };
+        Ok(cumulative.since(&state.start))
     }
 
-    /// Removes the cgroup directory, keeping the last figures readable.
+    /// Removes the cgroup directory, keeping the last figures readable, and
+    /// ends the tenancy.
     ///
     /// The kernel refuses (`EBUSY`) while any process is left in the tree;
     /// that is reported as `ResourceBusy`, and the caller tries again after
@@ -320,18 +379,47 @@ impl ChildCgroup {
     /// is `Ok`.
     pub(crate) fn remove(&self) -> io::Result<()> {
         let mut state = crate::sync::lock(&self.state);
-        if state.removed {
+        self.remove_locked(&mut state)
+    }
+
+    /// The tree has ended and nothing watches the cgroup's events any more:
+    /// ends the tenancy, giving the cgroup to the pool if the command had
+    /// one and it is clean (see `pool.rs`), else removing it as
+    /// [`ChildCgroup::remove`] does.
+    pub(crate) fn retire(&self) -> io::Result<()> {
+        let mut state = crate::sync::lock(&self.state);
+        if state.gone {
             return Ok(());
         }
-        // Read while the directory still exists (unless final figures were
-        // read already); a failure keeps whatever figures an earlier
-        // attempt got.
-        if state.final_usage().is_none() {
-            if let Ok(usage) = self.read_usage(&mut state) {
-                state.last_usage = Some(usage);
-            }
+        let Some(pool) = &self.pool else {
+            return self.remove_locked(&mut state);
+        };
+        self.keep_final_usage(&mut state);
+        let Some(figures) = state.last_usage.filter(|_| state.no_memory_peak) else {
+            return self.remove_locked(&mut state);
+        };
+        if !self.dir.is_clean() {
+            return self.remove_locked(&mut state);
         }
-        match fs::remove_tree(self.parent.as_fd(), Path::new(&self.name), 0) {
+        let idle = Idle {
+            dir: Arc::clone(&self.dir),
+            figures,
+        };
+        // From here on the next tenant may use it: this one is over first.
+        state.gone = true;
+        if let Err(idle) = pool.offer(idle) {
+            // Full or closed: removed as without a pool.
+            let _ = idle.dir.remove();
+        }
+        Ok(())
+    }
+
+    fn remove_locked(&self, state: &mut State) -> io::Result<()> {
+        if state.gone {
+            return Ok(());
+        }
+        self.keep_final_usage(state);
+        match self.dir.remove() {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
@@ -339,30 +427,57 @@ impl ChildCgroup {
                     io::ErrorKind::ResourceBusy,
                     format!(
                         "brood: cgroup {} still holds processes; remove it once it is empty",
-                        self.path.display()
+                        self.dir.path().display()
                     ),
                 ))
             }
             Err(e) => {
                 return Err(io::Error::new(
                     e.kind(),
-                    format!("brood: removing cgroup {}: {e}", self.path.display()),
+                    format!("brood: removing cgroup {}: {e}", self.dir.path().display()),
                 ))
             }
         }
-        state.removed = true;
+        state.gone = true;
         Ok(())
     }
 
-    /// Whether [`ChildCgroup::remove`] succeeded.
-    pub(crate) fn is_removed(&self) -> bool {
-        crate::sync::lock(&self.state).removed
+    /// Reads the figures while the directory is still this tenant's (unless
+    /// final figures were read already); a failure keeps whatever figures
+    /// an earlier attempt got.
+    fn keep_final_usage(&self, state: &mut State) {
+        if state.final_usage().is_none() {
+            if let Ok(usage) = self.read_usage(state) {
+                state.last_usage = Some(usage);
+            }
+        }
     }
 
-    /// Reads the figures; called with the state locked.
+    /// Whether the tenancy has ended ([`ChildCgroup::remove`] or
+    /// [`ChildCgroup::retire`] succeeded).
+    pub(crate) fn is_removed(&self) -> bool {
+        crate::sync::lock(&self.state).gone
+    }
+
+    /// The state, locked for as long as the caller acts on the cgroup, or
+    /// `NotFound` once the tenancy has ended.
+    fn tenant(&self) -> io::Result<MutexGuard<'_, State>> {
+        let state = crate::sync::lock(&self.state);
+        if state.gone {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "brood: cgroup {} is no longer this child's: its tree has ended",
+                    self.dir.path().display()
+                ),
+            ));
+        }
+        Ok(state)
+    }
+
+    /// Reads the cumulative figures; called with the state locked.
     fn read_usage(&self, state: &mut State) -> io::Result<CgroupUsage> {
-        let mut figures = CgroupUsage::default();
-        usage::parse_cpu_stat(&read_small(self.dir_fd(), "cpu.stat")?, &mut figures)?;
+        let mut figures = self.dir.cpu_figures()?;
         if state.no_memory_peak {
             return Ok(figures);
         }
@@ -382,7 +497,7 @@ impl ChildCgroup {
         f.write_all(value).map_err(|e| {
             io::Error::new(
                 e.kind(),
-                format!("brood: writing {}/{file}: {e}", self.path.display()),
+                format!("brood: writing {}/{file}: {e}", self.dir.path().display()),
             )
         })
     }

@@ -27,6 +27,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::sys::cgroupfs;
@@ -122,12 +123,12 @@ pub(crate) fn wait_until(
 /// [`PopulatedWatch::wait_empty_timeout`].
 #[derive(Debug)]
 pub(crate) struct PopulatedWatch {
-    file: File,
+    file: Arc<File>,
     reads: AtomicU64,
 }
 
 impl PopulatedWatch {
-    pub(crate) fn new(events: File) -> Self {
+    pub(crate) fn new(events: Arc<File>) -> Self {
         PopulatedWatch {
             file: events,
             reads: AtomicU64::new(0),

@@ -69,7 +69,9 @@
 // The cgroup layer's files, top down:
 //
 //   parent.rs    CgroupParent: validation, creation, the stale sweep
-//   child.rs     ChildCgroup: members, stop primitives, figures, removal
+//   pool.rs      Pool: empty cgroups kept for the next child
+//   child.rs     ChildCgroup: one tenancy: members, stops, figures, its end
+//   dir.rs       CgroupDir: a cgroup's directory and the files kept open
 //   events.rs    cgroup.events: populated/frozen, waits without polling
 //   fs.rs        reading interface files, listing and removing cgroups
 //   discover.rs  the cgroup2 mount and this process's cgroup
@@ -77,16 +79,19 @@
 //   usage.rs     cpu.stat and memory.peak
 
 mod child;
+mod dir;
 mod discover;
 mod events;
 mod fs;
 mod name;
 mod parent;
+mod pool;
 mod usage;
 
 pub(crate) use child::{ChildCgroup, Signalled};
 pub(crate) use events::PopulatedWatch;
 pub(crate) use parent::CgroupParent;
+pub(crate) use pool::Pool;
 pub(crate) use usage::CgroupUsage;
 
 /// Whether this platform has cgroups at all (only Linux does).
@@ -230,7 +235,7 @@ mod tests {
                 let _ = kill.write_all(b"1");
             }
             let drained = events::open_events(dir)
-                .map(PopulatedWatch::new)
+                .map(|events| PopulatedWatch::new(std::sync::Arc::new(events)))
                 .and_then(|w| w.wait_empty_timeout(PATIENCE));
             let removed = remove_tree(self.outer.as_fd(), Path::new(&self.name), 0);
             if !matches!(drained, Ok(true)) || removed.is_err() {
@@ -385,7 +390,7 @@ mod tests {
             &parent,
             &CgroupParent::default_parent().unwrap()
         ));
-        let child = parent.create_child().unwrap();
+        let child = parent.create_child(None).unwrap();
         assert_eq!(child.path().parent(), Some(dir.as_path()));
         child.remove().unwrap();
         assert!(!child.path().exists());
@@ -396,7 +401,7 @@ mod tests {
         let Some(tp) = TestParent::new("create") else {
             return;
         };
-        let cg = tp.parent.create_child().unwrap();
+        let cg = tp.parent.create_child(None).unwrap();
         let parsed = CgroupName::parse(cg.name()).expect("a brood name");
         assert_eq!(parsed.creator, name::this_process().unwrap());
         assert_eq!(cg.path(), tp.path.join(cg.name()));
@@ -428,7 +433,7 @@ mod tests {
             }
         );
 
-        let second = tp.parent.create_child().unwrap();
+        let second = tp.parent.create_child(None).unwrap();
         assert_ne!(second.name(), cg.name());
         let second_path = second.path().to_path_buf();
 
@@ -451,8 +456,8 @@ mod tests {
         tp.mkdir("unrelated");
         let before = tp.listing();
         for cycle in 0..200 {
-            let cg = tp.parent.create_child().unwrap();
-            let watch = cg.watch_populated().unwrap();
+            let cg = tp.parent.create_child(None).unwrap();
+            let watch = cg.watch_populated();
             let mut cmd = Command::new("true");
             let slot = install_placement_hook(&mut cmd);
             let status = {
@@ -476,7 +481,7 @@ mod tests {
         let Some(tp) = TestParent::new("members") else {
             return;
         };
-        let cg = tp.parent.create_child().unwrap();
+        let cg = tp.parent.create_child(None).unwrap();
         // The middle shell of the double fork runs in the foreground, so it has
         // exited (and been reaped) before the leader prints its line.
         let mut leader = spawn_in(
@@ -506,11 +511,7 @@ mod tests {
         assert!(cg.populated().unwrap());
 
         cg.kill().unwrap();
-        assert!(cg
-            .watch_populated()
-            .unwrap()
-            .wait_empty_timeout(PATIENCE)
-            .unwrap());
+        assert!(cg.watch_populated().wait_empty_timeout(PATIENCE).unwrap());
         assert!(cg.members().unwrap().is_empty());
     }
 
@@ -519,7 +520,7 @@ mod tests {
         let Some(tp) = TestParent::new("kill") else {
             return;
         };
-        let cg = tp.parent.create_child().unwrap();
+        let cg = tp.parent.create_child(None).unwrap();
         // Ignored signals stay ignored across exec, so every sleep ignores TERM.
         let mut leader = spawn_in(
             &cg,
@@ -531,7 +532,7 @@ mod tests {
                exec sleep 1000"#,
         );
         read_lines(&mut leader, 1);
-        let watch = cg.watch_populated().unwrap();
+        let watch = cg.watch_populated();
         let signalled = cg.signal_members(libc::SIGTERM, PATIENCE).unwrap();
         assert!(signalled.frozen);
         // The leader and its three sleeps (the middle shell was reaped).
@@ -557,7 +558,7 @@ mod tests {
         let Some(tp) = TestParent::new("forking") else {
             return;
         };
-        let cg = tp.parent.create_child().unwrap();
+        let cg = tp.parent.create_child(None).unwrap();
         // 300 quiet members, then one that forks as fast as it can (bounded, so
         // that a broken stop cannot run away). Members are listed in the order
         // they joined, so the forker comes last and, without the freeze, keeps
@@ -576,7 +577,7 @@ mod tests {
                wait"#,
         );
         read_lines(&mut leader, 1);
-        let watch = cg.watch_populated().unwrap();
+        let watch = cg.watch_populated();
         let signalled = cg.signal_members(libc::SIGTERM, PATIENCE).unwrap();
         assert!(signalled.frozen);
         assert!(signalled.members > 300, "{signalled:?}");
@@ -598,7 +599,7 @@ mod tests {
         let Some(tp) = TestParent::new("freeze") else {
             return;
         };
-        let cg = tp.parent.create_child().unwrap();
+        let cg = tp.parent.create_child(None).unwrap();
         let mut leader = spawn_in(
             &cg,
             // The background job says `ready` itself: a job just forked still
@@ -621,11 +622,7 @@ mod tests {
         assert!(cg.members().unwrap().contains(&pid));
         cg.thaw().unwrap();
         assert_eq!(read_lines(&mut leader, 1), ["terminated"]);
-        let empty = cg
-            .watch_populated()
-            .unwrap()
-            .wait_empty_timeout(PATIENCE)
-            .unwrap();
+        let empty = cg.watch_populated().wait_empty_timeout(PATIENCE).unwrap();
         assert!(empty, "left: {:?}", describe(&cg.members().unwrap()));
         assert_eq!(leader.0.wait().unwrap().code(), Some(0));
     }
@@ -635,7 +632,7 @@ mod tests {
         let Some(tp) = TestParent::new("cpu") else {
             return;
         };
-        let cg = tp.parent.create_child().unwrap();
+        let cg = tp.parent.create_child(None).unwrap();
         // The grandchild waits for our go (an explicit redirection: background
         // jobs get /dev/null as stdin), burns CPU, then reports its own CPU time.
         let mut leader = spawn_in(
@@ -651,7 +648,7 @@ mod tests {
             cg.populated().unwrap(),
             "the grandchild outlives the leader"
         );
-        let watch = cg.watch_populated().unwrap();
+        let watch = cg.watch_populated();
         let before = cg.usage().unwrap();
 
         go.write_all(b"go\n").unwrap();
@@ -692,7 +689,7 @@ mod tests {
         let Some(tp) = TestParent::new("final-figures") else {
             return;
         };
-        let cg = tp.parent.create_child().unwrap();
+        let cg = tp.parent.create_child(None).unwrap();
         // A leader that burns some CPU, then a sleeper it leaves behind.
         let mut leader = spawn_in(
             &cg,
@@ -705,7 +702,7 @@ mod tests {
         let live = cg.usage().unwrap();
         assert!(live.cpu > Duration::ZERO);
 
-        let watch = cg.watch_populated().unwrap();
+        let watch = cg.watch_populated();
         assert!(watch.populated().unwrap());
         cg.kill().unwrap();
         assert!(watch.wait_empty_timeout(PATIENCE).unwrap());
@@ -723,12 +720,12 @@ mod tests {
         let Some(tp) = TestParent::new("watch") else {
             return;
         };
-        let cg = tp.parent.create_child().unwrap();
+        let cg = tp.parent.create_child(None).unwrap();
         let mut leader = spawn_in(&cg, "sleep 1000 & echo $!; exec cat >/dev/null");
         let sleeper: u32 = read_lines(&mut leader, 1)[0].parse().unwrap();
         let sleeper_fd = sys::pidfd::open(sleeper).unwrap();
 
-        let watch = Arc::new(cg.watch_populated().unwrap());
+        let watch = Arc::new(cg.watch_populated());
         assert!(watch.populated().unwrap());
         // A bounded wait on a populated cgroup times out after one read and one
         // poll, not a loop of reads.
@@ -771,9 +768,9 @@ mod tests {
         let Some(tp) = TestParent::new("epoll") else {
             return;
         };
-        let cg = tp.parent.create_child().unwrap();
+        let cg = tp.parent.create_child(None).unwrap();
         let mut leader = spawn_in(&cg, "exec cat >/dev/null");
-        let watch = cg.watch_populated().unwrap();
+        let watch = cg.watch_populated();
         // The very poller and registration brood's background thread uses.
         let (wake, _wake_write) = sys::fd::nonblocking_pipe().unwrap();
         let poller = Poller::new(wake.as_raw_fd()).unwrap();
@@ -879,7 +876,7 @@ mod tests {
             return;
         };
         std::fs::write(tp.path.join("cgroup.max.descendants"), "0").unwrap();
-        let err = tp.parent.create_child().unwrap_err();
+        let err = tp.parent.create_child(None).unwrap_err();
         let message = err.to_string();
         assert!(message.contains("cgroup.max.descendants"), "{message}");
         assert!(
@@ -975,14 +972,115 @@ mod tests {
         tp.mkdir(&stale);
         // Another value for the same directory: the sweep is per directory.
         let same_dir = Arc::new(CgroupParent::open(&tp.path).unwrap());
-        let first = same_dir.create_child().unwrap();
+        let first = same_dir.create_child(None).unwrap();
         assert_eq!(tp.listing(), vec![first.name().to_string()]);
         // Left later, it is not swept again by this process.
         let later = brood_name(me.pid_namespace, me.pid, me.start_time + 2, 0);
         tp.mkdir(&later);
-        let second = tp.parent.create_child().unwrap();
+        let second = tp.parent.create_child(None).unwrap();
         assert!(tp.path.join(&later).exists());
         drop((first, second));
         assert_eq!(tp.listing(), vec![later]);
+    }
+
+    /// Ends a tenancy as the background thread does once the tree is empty.
+    fn retire_once_empty(cg: &ChildCgroup) {
+        assert!(cg.watch_populated().wait_empty_timeout(PATIENCE).unwrap());
+        cg.retire().unwrap();
+        assert!(cg.is_removed(), "the tenancy is over");
+    }
+
+    #[test]
+    fn a_pooled_cgroup_is_reused_and_counts_its_own_tree_alone() {
+        let Some(tp) = TestParent::new("pool-reuse") else {
+            return;
+        };
+        let pool = Arc::new(Pool::new(2));
+        let first = tp.parent.child_cgroup(Some(&pool)).unwrap();
+        let name = first.name().to_owned();
+        // A tree that burns some CPU and ends.
+        let mut busy = spawn_in(&first, "i=0; while [ $i -lt 50000 ]; do i=$((i+1)); done");
+        assert!(busy.0.wait().unwrap().success());
+        retire_once_empty(&first);
+        let spent = first.usage().unwrap();
+        assert!(spent.cpu > Duration::from_millis(1), "{spent:?}");
+        assert_eq!(pool.idle(), 1);
+        assert_eq!(tp.listing(), vec![name.clone()], "kept, not removed");
+
+        // The next tenant gets the same directory, with its figures from zero.
+        let second = tp.parent.child_cgroup(Some(&pool)).unwrap();
+        assert_eq!(second.name(), name);
+        assert_eq!(pool.idle(), 0);
+        let fresh = second.usage().unwrap();
+        assert!(
+            fresh.cpu < spent.cpu / 2,
+            "{fresh:?} counts the last tree's {spent:?}"
+        );
+        let mut sleeper = spawn_in(&second, "echo $$; exec sleep 1000");
+        let pid: u32 = read_lines(&mut sleeper, 1)[0].parse().unwrap();
+
+        // The last tenant can no longer touch it: no stop reaches the new tree.
+        assert_eq!(first.kill().unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            first
+                .signal_members(libc::SIGKILL, PATIENCE)
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(first.members().unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(first.usage().unwrap(), spent, "its own figures stay");
+        first.remove().unwrap();
+        drop(first);
+        assert!(tp.path.join(&name).exists());
+        assert_eq!(second.members().unwrap(), vec![pid]);
+
+        second.kill().unwrap();
+        assert!(sleeper.0.wait().unwrap().signal() == Some(libc::SIGKILL));
+        retire_once_empty(&second);
+        assert_eq!(pool.idle(), 1);
+        // Closing the pool removes what it keeps, and descriptors with it.
+        pool.close();
+        assert_eq!(pool.idle(), 0);
+        drop(second);
+        assert!(tp.listing().is_empty());
+        assert_eq!(fds_under(&tp.path), Vec::<PathBuf>::new());
+    }
+
+    #[test]
+    fn a_pool_keeps_only_clean_cgroups_and_no_more_than_it_may() {
+        let Some(tp) = TestParent::new("pool-clean") else {
+            return;
+        };
+        let pool = Arc::new(Pool::new(1));
+        let [nested, frozen, kept, extra] =
+            [(); 4].map(|_| tp.parent.child_cgroup(Some(&pool)).unwrap());
+        // A cgroup the tree made inside its own: removed with it, not kept.
+        cgroupfs::mkdir_at(nested.dir_fd(), Path::new("inner"), 0o755).unwrap();
+        nested.retire().unwrap();
+        assert!(!nested.path().exists());
+        // Frozen (by its tree, say): not kept.
+        frozen.freeze(PATIENCE).unwrap();
+        frozen.retire().unwrap();
+        assert!(!frozen.path().exists());
+        assert_eq!(pool.idle(), 0);
+        // One clean one is kept; the next finds the pool full.
+        kept.retire().unwrap();
+        extra.retire().unwrap();
+        assert_eq!(pool.idle(), 1);
+        assert_eq!(tp.listing(), vec![kept.name().to_owned()]);
+        // A process moved in from outside while it was kept: not reused, and
+        // left (it cannot be removed while populated) to the stale sweep.
+        let mut stranger = spawn_in(&kept, "echo; exec sleep 1000");
+        read_lines(&mut stranger, 1);
+        let next = tp.parent.child_cgroup(Some(&pool)).unwrap();
+        assert_ne!(next.name(), kept.name());
+        assert_eq!(pool.idle(), 0);
+        drop(stranger);
+        // A closed pool keeps nothing: the cgroup is removed as without one.
+        pool.close();
+        next.retire().unwrap();
+        assert!(!next.path().exists());
+        assert_eq!(tp.listing(), vec![kept.name().to_owned()]);
     }
 }

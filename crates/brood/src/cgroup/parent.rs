@@ -14,8 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::child::ChildCgroup;
+use super::dir::CgroupDir;
 use super::fs::{read_small, remove_tree, subdirectories};
 use super::name::{self, CgroupName, Creator};
+use super::pool::Pool;
 use crate::sys::cgroupfs;
 
 /// A validated directory of the cgroup2 hierarchy in which per-child cgroups
@@ -175,13 +177,39 @@ impl CgroupParent {
         self.dir.as_fd()
     }
 
+    /// A cgroup for a child about to be spawned: one `pool` keeps for this
+    /// directory if it has one, else a fresh one ([`CgroupParent::create_child`]),
+    /// which `pool` takes back once the child's tree has ended.
+    pub(crate) fn child_cgroup(
+        self: &Arc<Self>,
+        pool: Option<&Arc<Pool>>,
+    ) -> io::Result<ChildCgroup> {
+        let Some(pool) = pool else {
+            return self.create_child(None);
+        };
+        while let Some(idle) = pool.take(&self.dir) {
+            // Kept clean; checked again in case a process was moved in from
+            // outside since. Such a cgroup is removed if it can be, or else
+            // left to the stale sweep, as a crashed brood's cgroups are.
+            if idle.dir.is_clean() {
+                return Ok(ChildCgroup::reuse(idle, Arc::clone(pool)));
+            }
+            let _ = idle.dir.remove();
+        }
+        self.create_child(Some(Arc::clone(pool)))
+    }
+
     /// Creates a fresh, uniquely named per-child cgroup (see `name.rs` for
-    /// the scheme), with its directory open.
+    /// the scheme), with its directory open; it goes to `pool` once the
+    /// child's tree has ended, if given.
     ///
     /// The first creation under a directory (per process) first removes the
     /// stale cgroups crashed brood processes left there. On failure nothing
     /// is left behind: a directory already made is removed again.
-    pub(crate) fn create_child(self: &Arc<Self>) -> io::Result<ChildCgroup> {
+    pub(crate) fn create_child(
+        self: &Arc<Self>,
+        pool: Option<Arc<Pool>>,
+    ) -> io::Result<ChildCgroup> {
         static SEQUENCE: AtomicU64 = AtomicU64::new(0);
         let creator = name::this_process()?;
         self.sweep_stale_once(creator);
@@ -218,8 +246,10 @@ impl CgroupParent {
             Path::new(&name),
             libc::O_RDONLY | libc::O_DIRECTORY,
         );
-        match opened {
-            Ok(dir) => Ok(ChildCgroup::new(Arc::clone(&self.dir), name, path, dir)),
+        match opened
+            .and_then(|dir| CgroupDir::open(Arc::clone(&self.dir), name.clone(), path.clone(), dir))
+        {
+            Ok(dir) => Ok(ChildCgroup::new(dir, pool)),
             Err(e) => {
                 // Nothing half-done: the directory is empty, so this succeeds.
                 let _ = cgroupfs::rmdir_at(self.dir_fd(), Path::new(&name));

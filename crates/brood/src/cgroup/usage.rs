@@ -22,6 +22,19 @@ pub(crate) struct CgroupUsage {
     pub(crate) peak_memory: Option<u64>,
 }
 
+impl CgroupUsage {
+    /// The CPU figures counted since `start` (earlier figures of the same
+    /// cgroup); the peak is this value's own.
+    pub(crate) fn since(&self, start: &CgroupUsage) -> CgroupUsage {
+        CgroupUsage {
+            cpu: self.cpu.saturating_sub(start.cpu),
+            user: self.user.saturating_sub(start.user),
+            system: self.system.saturating_sub(start.system),
+            peak_memory: self.peak_memory,
+        }
+    }
+}
+
 /// Fills the CPU figures from a `cpu.stat` text. The three core fields are
 /// there whether or not the cpu controller is enabled; a missing one is an
 /// error rather than a silent zero.

@@ -18,8 +18,10 @@
 //!
 //! From the spawn on, the background thread watches the cgroup's
 //! `cgroup.events` ([`Changes`]). Once `populated 0` says the tree is
-//! empty, it reads the last figures, removes the cgroup and wakes every
-//! [`CgroupTree::wait_empty`], whether or not the `Child` still exists.
+//! empty, it stops watching, reads the last figures, removes the cgroup
+//! (or gives it back to the command's pool, `cgroup/pool.rs`) and wakes
+//! every [`CgroupTree::wait_empty`], whether or not the `Child` still
+//! exists.
 //! Nothing polls in a loop: the kernel notifies on the tree's 0↔1
 //! transitions (and on freezes), and each notification costs one read.
 //!
@@ -105,7 +107,12 @@ pub(crate) trait TreeCgroup {
     /// `is_removed` says `true` from the moment the directory is gone: the
     /// removal and the flag change under one lock.
     fn remove(&self) -> io::Result<()>;
-    /// Whether [`TreeCgroup::remove`] removed the directory.
+    /// The tree has ended and nothing watches the cgroup any more: gives it
+    /// back to its pool, or removes it as [`TreeCgroup::remove`] does.
+    /// `is_removed` says `true` from then on, set under the same lock.
+    fn retire(&self) -> io::Result<()>;
+    /// Whether [`TreeCgroup::remove`] or [`TreeCgroup::retire`] ended the
+    /// cgroup's tenancy: it is no longer this tree's.
     fn is_removed(&self) -> bool;
     /// Its path, for the `tracing` events.
     #[cfg(feature = "tracing")]
@@ -127,6 +134,9 @@ impl TreeCgroup for ChildCgroup {
     }
     fn remove(&self) -> io::Result<()> {
         ChildCgroup::remove(self)
+    }
+    fn retire(&self) -> io::Result<()> {
+        ChildCgroup::retire(self)
     }
     fn is_removed(&self) -> bool {
         ChildCgroup::is_removed(self)
@@ -322,13 +332,14 @@ impl<C: TreeCgroup, W: TreeWatch> CgroupTree<C, W> {
         self.mark_empty();
     }
 
-    /// The tree is empty: removes the cgroup and wakes the waiters.
+    /// The tree is empty and nothing watches its events: retires the
+    /// cgroup (to its pool, or removed) and wakes the waiters.
     fn end(&self) {
-        // The last figures are read before the removal; a removal that
+        // The last figures are read before the cgroup goes; a removal that
         // fails (it cannot while the tree is empty, the kernel decides both
         // on the same count) leaves the directory to the next process's
         // stale sweep, and the tree is over all the same.
-        let _removed = self.cgroup.remove();
+        let _removed = self.cgroup.retire();
         #[cfg(feature = "tracing")]
         crate::trace::tree_ended(self.cgroup.path(), _removed.as_ref().map(drop));
         self.mark_empty();
@@ -339,16 +350,19 @@ impl<C: TreeCgroup, W: TreeWatch> CgroupTree<C, W> {
         self.emptied.notify_waiters();
     }
 
-    /// The background thread was told that `cgroup.events` changed: ends
-    /// the tree if it is empty. Returns whether it ended.
+    /// The background thread was told that `cgroup.events` changed:
+    /// returns whether the tree is empty, and so needs no more watching.
+    /// The tree ends in [`CgroupTree::unwatched`], once the watch is gone,
+    /// for a cgroup given back to a pool must not be watched by two trees.
     pub(crate) fn changed(&self) -> bool {
         // Reading re-arms the notification. An error means the cgroup is
         // gone (removed behind our back): its tree has ended too.
-        if let Ok(true) = self.watch.populated() {
-            return false;
-        }
+        !matches!(self.watch.populated(), Ok(true))
+    }
+
+    /// The background thread no longer watches the events: the tree ends.
+    pub(crate) fn unwatched(&self) {
         self.end();
-        true
     }
 }
 
@@ -359,5 +373,9 @@ impl Changes for CgroupTree {
 
     fn changed(&self) -> bool {
         CgroupTree::changed(self)
+    }
+
+    fn unwatched(&self) {
+        CgroupTree::unwatched(self)
     }
 }

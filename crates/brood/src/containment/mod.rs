@@ -11,14 +11,18 @@
 //!   (`cgroup_tree.rs`), from its first instruction (`spawn.rs`), so no
 //!   descendant escapes; stops, waits and figures use the cgroup.
 //!
-//! Owns: [`Containment`], [`Tree`]. Calls: `cgroup_tree`, `sys::process`
+//! A [`CgroupPool`] keeps the cgroups of ended trees for the next children.
+//!
+//! Owns: [`Containment`], [`Tree`]. Calls: `cgroup_tree`, `pool`, `sys::process`
 //! (the members of a group).
 
 pub(crate) mod cgroup_tree;
+mod pool;
 pub(crate) mod spawn;
 
 pub(crate) use cgroup_tree::CgroupTree;
 pub use cgroup_tree::TreeUsage;
+pub use pool::CgroupPool;
 
 use crate::sync::Arc;
 use crate::sys;

@@ -27,11 +27,11 @@
 //! instruction, so no descendant can be forked outside it.
 //!
 //! Owns: [`Target`], [`NewCgroup`], [`Spawned`], [`StdCommand`], [`prepare`].
-//! Calls: `cgroup` (parents, creation), `cgroup_tree`, `crate::spawn`
+//! Calls: `cgroup` (parents, creation, pools), `cgroup_tree`, `crate::spawn`
 //! (brood's spawn), `sys::spawn` (the placement hook).
 
 use super::{CgroupTree, Containment};
-use crate::cgroup::{self, CgroupParent, ChildCgroup, PopulatedWatch};
+use crate::cgroup::{self, CgroupParent, ChildCgroup, Pool, PopulatedWatch};
 use crate::spawn::plan::SpawnPlan;
 use crate::sync::Arc;
 use crate::sys::spawn::{install_placement_hook, Placement};
@@ -55,17 +55,25 @@ pub(crate) enum Target {
 /// With [`Containment::Cgroup`], any failure is the spawn's error, naming
 /// the directory and saying why; nothing is left behind. With
 /// [`Containment::Auto`], the same failure means [`Target::Group`].
-pub(crate) fn prepare(containment: Containment, parent: Option<&Path>) -> io::Result<Target> {
+/// A cgroup comes from `pool` when it keeps one, and goes back to it once
+/// the child's tree has ended.
+pub(crate) fn prepare(
+    containment: Containment,
+    parent: Option<&Path>,
+    pool: Option<&Arc<Pool>>,
+) -> io::Result<Target> {
     match containment {
         Containment::Group => Ok(Target::Group),
-        Containment::Cgroup => NewCgroup::create(parent).map(Target::Cgroup),
-        Containment::Auto => Ok(NewCgroup::create(parent).map_or(Target::Group, Target::Cgroup)),
+        Containment::Cgroup => NewCgroup::create(parent, pool).map(Target::Cgroup),
+        Containment::Auto => {
+            Ok(NewCgroup::create(parent, pool).map_or(Target::Group, Target::Cgroup))
+        }
     }
 }
 
-/// A fresh cgroup for a child about to be spawned, with its `cgroup.events`
-/// opened before the child exists (so the background thread's first look
-/// comes as soon as it watches it). Dropped unused, it is removed.
+/// A cgroup for a child about to be spawned, fresh or reused, with its
+/// `cgroup.events` open before the child exists. Dropped unused, it is
+/// removed.
 pub(crate) struct NewCgroup {
     cgroup: ChildCgroup,
     watch: PopulatedWatch,
@@ -96,7 +104,7 @@ pub(crate) struct Spawned {
 }
 
 impl NewCgroup {
-    fn create(parent: Option<&Path>) -> io::Result<NewCgroup> {
+    fn create(parent: Option<&Path>, pool: Option<&Arc<Pool>>) -> io::Result<NewCgroup> {
         if !cgroup::SUPPORTED {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -104,19 +112,19 @@ impl NewCgroup {
             ));
         }
         let cgroup = match parent {
-            None => CgroupParent::default_parent()?.create_child()?,
-            Some(path) => match CgroupParent::open_cached(path)?.create_child() {
+            None => CgroupParent::default_parent()?.child_cgroup(pool)?,
+            Some(path) => match CgroupParent::open_cached(path)?.child_cgroup(pool) {
                 Ok(cgroup) => cgroup,
                 // The cached parent may have been removed (and made again)
                 // since it was validated: validate it afresh, once.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     CgroupParent::forget_cached(path);
-                    CgroupParent::open_cached(path)?.create_child()?
+                    CgroupParent::open_cached(path)?.child_cgroup(pool)?
                 }
                 Err(e) => return Err(e),
             },
         };
-        let watch = cgroup.watch_populated()?;
+        let watch = cgroup.watch_populated();
         Ok(NewCgroup { cgroup, watch })
     }
 

@@ -29,6 +29,11 @@ pub(crate) trait Changes {
     /// was just armed). Reads the file, which re-arms the notification, and
     /// acts on it. Returns `true` when the item needs no more watching.
     fn changed(&self) -> bool;
+
+    /// Called once the watch [`Changes::changed`] ended is gone (removed
+    /// from the list and disarmed): from now on the descriptor may be
+    /// watched again, by another item.
+    fn unwatched(&self);
 }
 
 /// How the reaper holds a change watch.
@@ -74,6 +79,7 @@ impl ChangeWatcher {
             self.watched.remove(token, || {
                 let _ = poller.unwatch((token & !CHANGE_TOKEN) as RawFd);
             });
+            item.unwatched();
         }
         // Otherwise the next change is reported (edge-triggered: nothing
         // spins while the file stays as it is).

@@ -806,6 +806,65 @@ bounded_test!(
     }
 );
 
+/// The cgroup a contained child ran `cat /proc/self/cgroup` in (the last
+/// line of its output), once its tree has ended.
+async fn ran_in(mut child: Child) -> (String, Child) {
+    let seen = read_all(&mut child).await;
+    assert!(child.wait_tree().await.unwrap().success());
+    let cgroup = seen.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+    (cgroup.to_string(), child)
+}
+
+bounded_test!(
+    #[tokio::test]
+    async fn a_cgroup_pool_hands_an_ended_trees_cgroup_to_the_next_child_and_removes_it_when_dropped(
+    ) {
+        let Some(parent) = PrivateParent::new("pool") else {
+            return;
+        };
+        let pool = brood::CgroupPool::new(2);
+        let pooled = |script: &str| {
+            let mut command = job(&parent, script);
+            command.cgroup_pool(&pool).kill_on_drop(true);
+            command
+        };
+        // A first tree that burns some CPU.
+        let busy = "i=0; while [ $i -lt 50000 ]; do i=$((i+1)); done; cat /proc/self/cgroup";
+        let (first_cgroup, first) = ran_in(pooled(busy).spawn().unwrap()).await;
+        assert_in_a_child_cgroup_of(&parent, &first_cgroup);
+        let spent = first.tree_usage().unwrap();
+        assert_eq!(parent.brood_cgroups().len(), 1, "kept for the next child");
+
+        // The next child starts in the same cgroup, and counts its own tree.
+        let (second_cgroup, second) =
+            ran_in(pooled("cat /proc/self/cgroup").spawn().unwrap()).await;
+        assert_eq!(second_cgroup, first_cgroup);
+        let own = second.tree_usage().unwrap();
+        let cpu = |u: brood::TreeUsage| u.user_time() + u.system_time();
+        assert!(cpu(own) < cpu(spent) / 2, "{own:?} counts {spent:?}");
+        assert_eq!(
+            first.tree_usage(),
+            Some(spent),
+            "the first tree's figures stay"
+        );
+
+        // Stops of an ended tree never reach the cgroup's next tenant.
+        let mut third = pooled("echo leader $$; exec sleep 1000").spawn().unwrap();
+        let tree = read_tree(third.stdout.as_mut().unwrap(), 1).await;
+        assert_eq!(cgroup_of(leader(&tree)).unwrap(), first_cgroup);
+        drop((first, second)); // kill_on_drop
+        assert!(!tree["leader"].gone_within(Duration::from_millis(100)));
+        assert_eq!(third.members().unwrap(), vec![leader(&tree)]);
+        third.kill().await.unwrap();
+        assert!(third.wait_tree().await.unwrap().signal() == Some(libc::SIGKILL));
+        assert_eq!(parent.brood_cgroups().len(), 1);
+
+        // Dropping the pool removes what it keeps.
+        drop(pool);
+        assert_eq!(parent.brood_cgroups(), Vec::<String>::new());
+    }
+);
+
 /// A pipe whose write end a `pre_exec` hook writes its view of
 /// /proc/self/cgroup to, with only async-signal-safe calls.
 fn cgroup_reporting_hook() -> (
