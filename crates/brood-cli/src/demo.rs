@@ -89,6 +89,7 @@ pub fn run() -> u8 {
         confinement: Confinement {
             containment: Some(brood::Containment::Auto),
             cgroup_parent: None,
+            pool: None,
         },
         wait_delay: crate::settings::DEFAULT_WAIT_DELAY,
         leftovers: Leftovers::Kill,

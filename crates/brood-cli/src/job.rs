@@ -107,6 +107,10 @@ pub struct Confinement {
     pub containment: Option<Containment>,
     /// Where the jobs' cgroups go; by default under brood's own.
     pub cgroup_parent: Option<PathBuf>,
+    /// The cgroups of ended jobs, kept for the next ones: a job then costs
+    /// no `mkdir` and `rmdir` of a cgroup. Dropped with the run's context,
+    /// which removes them.
+    pub pool: Option<brood::CgroupPool>,
 }
 
 impl Confinement {
@@ -631,6 +635,9 @@ fn command(spec: &JobSpec, argv: &[OsString], slot: u64, ctx: &JobContext) -> Co
         cmd.contain(containment);
         if let Some(parent) = &ctx.confinement.cgroup_parent {
             cmd.cgroup_parent(parent);
+        }
+        if let Some(pool) = &ctx.confinement.pool {
+            cmd.cgroup_pool(pool);
         }
     }
     cmd

@@ -201,8 +201,12 @@ fn shard_option(args: &RunArgs) -> Result<Option<Resolved>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// `--contain` and `--cgroup-parent`.
-fn confinement(args: &RunArgs) -> Result<Confinement, String> {
+/// The most empty cgroups a run keeps for its next jobs: one per slot, so
+/// that each slot's next job reuses its last one's, up to this bound.
+const MAX_POOLED_CGROUPS: usize = 256;
+
+/// `--contain` and `--cgroup-parent`; `jobs` run at once.
+fn confinement(args: &RunArgs, jobs: usize) -> Result<Confinement, String> {
     let containment = match args.contain {
         ContainArg::Auto => Some(brood::Containment::Auto),
         ContainArg::Cgroup => Some(brood::Containment::Cgroup),
@@ -214,9 +218,12 @@ fn confinement(args: &RunArgs) -> Result<Confinement, String> {
     {
         return Err("--cgroup-parent needs --contain auto or cgroup".into());
     }
+    let pool = matches!(args.contain, ContainArg::Auto | ContainArg::Cgroup)
+        .then(|| brood::CgroupPool::new(jobs.min(MAX_POOLED_CGROUPS)));
     Ok(Confinement {
         containment,
         cgroup_parent: args.cgroup_parent.clone(),
+        pool,
     })
 }
 
@@ -377,7 +384,7 @@ pub fn from_args(args: RunArgs, sources: Vec<SourceArg>) -> Result<(Settings, Jo
         _ => Default::default(),
     };
 
-    let confinement = confinement(&args)?;
+    let confinement = confinement(&args, plan.jobs)?;
     let context = ContextSpec {
         confinement,
         wait_delay: duration_opt(&args.wait_delay, "--wait-delay")?.unwrap_or(DEFAULT_WAIT_DELAY),
