@@ -688,11 +688,14 @@ async fn alongside<T, Io: Future>(
 /// Whether the job's tree (its cgroup, else its process group) is known to
 /// be empty now, without waiting: a cgroup's `populated 0` as brood has
 /// seen it, or a group with no member left.
+///
+/// The wait is polled once, and dropped if it is pending. (A zero
+/// `tokio::time::timeout` would do the same only once the timer wheel
+/// ticks, up to a millisecond later: that held every contained job's slot
+/// about 1 ms longer.)
 async fn tree_gone_now(handle: &ChildHandle) -> bool {
-    // `timeout` polls the wait once before it looks at the clock.
-    tokio::time::timeout(Duration::ZERO, handle.wait_tree())
-        .await
-        .is_ok()
+    let mut wait = std::pin::pin!(handle.wait_tree());
+    std::future::poll_fn(|cx| std::task::Poll::Ready(wait.as_mut().poll(cx).is_ready())).await
 }
 
 /// The processes of a job's tree that still run once its leader has
