@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::dir::CgroupDir;
-use super::events::{self, Events, PopulatedWatch};
+use super::events::{self, PopulatedWatch};
 use super::fs::{self, read_small, MAX_NESTING};
 use super::pool::{Idle, Pool};
 use super::usage::{self, CgroupUsage};
@@ -136,15 +136,11 @@ impl ChildCgroup {
         cgroupfs::open_file_at(self.dir_fd(), Path::new("cgroup.procs"), libc::O_WRONLY)
     }
 
-    /// Reads `cgroup.events` once, through a descriptor of its own.
+    /// Reads `cgroup.events` once (not through the watch's descriptor).
     #[cfg(test)]
-    pub(crate) fn events(&self) -> io::Result<Events> {
+    pub(crate) fn events(&self) -> io::Result<super::events::Events> {
         let _tenant = self.tenant()?;
-        self.events_now()
-    }
-
-    fn events_now(&self) -> io::Result<Events> {
-        events::parse_events(&read_small(self.dir_fd(), "cgroup.events")?)
+        self.dir.events()
     }
 
     /// Whether any process is left in the cgroup (or in cgroups the job
@@ -174,7 +170,7 @@ impl ChildCgroup {
         if state.empty_seen {
             return Ok(Vec::new());
         }
-        if !self.events_now()?.populated {
+        if !self.dir.events()?.populated {
             state.empty_seen = true;
             return Ok(Vec::new());
         }

@@ -1,6 +1,7 @@
-//! One cgroup brood made, by its descriptors: the directory itself, the
-//! `cgroup.events` the background thread watches, and `cpu.stat`, each
-//! opened once and kept for as long as the directory is brood's.
+//! One cgroup brood made, by its descriptors: the directory itself,
+//! `cgroup.events` twice (one for the background thread's watch, one for
+//! every other reader) and `cpu.stat`, each opened once and kept for as
+//! long as the directory is brood's.
 //!
 //! A directory outlives the child it was made for when a pool keeps it
 //! (`pool.rs`): its next tenant (`child.rs`) gets it with the descriptors
@@ -35,7 +36,10 @@ pub(crate) struct CgroupDir {
     /// descriptor only until that descriptor reads the file, so another
     /// reader of it could swallow the notification the watch waits for.
     events: Arc<File>,
-    /// `cpu.stat`, read from offset 0 each time (kernfs regenerates it).
+    /// `cgroup.events` for everyone else, read from offset 0 each time
+    /// (kernfs regenerates it; concurrent reads are serialised).
+    events_now: File,
+    /// `cpu.stat`, read the same way.
     cpu_stat: File,
 }
 
@@ -49,6 +53,7 @@ impl CgroupDir {
         dir: File,
     ) -> io::Result<CgroupDir> {
         let events = Arc::new(events::open_events(dir.as_fd())?);
+        let events_now = events::open_events(dir.as_fd())?;
         let cpu_stat = cgroupfs::open_file_at(dir.as_fd(), Path::new("cpu.stat"), libc::O_RDONLY)?;
         Ok(CgroupDir {
             parent,
@@ -56,6 +61,7 @@ impl CgroupDir {
             path,
             dir,
             events,
+            events_now,
             cpu_stat,
         })
     }
@@ -83,12 +89,23 @@ impl CgroupDir {
         Arc::clone(&self.events)
     }
 
-    /// Reads `cgroup.events` through the watch descriptor: only while no
-    /// watch is armed on it (between two tenants).
-    pub(crate) fn events_unwatched(&self) -> io::Result<Events> {
+    /// Reads `cgroup.events` now (never through the watch descriptor).
+    pub(crate) fn events(&self) -> io::Result<Events> {
         let mut buf = [0u8; 128];
-        let n = self.events.read_at(&mut buf, 0)?;
+        let n = self.events_now.read_at(&mut buf, 0)?;
         events::parse_events(&String::from_utf8_lossy(&buf[..n]))
+    }
+
+    /// Whether it holds no process and is not frozen: what a cgroup kept
+    /// for the next tenant must still be when that tenant takes it.
+    pub(crate) fn is_idle(&self) -> bool {
+        matches!(
+            self.events(),
+            Ok(Events {
+                populated: false,
+                frozen: false
+            })
+        )
     }
 
     /// The CPU figures since the cgroup was made (cumulative `cpu.stat`).
@@ -102,17 +119,9 @@ impl CgroupDir {
 
     /// Whether the next tenant can have it as it is: empty, not frozen, and
     /// with no cgroup a job made inside it (kernfs counts a directory's
-    /// subdirectories in its link count: 2 means none). Read between two
-    /// tenants, with no watch armed.
+    /// subdirectories in its link count: 2 means none).
     pub(crate) fn is_clean(&self) -> bool {
-        let idle = matches!(
-            self.events_unwatched(),
-            Ok(Events {
-                populated: false,
-                frozen: false
-            })
-        );
-        idle && matches!(self.dir.metadata(), Ok(meta) if meta.nlink() == 2)
+        self.is_idle() && matches!(self.dir.metadata(), Ok(meta) if meta.nlink() == 2)
     }
 
     /// Removes the directory, and the cgroups a job made inside it, if no

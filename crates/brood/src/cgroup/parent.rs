@@ -189,9 +189,10 @@ impl CgroupParent {
         };
         while let Some(idle) = pool.take(&self.dir) {
             // Kept clean; checked again in case a process was moved in from
-            // outside since. Such a cgroup is removed if it can be, or else
-            // left to the stale sweep, as a crashed brood's cgroups are.
-            if idle.dir.is_clean() {
+            // outside since (anything else it did shows at the next retire).
+            // Such a cgroup is removed if it can be, or else left to the
+            // stale sweep, as a crashed brood's cgroups are.
+            if idle.dir.is_idle() {
                 return Ok(ChildCgroup::reuse(idle, Arc::clone(pool)));
             }
             let _ = idle.dir.remove();
