@@ -344,8 +344,9 @@ impl Command {
     /// - [`Containment::Cgroup`] (Linux): the child starts inside a fresh
     ///   cgroup v2 of its own, created under [`Command::cgroup_parent`],
     ///   before it runs a single instruction, so no descendant escapes. The
-    ///   cgroup is removed once the tree is empty, also after the `Child`
-    ///   was dropped. If no cgroup can be made there, `spawn` fails with an
+    ///   cgroup is removed (or given back to a [`Command::cgroup_pool`])
+    ///   once the tree is empty and its leader reaped, also after the
+    ///   `Child` was dropped. If no cgroup can be made there, `spawn` fails with an
     ///   error that names the directory and says why, and no process is
     ///   created; off Linux it fails with [`io::ErrorKind::Unsupported`].
     /// - [`Containment::Auto`]: `Cgroup` where brood can create one, else
@@ -634,9 +635,7 @@ impl Command {
                     std_only: self.std_only,
                     placement: &mut self.placement,
                 })?;
-                let mut guard = ReapOnFailure(Some(child.pid), None);
-                let tree = cgroup.into_tree()?;
-                guard.0 = None;
+                let tree = cgroup.into_tree();
                 let child = Spawned {
                     pid: child.pid,
                     pidfd: child.pidfd,

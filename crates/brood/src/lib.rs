@@ -63,8 +63,9 @@
 //!   is frozen, then `cgroup.kill` after the grace (or at once without one).
 //!   [`Child::wait_tree`] waits for the cgroup to empty, [`Child::members`]
 //!   lists it, [`Child::tree_usage`] reports the CPU of every process that
-//!   ran in it. The cgroup is removed once the tree is empty, also after the
-//!   `Child` was dropped. It is created under [`Command::cgroup_parent`],
+//!   ran in it. The cgroup is removed once the tree is empty and its leader
+//!   reaped, also after the `Child` was dropped; a [`CgroupPool`] keeps it
+//!   for the next child instead. It is created under [`Command::cgroup_parent`],
 //!   by default under the cgroup this process runs in; a bad parent fails
 //!   the spawn with an error that names it.
 //! - [`Containment::Group`]: the child leads a new process group, and stops

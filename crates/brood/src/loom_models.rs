@@ -23,7 +23,7 @@ use crate::cgroup::{CgroupUsage, Signalled};
 use crate::child::exit::{ExitCell, Wait};
 use crate::child::group_stop::{Finish, Group, GroupStops};
 use crate::child::waiters::OwnerSlot;
-use crate::containment::cgroup_tree::{CgroupTree, TreeCgroup, TreeWatch};
+use crate::containment::cgroup_tree::{CgroupTree, TreeCgroup, TreeWatch, Watching};
 use crate::reaper::sigchld::dispatch;
 use crate::reaper::table::Table;
 use crate::reaper::{Reap, Tracked};
@@ -787,6 +787,9 @@ fn loom_models_tree_wait_vs_stop_vs_removal() {
     model.check(|| {
         let cgroup = leak(MockCgroup::new());
         let tree = Arc::new(CgroupTree::new(cgroup, MockWatch(cgroup)));
+        // The leader was reaped with the tree still populated: the
+        // background thread watches it.
+        assert!(tree.look_for_model());
         // Made before the threads start, which then see it created.
         let woken = leak(AtomicBool::new(false));
         let waker = flag_waker(woken);
@@ -823,6 +826,59 @@ fn loom_models_tree_wait_vs_stop_vs_removal() {
         assert_eq!(cgroup.removals.load(Ordering::SeqCst), 1);
         assert_eq!(cgroup.busy_removals.load(Ordering::SeqCst), 0);
         assert_eq!(tree.members().unwrap(), Vec::<u32>::new());
+        assert!(tree.usage().is_some(), "the last figures are kept");
+    });
+}
+
+/// A tree's end found at first sight, three ways at once: the last member
+/// exits and, while a task lists the members (finding none ends a tree
+/// nobody watches), the leader's reap looks at the tree (ending it if
+/// empty, else arming the watch) and a task waits for the end. The tree
+/// ends exactly once, whichever look comes first; the cgroup is removed
+/// once and never while it holds a process; the waiter is woken; and a look
+/// that armed the watch leaves the end to the background thread, which
+/// then ends it.
+#[test]
+fn loom_models_first_sight_ends_a_tree_once() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        let cgroup = leak(MockCgroup::new());
+        let tree = Arc::new(CgroupTree::new(cgroup, MockWatch(cgroup)));
+        let woken = leak(AtomicBool::new(false));
+        let waker = flag_waker(woken);
+        let lister = {
+            let tree = tree.clone();
+            thread::spawn(move || {
+                // The last member exits; then the members are listed.
+                cgroup.members.store(0, Ordering::SeqCst);
+                tree.members().expect("a listing racing the end succeeds");
+            })
+        };
+        let reaper = {
+            let tree = tree.clone();
+            thread::spawn(move || tree.look_for_model())
+        };
+        let mut cx = Context::from_waker(&waker);
+        let mut wait = Box::pin(tree.wait_empty());
+        let first = wait.as_mut().poll(&mut cx);
+        lister.join().unwrap();
+        let armed = reaper.join().unwrap();
+        if armed {
+            // The reap saw the last member still there: the background
+            // thread is told of populated 0, and ends the tree.
+            assert_eq!(tree.watching(), Watching::Armed);
+            assert!(tree.changed(), "populated 0 ends the watch");
+            tree.unwatched();
+        }
+        if first.is_pending() {
+            assert!(woken.load(Ordering::SeqCst), "the waiter was not woken");
+            assert_eq!(wait.as_mut().poll(&mut cx), Poll::Ready(()));
+        }
+        assert_eq!(tree.watching(), Watching::Ended);
+        assert!(tree.is_empty());
+        assert_eq!(cgroup.removals.load(Ordering::SeqCst), 1);
+        assert_eq!(cgroup.busy_removals.load(Ordering::SeqCst), 0);
         assert!(tree.usage().is_some(), "the last figures are kept");
     });
 }

@@ -47,19 +47,20 @@ pub(super) fn tree_usage(shared: &Shared) -> Option<TreeUsage> {
 /// whose exit the caller awaits itself; with a `deadline`, at most until
 /// then. Returns whether the tree is gone.
 ///
-/// - Cgroup: the background thread's `populated 0`, no polling.
+/// - Cgroup: the tree's end (found at once if it is empty, else by the
+///   background thread's `populated 0`), no polling.
 /// - Group: see [`group_emptied`].
 /// - Not contained: nothing to wait for.
 pub(super) async fn tree_gone(shared: &Shared, deadline: Option<Instant>) -> io::Result<bool> {
     if let Some(cgroup) = shared.cgroup() {
         return Ok(match deadline {
             None => {
-                cgroup.wait_empty().await;
+                cgroup.wait_ended().await;
                 true
             }
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
-                within(left, cgroup.wait_empty()).await.is_some()
+                within(left, cgroup.wait_ended()).await.is_some()
             }
         });
     }

@@ -102,6 +102,9 @@ impl Shared {
     /// dispatcher's way: exits behind it that no scan covers (orphans
     /// adopted in subreaper mode) are found by one more dispatch now that it
     /// is gone.
+    ///
+    /// A contained tree is looked at: ended if empty, else watched
+    /// (`CgroupTree::leader_reaped`).
     fn on_reaped(&self, _exit: &Exit, how: Collected) {
         #[cfg(feature = "tracing")]
         {
@@ -113,6 +116,10 @@ impl Shared {
         reaper::forget(self.pid(), self);
         if how.announced {
             reaper::dispatch_again();
+        }
+        // The tree most often ends with its leader: it is looked at now.
+        if let Some(tree) = self.cgroup() {
+            tree.leader_reaped();
         }
     }
 

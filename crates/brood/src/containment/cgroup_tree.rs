@@ -16,19 +16,24 @@
 //!
 //! # The end of the tree
 //!
-//! From the spawn on, the background thread watches the cgroup's
-//! `cgroup.events` ([`Changes`]). Once `populated 0` says the tree is
-//! empty, it stops watching, reads the last figures, removes the cgroup
-//! (or gives it back to the command's pool, `cgroup/pool.rs`) and wakes
-//! every [`CgroupTree::wait_empty`], whether or not the `Child` still
-//! exists.
-//! Nothing polls in a loop: the kernel notifies on the tree's 0↔1
-//! transitions (and on freezes), and each notification costs one read.
+//! Most trees end with their leader. So the tree is first looked at when
+//! its leader is reaped ([`CgroupTree::leader_reaped`]), or earlier if
+//! someone waits for its end or reads its members: found empty, it ends
+//! there and then, with no help from the background thread. Only a tree
+//! found still populated is handed to the background thread, which watches
+//! the cgroup's `cgroup.events` ([`Changes`]) until `populated 0`. Either
+//! way the tree ends once ([`Watching`]): the last figures are read, the
+//! cgroup is removed (or given back to the command's pool,
+//! `cgroup/pool.rs`), and every [`CgroupTree::wait_empty`] is woken,
+//! whether or not the `Child` still exists. Nothing polls in a loop: the
+//! kernel notifies on the tree's 0↔1 transitions (and on freezes), and
+//! each notification costs one read.
 //!
 //! A member that exited but was not reaped (a zombie) is no member: the
-//! kernel drops it from the cgroup at exit. So the cgroup can empty, and go,
-//! while the leader is still a zombie; waiting for the whole tree means
-//! waiting for the leader's reap as well (`Child::wait_tree`).
+//! kernel drops it from the cgroup at exit. So the cgroup can empty while
+//! the leader is still a zombie; it is looked at once the leader is
+//! reaped, and waiting for the whole tree means waiting for the leader's
+//! reap as well (`Child::wait_tree`).
 //!
 //! Owns: [`CgroupTree`], [`TreeUsage`]. Calls: `cgroup` (the cgroup itself), `reaper`
 //! (the change watch, jobs on the background thread), `signal`, `trace`.
@@ -36,7 +41,7 @@
 use crate::cgroup::{CgroupUsage, ChildCgroup, PopulatedWatch, Signalled};
 use crate::reaper::{self, Changes};
 use crate::signal::Signal;
-use crate::sync::{Arc, AtomicBool, Notify};
+use crate::sync::{lock, Arc, AtomicBool, Mutex, Notify};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 #[cfg(feature = "tracing")]
@@ -173,29 +178,60 @@ pub(crate) struct CgroupTree<C = ChildCgroup, W = PopulatedWatch> {
     /// `cgroup.events`, opened before the child existed and read only by
     /// the background thread.
     watch: W,
-    /// Set by the background thread once the tree is empty.
+    /// Who finds the tree's end; changed only under this lock, so the tree
+    /// ends once.
+    watching: Mutex<Watching>,
+    /// Set once the tree has ended.
     empty: AtomicBool,
     /// Wakes the tree's waiters once `empty` is set.
     emptied: Notify,
 }
 
+/// Who finds a tree's end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Watching {
+    /// Nobody yet: the first look that finds the tree empty ends it
+    /// ([`CgroupTree::seen_empty`], [`CgroupTree::look`]).
+    Unarmed,
+    /// The background thread, through its change watch: it ends the tree.
+    Armed,
+    /// It has ended.
+    Ended,
+}
+
 impl CgroupTree {
-    /// Hands the tree's end to the background thread: from now on it
-    /// watches `cgroup.events` and removes the cgroup once the tree is
-    /// empty.
-    pub(crate) fn start_watching(self: &Arc<Self>) -> io::Result<()> {
-        // Read once first. The descriptor has not read the file yet, so
-        // arming it would report a change at once and wake the thread for
-        // nothing; after this read, arming reports only what changes later
-        // (the tree emptying between the read and the arming included).
-        match self.watch.populated() {
-            Ok(true) => reaper::watch_changes(self),
-            // Already over (or the cgroup is gone): nothing to watch.
-            _ => {
-                self.end();
-                Ok(())
-            }
+    /// The leader was reaped: the tree ends now if it is empty (the common
+    /// case: the leader was its last process), else its end is handed to
+    /// the background thread.
+    pub(crate) fn leader_reaped(self: &Arc<Self>) {
+        let _ = self.ensure_watched();
+    }
+
+    /// Makes sure somebody finds the tree's end: it ends now if it is
+    /// empty; else the background thread watches `cgroup.events` from now
+    /// on, and ends it once it is empty. Fails only if the watch cannot be
+    /// armed (the tree then stays unwatched, for a later look to try again).
+    fn ensure_watched(self: &Arc<Self>) -> io::Result<()> {
+        if self.look() != Look::Arm {
+            return Ok(());
         }
+        reaper::watch_changes(self).inspect_err(|_| {
+            *lock(&self.watching) = Watching::Unarmed;
+        })
+    }
+
+    /// Resolves once the tree has ended, making sure that somebody finds
+    /// the end first. Cancel-safe.
+    pub(crate) async fn wait_ended(self: &Arc<Self>) {
+        // Arming fails only when the kernel refuses an epoll entry (no
+        // memory, or the per-user limit on watches): then look again now
+        // and then, as that passes.
+        let mut retry = Duration::from_millis(10);
+        while self.ensure_watched().is_err() {
+            crate::reaper::Sleep::new(retry).await;
+            retry = (retry * 2).min(Duration::from_secs(1));
+        }
+        self.wait_empty().await;
     }
 
     /// Sends a stop signal to the whole tree: SIGKILL through `cgroup.kill`
@@ -233,6 +269,7 @@ impl<C: TreeCgroup, W: TreeWatch> CgroupTree<C, W> {
         CgroupTree {
             cgroup,
             watch,
+            watching: Mutex::new(Watching::Unarmed),
             empty: AtomicBool::new(false),
             emptied: Notify::new(),
         }
@@ -270,16 +307,62 @@ impl<C: TreeCgroup, W: TreeWatch> CgroupTree<C, W> {
         !self.is_empty() && !matches!(self.members().as_deref(), Ok([]))
     }
 
-    /// The live pids in the cgroup and in cgroups nested in it.
+    /// The live pids in the cgroup and in cgroups nested in it. Found
+    /// empty, a tree nobody watches ends here.
     pub(crate) fn members(&self) -> io::Result<Vec<u32>> {
         if self.is_empty() {
             return Ok(Vec::new());
         }
         match self.cgroup.members() {
+            Ok(members) if members.is_empty() => {
+                self.seen_empty();
+                Ok(members)
+            }
             // Removed meanwhile: the tree had ended.
             Err(_) if self.cgroup.is_removed() => Ok(Vec::new()),
             other => other,
         }
+    }
+
+    /// What [`CgroupTree::look`] found.
+    #[cfg_attr(brood_loom, allow(dead_code))]
+    fn look(&self) -> Look {
+        let mut watching = lock(&self.watching);
+        match *watching {
+            Watching::Ended => Look::Ended,
+            Watching::Armed => Look::Armed,
+            // Read through the watch's own descriptor before it is armed,
+            // so arming reports only what changes later (the tree emptying
+            // between this read and the arming included).
+            Watching::Unarmed => match self.watch.populated() {
+                Ok(true) => {
+                    *watching = Watching::Armed;
+                    Look::Arm
+                }
+                // Empty (or the cgroup is gone): the end is now.
+                _ => {
+                    *watching = Watching::Ended;
+                    self.end();
+                    Look::Ended
+                }
+            },
+        }
+    }
+
+    /// A look at the members found the tree empty: it ends now, unless the
+    /// background thread watches it (then it ends it, soon).
+    pub(crate) fn seen_empty(&self) {
+        let mut watching = lock(&self.watching);
+        if *watching == Watching::Unarmed {
+            *watching = Watching::Ended;
+            self.end();
+        }
+    }
+
+    /// Who finds the tree's end, for the loom models.
+    #[cfg(brood_loom)]
+    pub(crate) fn watching(&self) -> Watching {
+        *lock(&self.watching)
     }
 
     /// The tree's figures, live or (once the cgroup is gone) the last ones.
@@ -325,6 +408,7 @@ impl<C: TreeCgroup, W: TreeWatch> CgroupTree<C, W> {
     /// tree, waits (bounded) for it to empty, and removes the cgroup. The
     /// leader is the caller's to reap.
     pub(crate) fn discard(&self) {
+        *lock(&self.watching) = Watching::Ended;
         let _ = self.cgroup.kill();
         if matches!(self.watch.wait_empty_timeout(DISCARD_LIMIT), Ok(true)) {
             let _ = self.cgroup.remove();
@@ -333,7 +417,8 @@ impl<C: TreeCgroup, W: TreeWatch> CgroupTree<C, W> {
     }
 
     /// The tree is empty and nothing watches its events: retires the
-    /// cgroup (to its pool, or removed) and wakes the waiters.
+    /// cgroup (to its pool, or removed) and wakes the waiters. Called once,
+    /// by whoever moved [`Watching`] to `Ended`.
     fn end(&self) {
         // The last figures are read before the cgroup goes; a removal that
         // fails (it cannot while the tree is empty, the kernel decides both
@@ -362,8 +447,29 @@ impl<C: TreeCgroup, W: TreeWatch> CgroupTree<C, W> {
 
     /// The background thread no longer watches the events: the tree ends.
     pub(crate) fn unwatched(&self) {
+        let mut watching = lock(&self.watching);
+        debug_assert_eq!(*watching, Watching::Armed);
+        *watching = Watching::Ended;
         self.end();
     }
+
+    /// Arms the tree as [`CgroupTree::look`] would for a populated tree,
+    /// for the loom models (which have no background thread).
+    #[cfg(brood_loom)]
+    pub(crate) fn look_for_model(&self) -> bool {
+        self.look() == Look::Arm
+    }
+}
+
+/// What a look at an unwatched tree did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Look {
+    /// The tree had ended, or it was empty and has ended now.
+    Ended,
+    /// The background thread watches it already.
+    Armed,
+    /// It is populated: the caller hands it to the background thread.
+    Arm,
 }
 
 impl Changes for CgroupTree {

@@ -164,18 +164,10 @@ impl NewCgroup {
         })
     }
 
-    /// The child is placed: hands the tree's end to the background thread.
-    /// If that fails, the tree is killed and the cgroup removed; the leader
-    /// is the caller's to reap.
-    pub(crate) fn into_tree(self) -> io::Result<Arc<CgroupTree>> {
+    /// The child is placed: its tree, whose end is looked for once its
+    /// leader is reaped (see `cgroup_tree.rs`).
+    pub(crate) fn into_tree(self) -> Arc<CgroupTree> {
         let NewCgroup { cgroup, watch } = self;
-        let tree = Arc::new(CgroupTree::new(cgroup, watch));
-        match tree.start_watching() {
-            Ok(()) => Ok(tree),
-            Err(e) => {
-                tree.discard();
-                Err(e)
-            }
-        }
+        Arc::new(CgroupTree::new(cgroup, watch))
     }
 }

@@ -14,8 +14,8 @@
 //!   readable.
 //! - **Timers** (`timers.rs`): grace kills, `Sleep`s, pidfd retries, and
 //!   jobs handed to the thread (a contained tree's freeze-signal-thaw).
-//! - **Change watches** (`changes.rs`): contained children's
-//!   `cgroup.events`, to remove each cgroup once its tree is empty.
+//! - **Change watches** (`changes.rs`): the `cgroup.events` of contained
+//!   trees that outlived their leader, to end each once it is empty.
 //!
 //! The hot path never goes through here: a task awaiting its own child on the
 //! pidfd path reaps it itself, so a program that always awaits its children
