@@ -1,11 +1,12 @@
 //! Job trees that are over but whose cgroups brood has not seen empty yet.
 //!
-//! The library removes a job's cgroup once its background thread reads
-//! `populated 0` in the cgroup's `cgroup.events`. The kernel rate-limits
-//! each file's notifications (at most 100 a second:
-//! `CGROUP_FILE_NOTIFY_MIN_INTV`), and a short job's `populated 1` has just
-//! used the slot, so its `populated 0` comes up to about 10 ms after its
-//! last process exited. A job whose tree is already empty
+//! The library ends a tree whose leader was its last process when the
+//! leader is reaped, so such a job never comes here. A tree that outlived
+//! its leader is watched by the library's background thread, which ends it
+//! once it reads `populated 0` in the cgroup's `cgroup.events`. The kernel
+//! rate-limits each file's notifications (at most 100 a second:
+//! `CGROUP_FILE_NOTIFY_MIN_INTV`), so that `populated 0` can come up to
+//! about 10 ms after the tree's last process exited. A job whose tree is already empty
 //! (`Child::members` counts none) is therefore done without waiting for it:
 //! waiting held each slot that much longer, 3.2 times the wall time of
 //! `brood run -j 4 true` over 1000 inputs (docs/BENCHMARKS.md). Instead its

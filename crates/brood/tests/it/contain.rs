@@ -836,9 +836,14 @@ bounded_test!(
         assert_eq!(parent.brood_cgroups().len(), 1, "kept for the next child");
 
         // The next child starts in the same cgroup, and counts its own tree.
-        let (second_cgroup, second) =
-            ran_in(pooled("cat /proc/self/cgroup").spawn().unwrap()).await;
+        // Its tree ends with its leader: the reap alone gives the cgroup
+        // back, with no wait for the tree.
+        let mut second = pooled("cat /proc/self/cgroup").spawn().unwrap();
+        let seen = read_all(&mut second).await;
+        assert!(second.wait().await.unwrap().success());
+        let second_cgroup = seen.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
         assert_eq!(second_cgroup, first_cgroup);
+        assert_eq!(parent.brood_cgroups().len(), 1, "given back, not removed");
         let own = second.tree_usage().unwrap();
         let cpu = |u: brood::TreeUsage| u.user_time() + u.system_time();
         assert!(cpu(own) < cpu(spent) / 2, "{own:?} counts {spent:?}");
