@@ -16,14 +16,16 @@
 //! end of the wait: `wait()` for the uncontained and Group children,
 //! `wait_tree()` for the Cgroup child, which resolves only once the cgroup
 //! is empty and removed, so that the removal is counted in its own spawn.
-//! A fourth row, the life of an empty cgroup as brood lives it without a
+//! A fourth row, `Containment::Cgroup` with a `CgroupPool` (each spawn
+//! takes the cgroup the last one gave back), shows what reuse saves. A
+//! fifth, the life of an empty cgroup as brood lives it without a
 //! spawn (mkdir, open the directory and `cgroup.events`, read
 //! `cgroup.events` and `cpu.stat`, rmdir), shows the kernel's share.
 
 use crate::driver::Mode;
 use crate::report::Report;
 use crate::stats;
-use brood::{Command, Containment};
+use brood::{CgroupPool, Command, Containment};
 use brood_testkit::cgroup::PrivateParent;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -38,14 +40,17 @@ enum Kind {
     Uncontained,
     Group,
     Cgroup,
+    /// `Cgroup` with a pool: the cgroup of the last such spawn, reused.
+    CgroupPooled,
     /// No spawn: an empty cgroup's life, for the kernel's share.
     CgroupAlone,
 }
 
-const KINDS: [Kind; 4] = [
+const KINDS: [Kind; 5] = [
     Kind::Uncontained,
     Kind::Group,
     Kind::Cgroup,
+    Kind::CgroupPooled,
     Kind::CgroupAlone,
 ];
 
@@ -55,6 +60,7 @@ impl Kind {
             Kind::Uncontained => "uncontained",
             Kind::Group => "group",
             Kind::Cgroup => "cgroup",
+            Kind::CgroupPooled => "cgroup_pooled",
             Kind::CgroupAlone => "cgroup_alone",
         }
     }
@@ -64,6 +70,7 @@ impl Kind {
             Kind::Uncontained => "uncontained",
             Kind::Group => "`Containment::Group`",
             Kind::Cgroup => "`Containment::Cgroup`",
+            Kind::CgroupPooled => "`Containment::Cgroup` with a `CgroupPool`",
             Kind::CgroupAlone => "an empty cgroup's life, no spawn (kernel share)",
         }
     }
@@ -107,7 +114,7 @@ fn cpu(clock: libc::clockid_t) -> Duration {
 
 /// One spawn and its wait: (the spawning thread's CPU in the spawn call,
 /// the whole process's CPU from the spawn to the end of the wait).
-async fn one(kind: Kind, parent: &Path) -> io::Result<(Duration, Duration)> {
+async fn one(kind: Kind, parent: &Path, pool: &CgroupPool) -> io::Result<(Duration, Duration)> {
     let thread0 = cpu(libc::CLOCK_THREAD_CPUTIME_ID);
     let process0 = cpu(libc::CLOCK_PROCESS_CPUTIME_ID);
     if kind == Kind::CgroupAlone {
@@ -132,11 +139,17 @@ async fn one(kind: Kind, parent: &Path) -> io::Result<(Duration, Duration)> {
         Kind::Cgroup => {
             command.contain(Containment::Cgroup).cgroup_parent(parent);
         }
+        Kind::CgroupPooled => {
+            command
+                .contain(Containment::Cgroup)
+                .cgroup_parent(parent)
+                .cgroup_pool(pool);
+        }
         Kind::Uncontained | Kind::CgroupAlone => {}
     }
     let mut child = command.spawn()?;
     let spawn = cpu(libc::CLOCK_THREAD_CPUTIME_ID) - thread0;
-    let status = if kind == Kind::Cgroup {
+    let status = if matches!(kind, Kind::Cgroup | Kind::CgroupPooled) {
         if child.containment() != Some(Containment::Cgroup) {
             return Err(io::Error::other("the child got no cgroup"));
         }
@@ -155,13 +168,14 @@ async fn one(kind: Kind, parent: &Path) -> io::Result<(Duration, Duration)> {
 async fn measure(spawns: u64, only: Option<usize>, parent: &Path) -> io::Result<Report> {
     let mut call: Vec<Vec<f64>> = vec![Vec::new(); KINDS.len()];
     let mut total: Vec<Vec<f64>> = vec![Vec::new(); KINDS.len()];
+    let pool = CgroupPool::new(1);
     for round in 0..spawns + WARMUP_ROUNDS {
         for k in 0..KINDS.len() {
             let i = (round as usize + k) % KINDS.len();
             if only.is_some_and(|only| only != i) {
                 continue;
             }
-            let (c, t) = one(KINDS[i], parent).await?;
+            let (c, t) = one(KINDS[i], parent, &pool).await?;
             if round >= WARMUP_ROUNDS {
                 call[i].push(c.as_secs_f64() * 1e6);
                 total[i].push(t.as_secs_f64() * 1e6);
@@ -184,7 +198,7 @@ async fn measure(spawns: u64, only: Option<usize>, parent: &Path) -> io::Result<
 
 /// `brood-bench s8-worker parent_mib=N spawns=M [only=K]`: one parent
 /// size; with `only`, just the K-th kind (0 uncontained, 1 Group, 2 Cgroup,
-/// 3 the empty cgroup), for profiling one kind (`perf record`, `strace -c`).
+/// 3 Cgroup with a pool, 4 the empty cgroup), for profiling one kind (`perf record`, `strace -c`).
 pub fn worker(args: &[String]) -> ExitCode {
     let fail = |msg: String| {
         eprintln!("brood-bench s8-worker: {msg}");
@@ -317,6 +331,7 @@ fn render(
     );
     let _ = writeln!(s, "|---|---|---:|---:|");
     let mut verdict = None;
+    let mut pooled = None;
     for mib in parents {
         let Some(per) = samples.get(&mib) else {
             continue;
@@ -344,9 +359,13 @@ fn render(
                 cell(total, base_total),
                 cell(call, base_call)
             );
-            if mib == parents[1] && kind == Kind::Cgroup {
+            if mib == parents[1] {
                 if let (Some(t), Some(b)) = (total, base_total) {
-                    verdict = Some(t / b);
+                    match kind {
+                        Kind::Cgroup => verdict = Some(t / b),
+                        Kind::CgroupPooled => pooled = Some(t / b),
+                        _ => {}
+                    }
                 }
             }
         }
@@ -364,6 +383,18 @@ fn render(
                 "Cgroup from the {large_label} parent: {ratio:.2}× uncontained; target \
                  (from 1 GiB) ≤ {TARGET_RATIO}×: {met}.\n"
             );
+            if let Some(pooled) = pooled {
+                let met = if pooled <= TARGET_RATIO {
+                    "met"
+                } else {
+                    "**not met**"
+                };
+                let _ = writeln!(
+                    s,
+                    "Cgroup with a pool from the {large_label} parent: {pooled:.2}× \
+                     uncontained: {met}.\n"
+                );
+            }
         }
         None => {
             let _ = writeln!(s, "No figures for the {large_label} parent.\n");
