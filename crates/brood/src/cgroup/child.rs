@@ -27,7 +27,7 @@ use crate::sync::{Mutex, MutexGuard};
 use crate::sys::{self, cgroupfs};
 
 /// How many members get a pidfd at once while a stop signals them (see
-/// [`ChildCgroup::signal_frozen_members`]); bounds the descriptors held.
+/// `ChildCgroup::signal_frozen_members_now`); bounds the descriptors held.
 const PIDFD_BATCH: usize = 256;
 
 /// A per-child cgroup that brood created (or took from a pool), with its
@@ -186,7 +186,7 @@ impl ChildCgroup {
 
     /// Freezes every member (`cgroup.freeze`) and waits, event-driven, up to
     /// `timeout` for `frozen 1`. A frozen member runs no user code, so it
-    /// cannot fork, until [`ChildCgroup::thaw`]; fatal signals still kill it.
+    /// cannot fork, until a thaw; fatal signals still kill it.
     /// Fails with `TimedOut` if the freeze did not complete in time (the
     /// cgroup then stays freezing; thaw it).
     #[cfg(test)]
