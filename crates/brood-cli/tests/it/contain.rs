@@ -564,6 +564,55 @@ fn a_bad_cgroup_parent_is_one_error_before_any_job() {
 }
 
 #[test]
+fn each_slot_reuses_the_cgroup_its_last_job_left_and_none_is_left_behind() {
+    // 24 jobs that print the cgroup they ran in, two at a time. A job whose
+    // leader was the last of its tree gives its cgroup back when the leader
+    // is reaped, before its slot takes the next job: the run makes no more
+    // cgroups than it has slots, and removes them before it exits.
+    let Some(cgroups) = PrivateParent::new("reused") else {
+        return;
+    };
+    let inputs: Vec<String> = (1..=24).map(|n| n.to_string()).collect();
+    let out = brood()
+        .args(["run", "-j", "2", "--cgroup-parent"])
+        .arg(&cgroups.path)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "exec cat /proc/self/cgroup",
+            "sh",
+            "{}",
+            ":::",
+        ])
+        .args(&inputs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut seen: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("0::")).collect();
+    assert_eq!(seen.len(), 24, "{text}");
+    let parent_name = cgroups.path.file_name().unwrap().to_str().unwrap();
+    assert!(
+        seen.iter()
+            .all(|c| c.contains(&format!("/{parent_name}/brood-"))),
+        "{text}"
+    );
+    seen.sort_unstable();
+    seen.dedup();
+    assert!(
+        seen.len() <= 2,
+        "{} cgroups for 2 slots: {seen:?}",
+        seen.len()
+    );
+    assert_eq!(cgroups.listing(), Vec::<String>::new());
+}
+
+#[test]
 fn no_cgroup_is_left_behind() {
     // Every job's cgroup, and the check's, is removed before brood exits,
     // not left to a later brood's sweep: short jobs, a job with a leftover
