@@ -325,7 +325,6 @@ impl<C: TreeCgroup, W: TreeWatch> CgroupTree<C, W> {
     }
 
     /// What [`CgroupTree::look`] found.
-    #[cfg_attr(brood_loom, allow(dead_code))]
     fn look(&self) -> Look {
         let mut watching = lock(&self.watching);
         match *watching {
@@ -360,7 +359,7 @@ impl<C: TreeCgroup, W: TreeWatch> CgroupTree<C, W> {
     }
 
     /// Who finds the tree's end, for the loom models.
-    #[cfg(brood_loom)]
+    #[cfg(all(test, brood_loom))]
     pub(crate) fn watching(&self) -> Watching {
         *lock(&self.watching)
     }
@@ -455,7 +454,7 @@ impl<C: TreeCgroup, W: TreeWatch> CgroupTree<C, W> {
 
     /// Arms the tree as [`CgroupTree::look`] would for a populated tree,
     /// for the loom models (which have no background thread).
-    #[cfg(brood_loom)]
+    #[cfg(all(test, brood_loom))]
     pub(crate) fn look_for_model(&self) -> bool {
         self.look() == Look::Arm
     }
