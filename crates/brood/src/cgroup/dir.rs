@@ -91,9 +91,7 @@ impl CgroupDir {
 
     /// Reads `cgroup.events` now (never through the watch descriptor).
     pub(crate) fn events(&self) -> io::Result<Events> {
-        let mut buf = [0u8; 128];
-        let n = self.events_now.read_at(&mut buf, 0)?;
-        events::parse_events(&String::from_utf8_lossy(&buf[..n]))
+        events::read_events_at_start(&self.events_now)
     }
 
     /// Whether it holds no process and is not frozen: what a cgroup kept

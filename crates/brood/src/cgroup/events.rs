@@ -71,13 +71,19 @@ pub(crate) fn open_events(dir: BorrowedFd<'_>) -> io::Result<File> {
     cgroupfs::open_file_at(dir, Path::new("cgroup.events"), libc::O_RDONLY)
 }
 
-/// Reads `cgroup.events` through `file` from offset 0, which also re-arms
-/// the change notification of that descriptor.
-fn read_events(file: &File, reads: &AtomicU64) -> io::Result<Events> {
+/// Reads `cgroup.events` through `file` from offset 0 (kernfs makes the
+/// text afresh), which also re-arms the change notification of that
+/// descriptor.
+pub(crate) fn read_events_at_start(file: &File) -> io::Result<Events> {
     let mut buf = [0u8; 128];
-    reads.fetch_add(1, Ordering::Relaxed);
     let n = file.read_at(&mut buf, 0)?;
     parse_events(&String::from_utf8_lossy(&buf[..n]))
+}
+
+/// [`read_events_at_start`], counted in `reads`.
+fn read_events(file: &File, reads: &AtomicU64) -> io::Result<Events> {
+    reads.fetch_add(1, Ordering::Relaxed);
+    read_events_at_start(file)
 }
 
 /// Blocks until `done(events)` holds or `timeout` passed; returns whether it
