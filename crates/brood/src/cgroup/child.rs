@@ -48,8 +48,9 @@ struct State {
     /// The tenancy has ended: the directory was removed, or handed back to
     /// the pool for another child. Nothing touches it any more.
     gone: bool,
-    /// The tree was seen empty ([`ChildCgroup::members`]). It stays empty
-    /// (no member is left to fork), so its figures no longer change.
+    /// The tree was seen empty ([`ChildCgroup::members`]), or is retired
+    /// as over. It stays empty (no member is left to fork), so its figures
+    /// no longer change.
     empty_seen: bool,
     /// The cumulative figures read just before the tenancy ended, or, once
     /// the tree was seen empty, the first ones read after that.
@@ -387,6 +388,10 @@ impl ChildCgroup {
         if state.gone {
             return Ok(());
         }
+        // Only an ended tree is retired: the figures read now are final,
+        // and the removal below, if it comes to that, does not read them
+        // again.
+        state.empty_seen = true;
         let Some(pool) = &self.pool else {
             return self.remove_locked(&mut state);
         };
