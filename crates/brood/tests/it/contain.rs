@@ -748,14 +748,16 @@ async fn placed(parent: &PrivateParent, build: impl FnOnce(&mut Command)) -> Str
         .stdout(std::process::Stdio::piped())
         .contain(Containment::Cgroup)
         .cgroup_parent(&parent.path);
-    let mut child = command.spawn().unwrap();
-    let seen = read_all(&mut child).await;
-    assert!(child.wait_tree().await.unwrap().success());
+    let (cgroup, _) = ran_in(command.spawn().unwrap()).await;
     parent.wait_cgroups_removed(PATIENCE).await;
-    seen.lines()
+    cgroup
+}
+
+/// The cgroup v2 line (`0::PATH`) of a `/proc/PID/cgroup` text, as PATH.
+fn cgroup_v2_of(text: &str) -> &str {
+    text.lines()
         .find_map(|l| l.strip_prefix("0::"))
-        .unwrap()
-        .to_string()
+        .unwrap_or_else(|| panic!("no 0:: line in {text:?}"))
 }
 
 /// Asserts that `cgroup` (as /proc/<pid>/cgroup names it) is a per-child
@@ -790,18 +792,14 @@ bounded_test!(
         // Built as a std command and converted.
         let mut std_command = std::process::Command::new("cat");
         std_command.arg("/proc/self/cgroup");
-        let mut child = Command::from(std_command)
+        let child = Command::from(std_command)
             .stdout(std::process::Stdio::piped())
             .contain(Containment::Cgroup)
             .cgroup_parent(&parent.path)
             .spawn()
             .unwrap();
-        let seen = read_all(&mut child).await;
-        assert!(child.wait_tree().await.unwrap().success());
-        assert_in_a_child_cgroup_of(
-            &parent,
-            seen.lines().find_map(|l| l.strip_prefix("0::")).unwrap(),
-        );
+        let (started_in, _) = ran_in(child).await;
+        assert_in_a_child_cgroup_of(&parent, &started_in);
         parent.wait_cgroups_removed(PATIENCE).await;
     }
 );
@@ -811,8 +809,7 @@ bounded_test!(
 async fn ran_in(mut child: Child) -> (String, Child) {
     let seen = read_all(&mut child).await;
     assert!(child.wait_tree().await.unwrap().success());
-    let cgroup = seen.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
-    (cgroup.to_string(), child)
+    (cgroup_v2_of(&seen).to_string(), child)
 }
 
 bounded_test!(
@@ -841,7 +838,7 @@ bounded_test!(
         let mut second = pooled("cat /proc/self/cgroup").spawn().unwrap();
         let seen = read_all(&mut second).await;
         assert!(second.wait().await.unwrap().success());
-        let second_cgroup = seen.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+        let second_cgroup = cgroup_v2_of(&seen);
         assert_eq!(second_cgroup, first_cgroup);
         assert_eq!(parent.brood_cgroups().len(), 1, "given back, not removed");
         let own = second.tree_usage().unwrap();
@@ -915,7 +912,7 @@ bounded_test!(
         drop(command); // closes the hook's copy of the write end
         let mut seen = String::new();
         io::Read::read_to_string(&mut std::fs::File::from(read), &mut seen).unwrap();
-        let in_hook = seen.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+        let in_hook = cgroup_v2_of(&seen);
         assert_in_a_child_cgroup_of(&parent, in_hook);
         parent.wait_cgroups_removed(PATIENCE).await;
     }
