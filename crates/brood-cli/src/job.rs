@@ -486,20 +486,30 @@ async fn pump<R: AsyncRead + Unpin>(
         return (0, Spool::default());
     };
     let mut total = 0u64;
-    let mut buf = vec![0u8; 32 * 1024];
+    // Most jobs print little or nothing: reads go to a small buffer in the
+    // task until one fills it, and only then is the large one made. A job
+    // then costs no 32 KiB allocation and clearing per stream.
+    let mut small = [0u8; 1024];
+    let mut large = Vec::new();
     loop {
+        let buf: &mut [u8] = if large.is_empty() {
+            &mut small
+        } else {
+            &mut large
+        };
         let read = tokio::select! {
             // The cut-off first: a leftover that writes without pause
             // would otherwise keep the pipe always ready.
             biased;
             () = cut_off(&mut cut) => break,
-            r = pipe.read(&mut buf) => r,
+            r = pipe.read(buf) => r,
         };
         let n = match read {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
         total += n as u64;
+        let filled = n == buf.len();
         let bytes = &buf[..n];
         match &mut sink {
             Sink::Count => {}
@@ -526,6 +536,9 @@ async fn pump<R: AsyncRead + Unpin>(
                     sink = Sink::Count;
                 }
             }
+        }
+        if filled && large.is_empty() {
+            large = vec![0u8; 32 * 1024];
         }
     }
     match sink {

@@ -105,7 +105,7 @@ pub(crate) struct SpawnedChild {
 struct Prepared {
     image: ChildImage,
     /// Descriptors the child `dup2`s from that we opened for it (pipe ends,
-    /// `/dev/null`, copies moved above 2). Closed once the child is spawned.
+    /// copies moved above 2). Closed once the child is spawned.
     _for_child: Vec<OwnedFd>,
     ours: [Option<OwnedFd>; 3],
 }
@@ -216,11 +216,9 @@ impl<'a> SpawnPlan<'a> {
             let theirs: Option<OwnedFd> = match spec {
                 StdioSpec::Inherit => None,
                 StdioSpec::Null => {
-                    let file = std::fs::OpenOptions::new()
-                        .read(readable)
-                        .write(!readable)
-                        .open("/dev/null")?;
-                    Some(file.into())
+                    // Kept open for every spawn, and above 2 already.
+                    sources[index] = Some(crate::sys::fd::dev_null(!readable)?.as_raw_fd());
+                    None
                 }
                 StdioSpec::Piped => {
                     let (read, write) = crate::sys::fd::cloexec_pipe()?;

@@ -1,7 +1,8 @@
-//! Descriptors: pipes, `O_NONBLOCK`, `read`/`write`/`writev`, `poll(2)`, and
-//! pipe sizing.
+//! Descriptors: pipes, `O_NONBLOCK`, `read`/`write`/`writev`, `poll(2)`,
+//! pipe sizing, and the kept `/dev/null`.
 //!
-//! Owns: the cached `pipe-max-size`. Calls: `errno`.
+//! Owns: the cached `pipe-max-size`, the two kept `/dev/null` descriptors.
+//! Calls: `errno`.
 
 use super::errno::cvt;
 use std::io;
@@ -9,6 +10,20 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Sets or clears `O_NONBLOCK` on `fd`.
+///
+/// On Linux one `ioctl(FIONBIO)`, which changes that flag alone; elsewhere
+/// `fcntl` reads the flags and writes them back changed.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> {
+    let mut on = libc::c_int::from(nonblocking);
+    // SAFETY: the descriptor is open for the duration of the borrow, and
+    // FIONBIO reads one int from the pointer.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONBIO, &mut on) })?;
+    Ok(())
+}
+
+/// Sets or clears `O_NONBLOCK` on `fd`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> {
     let raw = fd.as_raw_fd();
     // SAFETY: `raw` is open for the duration of the borrow.
@@ -23,6 +38,36 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Resu
         cvt(unsafe { libc::fcntl(raw, libc::F_SETFL, new) })?;
     }
     Ok(())
+}
+
+/// `/dev/null`, write-only if `writable`, else read-only: a descriptor
+/// opened at the first call and kept for the life of the process
+/// (close-on-exec, above 2), for the standard streams of the children
+/// brood spawns itself. A child `dup2`s it as std's spawn would `dup2` a
+/// `/dev/null` it opened for that spawn alone, so a spawn costs no `open`
+/// and `close` of the device. The children share one open file of it,
+/// which no read or write of `/dev/null` can tell apart.
+pub(crate) fn dev_null(writable: bool) -> io::Result<BorrowedFd<'static>> {
+    use std::os::fd::AsFd;
+    use std::sync::OnceLock;
+    static KEPT: [OnceLock<OwnedFd>; 2] = [OnceLock::new(), OnceLock::new()];
+    let kept = &KEPT[usize::from(writable)];
+    if let Some(fd) = kept.get() {
+        return Ok(fd.as_fd());
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(!writable)
+        .write(writable)
+        .open("/dev/null")?;
+    let mut fd = OwnedFd::from(file);
+    if fd.as_raw_fd() <= 2 {
+        // Opened where one of our own streams is closed: a child's dup2
+        // of its streams could overwrite it. std's copy lands above 2.
+        fd = fd.as_fd().try_clone_to_owned()?;
+    }
+    // Two first calls at once: one copy is kept, the other closed.
+    let _ = kept.set(fd);
+    Ok(kept.get().expect("set just above").as_fd())
 }
 
 /// A close-on-exec pipe whose both ends are non-blocking: `(read, write)`.
@@ -174,4 +219,53 @@ pub(crate) fn set_pipe_capacity(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<
 pub(crate) fn set_pipe_capacity(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
     let _ = (fd, bytes);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn status_flags(fd: BorrowedFd<'_>) -> libc::c_int {
+        // SAFETY: F_GETFL on a descriptor open for the borrow.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) }
+    }
+
+    #[test]
+    fn set_nonblocking_changes_that_flag_alone() {
+        let (r, _w) = cloexec_pipe().unwrap();
+        // SAFETY: F_SETFL on a descriptor we own.
+        let set = unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFL, libc::O_APPEND) };
+        assert_eq!(set, 0);
+        set_nonblocking(r.as_fd(), true).unwrap();
+        let flags = status_flags(r.as_fd());
+        assert_ne!(flags & libc::O_NONBLOCK, 0);
+        assert_ne!(flags & libc::O_APPEND, 0, "another flag was lost");
+        set_nonblocking(r.as_fd(), false).unwrap();
+        let flags = status_flags(r.as_fd());
+        assert_eq!(flags & libc::O_NONBLOCK, 0);
+        assert_ne!(flags & libc::O_APPEND, 0, "another flag was lost");
+        let mut byte = [0u8; 1];
+        // A blocking read would hang; a non-blocking one on an empty pipe
+        // says so at once.
+        set_nonblocking(r.as_fd(), true).unwrap();
+        let e = read(r.as_raw_fd(), &mut byte).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn dev_null_is_kept_once_per_direction_above_the_standard_streams() {
+        let reading = dev_null(false).unwrap();
+        let writing = dev_null(true).unwrap();
+        assert!(reading.as_raw_fd() > 2 && writing.as_raw_fd() > 2);
+        assert_ne!(reading.as_raw_fd(), writing.as_raw_fd());
+        assert_eq!(dev_null(false).unwrap().as_raw_fd(), reading.as_raw_fd());
+        assert_eq!(dev_null(true).unwrap().as_raw_fd(), writing.as_raw_fd());
+        assert_eq!(status_flags(reading) & libc::O_ACCMODE, libc::O_RDONLY);
+        assert_eq!(status_flags(writing) & libc::O_ACCMODE, libc::O_WRONLY);
+        assert!(is_cloexec(reading).unwrap() && is_cloexec(writing).unwrap());
+        let mut byte = [0u8; 1];
+        assert_eq!(read(reading.as_raw_fd(), &mut byte).unwrap(), 0);
+        assert_eq!(write(writing.as_raw_fd(), b"gone").unwrap(), 4);
+    }
 }
