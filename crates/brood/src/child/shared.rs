@@ -148,6 +148,8 @@ impl Shared {
         if self.cell.abandon(slot) {
             return;
         }
+        // Before the reap attempt: an exit after it reaches the thread.
+        reaper::orphaned(self.pid(), self, self.process.pidfd());
         if kill {
             let _ = self.begin_stop();
         }
@@ -224,6 +226,7 @@ impl Shared {
         // poll below then collects it.
         if key.is_none() {
             self.watch_elsewhere();
+            reaper::listen_here(self.process.pidfd());
         }
         self.cell
             .poll(cx, key, slot, reaped, &self.process, |exit, how| {

@@ -5,9 +5,11 @@
 //! It sleeps in the poller (epoll on Linux, `poll` elsewhere) until the
 //! earliest timer, and does whichever of these jobs are needed:
 //!
-//! - **SIGCHLD dispatch** (`sigchld.rs`): the handler writes exited pids to
-//!   the wake pipe (`wake.rs`); the thread runs the dispatch, and the safety
-//!   net's scans when a quiet period passes.
+//! - **SIGCHLD dispatch** (`sigchld.rs`, entered through `serve.rs`): the
+//!   handler writes exited pids to the wake pipe (`wake.rs`) unless a
+//!   runtime's listener takes them (`listener.rs`); the thread runs the
+//!   dispatch for what reaches it, serves records a listener left unread,
+//!   and runs the safety net's scans when a quiet period passes.
 //! - **Orphans and shared waits** on the pidfd path (`pidfd.rs`): pidfds of
 //!   children whose `Child` was dropped unreaped, or that a `ChildHandle`
 //!   waits on, sit in the poller; the thread reaps them when they turn
@@ -22,18 +24,18 @@
 //! on the pidfd path never starts this thread.
 //!
 //! Owns: [`Background`] (the process's one instance) and the thread's loop.
-//! Calls: `changes`, `pidfd`, `sigchld`, `table`, `timers`, `wake`, `tracked`,
+//! Calls: `changes`, `pidfd`, `serve`, `sigchld`, `table`, `timers`, `wake`, `tracked`,
 //! `sys::poller`, `sys::process`, `trace`.
 
 use super::changes::{self, ChangeItem, ChangeWatcher};
 use super::pidfd;
-use super::sigchld::{self, SafetyNet, Sigchld};
+use super::serve;
+use super::sigchld::{SafetyNet, Sigchld};
 use super::table::{Table, LIVE};
 use super::timers::{self, Action, Next, Timers};
 use super::tracked::TrackedChild;
 use super::wake::WakePipe;
 use crate::sync::Arc;
-use crate::sys;
 use crate::sys::poller::Poller;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -101,16 +103,6 @@ pub(super) fn get() -> io::Result<&'static Background> {
     };
     bg.ensure_thread()?;
     Ok(bg)
-}
-
-/// Reaps an adopted orphan (subreaper mode) by pid.
-fn reap_adopted_orphan(pid: u32) -> bool {
-    let reaped = matches!(sys::process::wait4(pid, true), Ok(Some(_)));
-    #[cfg(feature = "tracing")]
-    if reaped {
-        crate::trace::orphan_reaped(pid);
-    }
-    reaped
 }
 
 impl Background {
@@ -288,22 +280,22 @@ impl Background {
             let dispatch = woke && self.wake.drain(&mut pids).unwrap_or(true);
             if self.sigchld.is_active() {
                 if dispatch {
-                    if !pids.is_empty() {
-                        net.news(Instant::now());
-                    }
-                    sigchld::dispatch(
-                        self.table,
-                        &pids,
-                        sys::process::peek_exited_child,
-                        reap_adopted_orphan,
-                    );
-                } else if net_armed && !woke {
+                    serve::serve(&pids);
+                } else if !woke && serve::unserved() {
+                    // Exits went to a listener whose runtime no longer
+                    // runs it.
+                    serve::serve(&[]);
+                }
+                // Rounds run here or by the listeners: either is news.
+                if serve::take_news() {
+                    net.news(Instant::now());
+                } else if net_armed && !woke && !dispatch {
                     if self.sigchld.take_spawned() {
                         // A child was registered while this thread slept:
                         // the period was not quiet. Start a new one.
                         net.spawned(Instant::now());
                     } else if net.scan_due(Instant::now()) {
-                        let (reaped, _) = self.table.scan();
+                        let (reaped, _) = serve::scan();
                         net.scanned(reaped, Instant::now());
                     }
                 }

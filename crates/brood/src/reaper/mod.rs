@@ -61,14 +61,18 @@
 //   timers.rs      the timer heap: grace kills, sleeps, pidfd retries, jobs
 //   changes.rs     change watches (a contained child's cgroup.events)
 //   sigchld.rs     the SIGCHLD exit watcher: O(1) dispatch and the safety net
+//   serve.rs       the one way into that dispatch, for the thread and listeners
 //   pidfd.rs       the pidfd exit watcher: inline waits and orphan watches
 //   background.rs  the background thread and its loop
+//   listener.rs    a runtime's SIGCHLD listener: the dispatch on its thread
 //   sleep.rs       `Sleep`, a future served by the timers
 //   mod.rs         this file: what `command` and `child` call
 
 mod background;
 mod changes;
+mod listener;
 mod pidfd;
+pub(crate) mod serve;
 pub(crate) mod sigchld;
 mod sleep;
 mod strategy;
@@ -86,6 +90,7 @@ pub(crate) use sleep::Sleep;
 pub(crate) use tracked::{Reap, Tracked, TrackedChild};
 
 use crate::sync::Arc;
+use crate::sys::sigchld::Route;
 use std::io;
 use std::time::{Duration, Instant};
 use table::LIVE;
@@ -102,7 +107,9 @@ pub(crate) struct SpawnTicket {
 impl SpawnTicket {
     /// Registers the spawned child so that the dispatcher knows it as ours.
     pub(crate) fn track<T: Tracked + Send + Sync + 'static>(&self, pid: u32, child: &Arc<T>) {
-        LIVE.register(pid, child.clone());
+        if LIVE.register(pid, child.clone()) {
+            Route::unwant_thread();
+        }
         if let Some(bg) = background::try_get() {
             bg.note_spawn();
         }
@@ -131,9 +138,14 @@ pub(crate) fn prepare_spawn() -> io::Result<SpawnTicket> {
     Ok(SpawnTicket { strategy })
 }
 
-/// `become_subreaper`'s part: adopt orphans from now on.
+/// `become_subreaper`'s part: adopt orphans from now on. Exits go to the
+/// background thread for good: an adopted orphan must be reaped whether or
+/// not any runtime runs.
 pub(crate) fn adopt_orphans() -> io::Result<()> {
-    background::get()?.adopt_orphans()
+    background::get()?.adopt_orphans()?;
+    static WANTED: std::sync::Once = std::sync::Once::new();
+    WANTED.call_once(Route::want_thread);
+    Ok(())
 }
 
 /// Makes sure somebody other than the owning task will reap `child` (pid
@@ -183,6 +195,41 @@ pub(crate) fn follow_exit<T: Tracked + Send + Sync + 'static>(
     }
 }
 
+/// A wait on `child`'s exit is about to park on the SIGCHLD path (`pidfd`
+/// is `None`): from now on exits reach it through the current runtime's
+/// listener ([`listener`]). Nothing on the pidfd path, where the wait
+/// reaps its own child.
+pub(crate) fn listen_here(pidfd: Option<&LazyPidfd>) {
+    if pidfd.is_none() {
+        listener::listen_here();
+    }
+}
+
+/// `child` (pid `pid`) was dropped unreaped. On the SIGCHLD path (`pidfd`
+/// is `None`) its exit must be collected whether or not any runtime runs,
+/// so exits go to the background thread until it is reaped
+/// ([`table::Table::pin`]); records a listener holds unread are served now.
+/// Call before the last attempt to reap it.
+pub(crate) fn orphaned<T: Tracked + Send + Sync + 'static>(
+    pid: u32,
+    child: &Arc<T>,
+    pidfd: Option<&LazyPidfd>,
+) {
+    if pidfd.is_some() {
+        return;
+    }
+    let child: *const T = Arc::as_ptr(child);
+    let child: *const TrackedChild = child;
+    if LIVE.pin(pid, child) {
+        Route::want_thread();
+        if serve::unserved() {
+            if let Some(bg) = background::try_get() {
+                bg.wake_to_dispatch();
+            }
+        }
+    }
+}
+
 /// Hands deferred children to the background thread if it can run now.
 /// Costs one atomic load when there are none.
 fn retry_deferred() {
@@ -199,7 +246,9 @@ fn retry_deferred() {
 /// Drops a reaped child from the table of live children (if the entry for
 /// `pid` is still this child).
 pub(crate) fn forget(pid: u32, child: *const TrackedChild) {
-    LIVE.forget(pid, child);
+    if LIVE.forget(pid, child) {
+        Route::unwant_thread();
+    }
 }
 
 /// A zombie the SIGCHLD dispatcher had left in place was collected: asks for

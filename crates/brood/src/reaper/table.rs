@@ -35,6 +35,15 @@
 //! written under the table's lock, as the scan's snapshot is taken, so
 //! either the scan sees the mark or the mark sees the scan.
 //!
+//! # Pinned children
+//!
+//! A child whose exit must be collected whether or not any runtime runs (an
+//! orphan on the SIGCHLD path) is *pinned* ([`Table::pin`]): while any is,
+//! the SIGCHLD handler sends exits to the background thread rather than to
+//! the runtimes' listeners (`listener.rs`). The table counts pins with its
+//! entries, so a pin ends exactly when its entry does ([`Table::forget`],
+//! or a registration that replaces a stale entry); both report it.
+//!
 //! # Spawns in flight, and adoption
 //!
 //! Spawns bracket themselves with [`Table::spawn_started`] and
@@ -59,6 +68,8 @@ struct Entry<T: ?Sized> {
     child: Arc<T>,
     /// [`Inner::skips`] when the child was registered.
     skips: u64,
+    /// See [`Table::pin`].
+    pinned: bool,
 }
 
 #[derive(Debug)]
@@ -134,8 +145,11 @@ impl<T: ?Sized + Tracked> Table<T> {
     /// is not empty), it checks the new child once anyway: its SIGCHLD may
     /// have merged with another and its zombie cannot be seen behind the
     /// one left in place.
-    pub(crate) fn register(&self, pid: u32, child: Arc<T>) {
-        let check_now = {
+    ///
+    /// Returns whether it replaced a pinned entry (a stale one whose pid
+    /// was recycled): that pin has ended.
+    pub(crate) fn register(&self, pid: u32, child: Arc<T>) -> bool {
+        let (check_now, unpinned) = {
             let mut inner = lock(&self.inner);
             let check = inner.unclaimed.remove(&pid) || !inner.unclaimed.is_empty();
             // A stale entry for a recycled pid (reaped, not yet forgotten) is
@@ -143,24 +157,46 @@ impl<T: ?Sized + Tracked> Table<T> {
             // the new entry alone. The new child is not watched yet.
             let kept = check.then(|| child.clone());
             let skips = inner.skips;
-            inner.live.insert(pid, Entry { child, skips });
+            let entry = Entry {
+                child,
+                skips,
+                pinned: false,
+            };
+            let replaced = inner.live.insert(pid, entry);
             inner.watched.remove(&pid);
-            kept
+            (kept, replaced.is_some_and(|old| old.pinned))
         };
         if let Some(child) = check_now {
             let _ = child.notice();
         }
+        unpinned
     }
 
     /// Drops `pid` from the table if it still maps to `child` (identity, not
-    /// just pid: the pid may already name a newer child).
-    pub(crate) fn forget(&self, pid: u32, child: *const T) {
+    /// just pid: the pid may already name a newer child). Returns whether
+    /// the entry was pinned: that pin has ended.
+    pub(crate) fn forget(&self, pid: u32, child: *const T) -> bool {
         let mut inner = lock(&self.inner);
         if let Some(entry) = inner.live.get(&pid) {
             if std::ptr::addr_eq(Arc::as_ptr(&entry.child), child) {
-                inner.live.remove(&pid);
                 inner.watched.remove(&pid);
+                return inner.live.remove(&pid).is_some_and(|old| old.pinned);
             }
+        }
+        false
+    }
+
+    /// Pins `pid` (if it still maps to `child`): its exit must be collected
+    /// whether or not any runtime runs. `true` if this started a pin; the
+    /// caller counts it until [`Table::forget`] or [`Table::register`]
+    /// reports its end.
+    pub(crate) fn pin(&self, pid: u32, child: *const T) -> bool {
+        let mut inner = lock(&self.inner);
+        match inner.live.get_mut(&pid) {
+            Some(entry) if std::ptr::addr_eq(Arc::as_ptr(&entry.child), child) => {
+                !std::mem::replace(&mut entry.pinned, true)
+            }
+            _ => false,
         }
     }
 

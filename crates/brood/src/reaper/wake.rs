@@ -59,38 +59,44 @@ impl WakePipe {
         let _ = sys::fd::write(self.write.as_raw_fd(), &record.encode());
     }
 
-    /// Reads every record written so far, appending the pids of exited
-    /// children to `pids`. Returns whether a dispatch is due (a pid or a
-    /// dispatch record arrived).
+    /// Reads every record written so far; see [`drain_fd`].
     pub(super) fn drain(&self, pids: &mut Vec<u32>) -> io::Result<bool> {
-        let mut buf = [0u8; 128 * WakeRecord::LEN];
-        let mut dispatch = false;
-        loop {
-            let n = match sys::fd::read(self.read.as_raw_fd(), &mut buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(dispatch),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if n == 0 {
-                return Ok(dispatch);
-            }
-            // Records are written whole and atomically, so none straddles reads.
-            for chunk in buf[..n].chunks_exact(WakeRecord::LEN) {
-                let mut record = [0; WakeRecord::LEN];
-                record.copy_from_slice(chunk);
-                match WakeRecord::decode(record) {
-                    WakeRecord::Exited(pid) => {
-                        pids.push(pid);
-                        dispatch = true;
-                    }
-                    WakeRecord::Dispatch => dispatch = true,
-                    WakeRecord::Wake => {}
+        drain_fd(self.read.as_raw_fd(), pids)
+    }
+}
+
+/// Reads every record written so far to the non-blocking pipe `fd` (the
+/// wake pipe, or the listeners' pipe), appending the pids of exited
+/// children to `pids`. Returns whether a dispatch is due (a pid or a
+/// dispatch record arrived).
+pub(super) fn drain_fd(fd: RawFd, pids: &mut Vec<u32>) -> io::Result<bool> {
+    let mut buf = [0u8; 128 * WakeRecord::LEN];
+    let mut dispatch = false;
+    loop {
+        let n = match sys::fd::read(fd, &mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(dispatch),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(dispatch);
+        }
+        // Records are written whole and atomically, so none straddles reads.
+        for chunk in buf[..n].chunks_exact(WakeRecord::LEN) {
+            let mut record = [0; WakeRecord::LEN];
+            record.copy_from_slice(chunk);
+            match WakeRecord::decode(record) {
+                WakeRecord::Exited(pid) => {
+                    pids.push(pid);
+                    dispatch = true;
                 }
+                WakeRecord::Dispatch => dispatch = true,
+                WakeRecord::Wake => {}
             }
-            if n < buf.len() {
-                return Ok(dispatch);
-            }
+        }
+        if n < buf.len() {
+            return Ok(dispatch);
         }
     }
 }

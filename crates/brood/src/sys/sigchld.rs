@@ -1,8 +1,16 @@
-//! The SIGCHLD handler, and the record format of the wake pipe it writes to.
+//! The SIGCHLD handler, where it sends each exit, and the record format of
+//! the pipes it writes to.
 //!
-//! Owns: the handler, the previous disposition it chains to, the descriptor
-//! it writes to, and [`WakeRecord`], the one definition of what travels on
-//! the reaper's wake pipe. Calls: `errno`, `process` (`si_pid`).
+//! The handler sends each exit to one of two pipes: the background thread's
+//! wake pipe, or the pipe that the runtimes' listeners watch
+//! (`reaper/listener.rs`). It picks the listeners while at least one exists
+//! and nothing wants the thread ([`Route`]); the reaper layer keeps those
+//! counts, and the handler only reads them.
+//!
+//! Owns: the handler, the previous disposition it chains to, the
+//! descriptors it writes to, [`Route`], and [`WakeRecord`], the one
+//! definition of what travels on those pipes. Calls: `errno`, `process`
+//! (`si_pid`).
 //!
 //! The handler is written by hand rather than taken from a crate because it
 //! must run on an alternate signal stack (`SA_ONSTACK`) and call the handler
@@ -12,7 +20,7 @@ use super::errno::cvt;
 use super::process::siginfo_pid;
 use std::io;
 use std::os::fd::{IntoRawFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 
 /// One record on the reaper's wake pipe: an `i32` in native byte order.
 ///
@@ -54,8 +62,73 @@ impl WakeRecord {
     }
 }
 
-/// Write end of the dispatcher's wake pipe; `-1` until installed.
+/// Write end of the background thread's wake pipe; `-1` until installed.
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+/// Write end of the listeners' pipe; `-1` until the first listener.
+static LISTEN_FD: AtomicI32 = AtomicI32::new(-1);
+/// Live listeners (one per runtime that has one).
+static LISTENERS: AtomicUsize = AtomicUsize::new(0);
+/// Reasons to send exits to the thread even while listeners exist.
+static THREAD_WANTED: AtomicUsize = AtomicUsize::new(0);
+/// Records written to the listeners' pipe, counted after each write.
+static SENT_TO_LISTENERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Where the handler sends exits: the counts it reads, and the one place
+/// that changes them. Every operation is one atomic step, so the handler
+/// may read them at any time; a change applies to the exits handled after
+/// it.
+pub(crate) struct Route;
+
+impl Route {
+    /// Gives the handler the write end of the listeners' pipe, which it
+    /// keeps for the rest of the process. Call at most once, before the
+    /// first [`Route::listener_started`].
+    pub(crate) fn set_listeners_pipe(write: OwnedFd) {
+        LISTEN_FD.store(write.into_raw_fd(), Ordering::SeqCst);
+    }
+
+    /// A listener now serves a runtime.
+    pub(crate) fn listener_started() {
+        LISTENERS.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A listener has stopped.
+    pub(crate) fn listener_stopped() {
+        LISTENERS.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Something needs exits to reach the thread whether or not a runtime
+    /// runs (an orphan, subreaper mode, a wait polled outside any runtime).
+    pub(crate) fn want_thread() {
+        THREAD_WANTED.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// One reason given to [`Route::want_thread`] is gone.
+    pub(crate) fn unwant_thread() {
+        THREAD_WANTED.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// How many records the handler has written to the listeners' pipe.
+    /// A dispatcher reads it before draining the pipe; if it is still the
+    /// same later, every record written by then was read.
+    pub(crate) fn sent_to_listeners() -> usize {
+        SENT_TO_LISTENERS.load(Ordering::SeqCst)
+    }
+
+    /// The descriptor for the next exit, and whether it is the listeners'.
+    /// Async-signal-safe: atomic loads only.
+    fn pick() -> (i32, bool) {
+        let listen = LISTEN_FD.load(Ordering::SeqCst);
+        if listen >= 0
+            && LISTENERS.load(Ordering::SeqCst) > 0
+            && THREAD_WANTED.load(Ordering::SeqCst) == 0
+        {
+            (listen, true)
+        } else {
+            (WAKE_FD.load(Ordering::SeqCst), false)
+        }
+    }
+}
 /// The disposition that was in place before brood's handler; null until
 /// installed. Leaked on purpose: the handler may run at any time after.
 static PREVIOUS: AtomicPtr<libc::sigaction> = AtomicPtr::new(std::ptr::null_mut());
@@ -109,12 +182,17 @@ extern "C" fn on_sigchld(
         );
         if exited {
             let record = WakeRecord::Exited(siginfo_pid(info) as u32).encode();
-            let fd = WAKE_FD.load(Ordering::Acquire);
+            let (fd, listeners) = Route::pick();
             if fd >= 0 {
                 // A full pipe just loses the pid; the dispatcher's peek
                 // finds every exited child regardless.
                 // SAFETY: `record` is a live local of `WakeRecord::LEN` bytes.
                 let _ = unsafe { libc::write(fd, record.as_ptr().cast(), record.len()) };
+                if listeners {
+                    // After the write: a dispatcher that reads this count
+                    // and then drains has read the record.
+                    SENT_TO_LISTENERS.fetch_add(1, Ordering::SeqCst);
+                }
             }
         }
     }
