@@ -11,7 +11,9 @@
 //! owner's `try_wait`, and a dropped wait future vs. publication.
 //!
 //! The SIGCHLD dispatcher's table: registration vs delivery, and a first
-//! wait vs a blind scan that skips children nobody waits for.
+//! wait vs a blind scan that skips children nobody waits for. Its entry
+//! point: three dispatchers (the thread, two runtimes' listeners) asking
+//! for a round at once through the combiner.
 //!
 //! Containment: a group stop's hold vs. the leader's reap (`group_stop.rs`
 //! with the exit cell), and a cgroup tree's wait vs. a stop vs. the
@@ -880,5 +882,37 @@ fn loom_models_first_sight_ends_a_tree_once() {
         assert_eq!(cgroup.removals.load(Ordering::SeqCst), 1);
         assert_eq!(cgroup.busy_removals.load(Ordering::SeqCst), 0);
         assert!(tree.usage().is_some(), "the last figures are kept");
+    });
+}
+
+/// The SIGCHLD dispatch's combiner (`reaper/serve.rs`): the background
+/// thread and two runtimes' listeners ask for a dispatch at once. Nobody
+/// waits for the lock, and no request is lost: some round starts after
+/// each request, so it sees every record written before it.
+#[test]
+fn loom_models_combined_dispatch_loses_no_request() {
+    use crate::reaper::serve::Combiner;
+
+    loom::model(|| {
+        // Requests made so far; a round notes the count it saw.
+        let requests = Arc::new(AtomicUsize::new(0));
+        let combiner = Arc::new(Combiner::new(0usize));
+        let ask = |requests: &AtomicUsize, combiner: &Combiner<usize>| {
+            requests.fetch_add(1, Ordering::SeqCst);
+            combiner.run(|seen| *seen = (*seen).max(requests.load(Ordering::SeqCst)));
+        };
+        let others: Vec<_> = (0..2)
+            .map(|_| {
+                let (requests, combiner) = (requests.clone(), combiner.clone());
+                thread::spawn(move || ask(&requests, &combiner))
+            })
+            .collect();
+        ask(&requests, &combiner);
+        for other in others {
+            other.join().unwrap();
+        }
+        // Every request was seen by a round that started after it.
+        let seen = combiner.exclusive(|seen| *seen);
+        assert_eq!(seen, 3);
     });
 }

@@ -25,6 +25,12 @@ pub fn blind_scans() -> u64 {
     crate::reaper::blind_scans()
 }
 
+/// SIGCHLD dispatch rounds run so far: on the background thread, and on
+/// the runtimes' threads (by their listeners).
+pub fn dispatch_rounds() -> (u64, u64) {
+    crate::reaper::dispatch_rounds()
+}
+
 /// The number of live children brood is tracking.
 pub fn tracked_children() -> usize {
     crate::reaper::tracked_children()

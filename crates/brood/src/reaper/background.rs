@@ -236,6 +236,9 @@ impl Background {
         let mut pids = Vec::new();
         let mut tokens = Vec::new();
         let mut net = SafetyNet::new(Instant::now());
+        // Records written to the listeners' pipe by the last wake-up.
+        let mut backlog = serve::mark();
+        serve::on_background_thread();
         loop {
             let mut timeout = self.fire_timers();
             // Armed whenever SIGCHLD is in use, even with no child tracked:
@@ -281,11 +284,12 @@ impl Background {
             if self.sigchld.is_active() {
                 if dispatch {
                     serve::serve(&pids);
-                } else if !woke && serve::unserved() {
-                    // Exits went to a listener whose runtime no longer
-                    // runs it.
+                } else if !woke && !serve::served_through(backlog) {
+                    // Exits went to a listener whose runtime has not run
+                    // it since the last wake-up.
                     serve::serve(&[]);
                 }
+                backlog = serve::mark();
                 // Rounds run here or by the listeners: either is news.
                 if serve::take_news() {
                     net.news(Instant::now());

@@ -310,6 +310,13 @@ pub(crate) fn blind_scans() -> u64 {
     sigchld::blind_scans()
 }
 
+/// SIGCHLD dispatch rounds run on the background thread and elsewhere (by
+/// the runtimes' listeners), for tests.
+#[cfg(feature = "test-hooks")]
+pub(crate) fn dispatch_rounds() -> (u64, u64) {
+    serve::rounds()
+}
+
 /// The number of live children brood is tracking, for tests.
 #[cfg(feature = "test-hooks")]
 pub(crate) fn tracked_children() -> usize {

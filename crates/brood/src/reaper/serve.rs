@@ -15,9 +15,12 @@
 //! Whoever runs the dispatch drains the listeners' pipe first, so its
 //! records are read by a dispatcher whatever woke it. [`unserved`] says
 //! whether the handler has written records there that no dispatch has
-//! read yet: the thread checks it when a listener stops, when an orphan
-//! takes the exits back to the thread, and at its safety-net wake-ups, so
-//! that a record left with a runtime that no longer runs is still served.
+//! read yet: a listener that stops and an orphan that takes the exits back
+//! to the thread check it, and have the thread dispatch if so. The thread
+//! itself serves, when it wakes without news, the records that were
+//! already there when it last woke ([`mark`], [`served_through`]): a record
+//! left with a runtime that is not being driven is served within one of
+//! its sleeps, and one a listener is busy with is left to it.
 //!
 //! Owns: [`Combiner`], [`serve`], the listeners' pipe's read end, and the
 //! counts behind [`unserved`] and [`take_news`]. Calls: `sigchld`
@@ -27,67 +30,84 @@
 use super::sigchld;
 use super::table::LIVE;
 use super::wake;
-use crate::sync::{lock, AtomicBool, Mutex};
+use crate::sync::{lock, AtomicUsize, Mutex};
 use crate::sys;
 use crate::sys::sigchld::Route;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{self, Ordering};
-use std::sync::{MutexGuard, OnceLock, PoisonError, TryLockError};
+use std::sync::{MutexGuard, OnceLock, PoisonError};
 
 /// Runs one piece of work at a time for many callers, none of whom waits:
 /// a caller who finds it running leaves a request, and the runner runs it
-/// once more after the current round. Every call is followed by a run that
-/// starts after the call did (`loom_models_combined_dispatch_loses_no_request`).
+/// once more after the current round. Every call is followed by a round
+/// that starts after the call did
+/// (`loom_models_combined_dispatch_loses_no_request`).
+///
+/// Who runs, and whether a request is waiting, is one atomic word, so a
+/// request and the runner's decision to stop are ordered against each
+/// other: either the runner sees the request, or the requester sees that
+/// nobody runs and runs itself. The runner's state is under a mutex that
+/// only the runner takes (and [`Combiner::exclusive`]).
 pub(crate) struct Combiner<T> {
-    /// The runner's state; held for a whole round.
-    busy: Mutex<T>,
-    /// A request arrived that no round has started on yet.
-    again: AtomicBool,
+    /// [`IDLE`], [`RUNNING`] or [`AGAIN`].
+    runner: AtomicUsize,
+    state: Mutex<T>,
 }
+
+/// Nobody runs a round.
+const IDLE: usize = 0;
+/// A round runs, and no request came after it started.
+const RUNNING: usize = 1;
+/// A round runs, and a request came after it started.
+const AGAIN: usize = 2;
 
 impl<T> Combiner<T> {
     pub(crate) fn new(state: T) -> Self {
         Combiner {
-            busy: Mutex::new(state),
-            again: AtomicBool::new(false),
+            runner: AtomicUsize::new(IDLE),
+            state: Mutex::new(state),
         }
     }
 
     /// Runs `work` now, or leaves it to whoever is running it.
     pub(crate) fn run(&self, mut work: impl FnMut(&mut T)) {
-        self.again.store(true, Ordering::SeqCst);
         loop {
-            let mut state = match self.busy.try_lock() {
-                Ok(state) => state,
-                // A round panicked (a waker did); its state is still whole.
-                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-                // The runner checks `again` after it unlocks.
-                Err(TryLockError::WouldBlock) => return,
-            };
-            if !self.again.swap(false, Ordering::SeqCst) {
-                return;
+            match self
+                .runner
+                .compare_exchange(IDLE, RUNNING, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => break,
+                Err(AGAIN) => return,
+                Err(_) => {
+                    if self
+                        .runner
+                        .compare_exchange(RUNNING, AGAIN, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                    {
+                        return;
+                    }
+                    // The round ended meanwhile: try to run one.
+                }
             }
-            work(&mut state);
-            drop(state);
-            if !self.again.load(Ordering::SeqCst) {
-                return;
+        }
+        loop {
+            work(&mut lock(&self.state));
+            match self
+                .runner
+                .compare_exchange(RUNNING, IDLE, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return,
+                // A request came during the round: run another.
+                Err(_) => self.runner.store(RUNNING, Ordering::SeqCst),
             }
         }
     }
 
-    /// Runs `work` alone, waiting for a round in progress to end, and then
-    /// lets any request left meanwhile run through [`Combiner::run`].
-    pub(crate) fn exclusive<R>(
-        &self,
-        work: impl FnOnce(&mut T) -> R,
-        pending: impl FnMut(&mut T),
-    ) -> R {
-        let out = work(&mut lock(&self.busy));
-        if self.again.load(Ordering::SeqCst) {
-            self.run(pending);
-        }
-        out
+    /// Runs `work` alone: it waits for a round in progress to end, and a
+    /// round that starts meanwhile waits for it.
+    pub(crate) fn exclusive<R>(&self, work: impl FnOnce(&mut T) -> R) -> R {
+        work(&mut lock(&self.state))
     }
 }
 
@@ -104,6 +124,29 @@ static MAKING_PIPE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 static SERVED: atomic::AtomicUsize = atomic::AtomicUsize::new(0);
 /// A round dispatched pids since the thread last asked ([`take_news`]).
 static NEWS: atomic::AtomicBool = atomic::AtomicBool::new(false);
+/// Rounds run on the background thread, and elsewhere (by listeners), for
+/// tests.
+static ROUNDS_ON_THREAD: atomic::AtomicU64 = atomic::AtomicU64::new(0);
+static ROUNDS_ELSEWHERE: atomic::AtomicU64 = atomic::AtomicU64::new(0);
+
+thread_local! {
+    /// Set on the background thread, to count its rounds apart.
+    static ON_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread as the background thread.
+pub(super) fn on_background_thread() {
+    ON_THREAD.with(|on| on.set(true));
+}
+
+/// Dispatch rounds run so far on the background thread and elsewhere.
+#[cfg(feature = "test-hooks")]
+pub(crate) fn rounds() -> (u64, u64) {
+    (
+        ROUNDS_ON_THREAD.load(Ordering::Relaxed),
+        ROUNDS_ELSEWHERE.load(Ordering::Relaxed),
+    )
+}
 
 fn combiner() -> &'static Combiner<Vec<u32>> {
     DISPATCH.get_or_init(|| Combiner::new(Vec::new()))
@@ -127,6 +170,12 @@ pub(super) fn serve(hints: &[u32]) {
 
 /// One round of the dispatch.
 fn round(pids: &mut Vec<u32>) {
+    let rounds = if ON_THREAD.with(|on| on.get()) {
+        &ROUNDS_ON_THREAD
+    } else {
+        &ROUNDS_ELSEWHERE
+    };
+    rounds.fetch_add(1, Ordering::Relaxed);
     let sent = Route::sent_to_listeners();
     pids.clear();
     pids.append(&mut std_lock(&HINTS));
@@ -147,15 +196,28 @@ fn round(pids: &mut Vec<u32>) {
 }
 
 /// The safety net's scan of every tracked child, alone: no dispatch runs
-/// meanwhile. Returns `Table::scan`'s counts.
+/// meanwhile (a listener that starts a round waits for it; scans come only
+/// after a quiet second or more). Returns `Table::scan`'s counts.
 pub(super) fn scan() -> (usize, usize) {
-    combiner().exclusive(|_| LIVE.scan(), round)
+    combiner().exclusive(|_| LIVE.scan())
 }
 
 /// Whether the handler wrote records to the listeners' pipe that no round
 /// has read yet.
 pub(super) fn unserved() -> bool {
-    Route::sent_to_listeners() != SERVED.load(Ordering::SeqCst)
+    !served_through(Route::sent_to_listeners())
+}
+
+/// How many records the handler has written to the listeners' pipe so far:
+/// a mark for [`served_through`].
+pub(super) fn mark() -> usize {
+    Route::sent_to_listeners()
+}
+
+/// Whether a round has read every record written up to `mark`. (The counts
+/// wrap; they never drift half their range apart.)
+pub(super) fn served_through(mark: usize) -> bool {
+    (SERVED.load(Ordering::SeqCst).wrapping_sub(mark) as isize) >= 0
 }
 
 /// Whether a round dispatched pids since the last call (so the period was

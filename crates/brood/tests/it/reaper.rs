@@ -171,6 +171,150 @@ bounded_test!(
 );
 
 // ---------------------------------------------------------------------------
+// 2b. SIGCHLD listeners: the dispatch runs on the waiting runtime's thread
+
+#[test]
+fn sigchld_exits_are_dispatched_on_the_waiting_runtime_not_the_thread() {
+    if worker::is_worker() {
+        runtime::on_both(TEST_LIMIT, |flavour| async move {
+            assert_eq!(brood::reaper::current(), Strategy::Signal);
+            // The first wait starts this runtime's listener; an exit before
+            // that may still go to the thread.
+            let status = Command::new("true").status().await.unwrap();
+            assert!(status.success());
+            let (thread_before, elsewhere_before) = brood::test_hooks::dispatch_rounds();
+            for code in 0..40 {
+                let status = Command::new("sh")
+                    .args(["-c", &format!("exit {}", code % 5)])
+                    .status()
+                    .await
+                    .unwrap();
+                assert_eq!(status.code(), Some(code % 5), "{flavour}");
+            }
+            let (thread_after, elsewhere_after) = brood::test_hooks::dispatch_rounds();
+            assert_eq!(
+                thread_after, thread_before,
+                "{flavour}: the background thread dispatched exits a listener was there for"
+            );
+            assert!(
+                elsewhere_after > elsewhere_before,
+                "{flavour}: no listener dispatched"
+            );
+        });
+        return worker::done();
+    }
+    worker::run(&[("BROOD_REAPER", Some("signal"))]).assert_ok();
+}
+
+#[test]
+fn sigchld_orphan_is_reaped_while_its_runtime_is_idle() {
+    if worker::is_worker() {
+        // The runtime has a listener, then stops being driven (block_on
+        // returned) but lives on: the orphan's exit must not wait for it.
+        let rt = runtime::current_thread();
+        let (pid, stdin) = rt.block_on(bounded(TEST_LIMIT, async {
+            let mut child = Command::new("cat").stdin(Stdio::piped()).spawn().unwrap();
+            assert!(child
+                .wait_timeout(Duration::from_millis(1))
+                .await
+                .unwrap()
+                .is_none());
+            let pid = child.id().unwrap();
+            let stdin = child.stdin.take().unwrap().into_owned_fd().unwrap();
+            drop(child);
+            (pid, stdin)
+        }));
+        drop(stdin);
+        let lifetime = zombie_lifetime(pid, Duration::from_secs(10));
+        assert!(
+            lifetime <= Duration::from_millis(100),
+            "zombie for {lifetime:?} while its runtime was idle"
+        );
+        // And once the orphan is gone, exits go to the listener again.
+        rt.block_on(bounded(TEST_LIMIT, async {
+            assert!(Command::new("true").status().await.unwrap().success());
+            let (thread_before, _) = brood::test_hooks::dispatch_rounds();
+            for _ in 0..10 {
+                assert!(Command::new("true").status().await.unwrap().success());
+            }
+            assert_eq!(brood::test_hooks::dispatch_rounds().0, thread_before);
+        }));
+        return worker::done();
+    }
+    worker::run(&[("BROOD_REAPER", Some("signal"))]).assert_ok();
+}
+
+#[test]
+fn sigchld_waits_in_one_runtime_while_another_runtime_is_idle() {
+    if worker::is_worker() {
+        // Runtime A gets a listener, then sits idle for the rest of the test.
+        let idle = runtime::current_thread();
+        idle.block_on(bounded(TEST_LIMIT, async {
+            assert!(Command::new("true").status().await.unwrap().success());
+        }));
+        // Runtime B, on another thread, waits for children of its own, each
+        // exit promptly (in milliseconds; the thread's fallback for records
+        // left unread with A would take a second or more each).
+        std::thread::spawn(|| {
+            runtime::current_thread().block_on(bounded(Duration::from_secs(5), async {
+                for code in 0..20 {
+                    let status = Command::new("sh")
+                        .args(["-c", &format!("exit {code}")])
+                        .status()
+                        .await
+                        .unwrap();
+                    assert_eq!(status.code(), Some(code));
+                }
+            }));
+        })
+        .join()
+        .unwrap();
+        drop(idle);
+        return worker::done();
+    }
+    worker::run(&[("BROOD_REAPER", Some("signal"))]).assert_ok();
+}
+
+#[test]
+fn sigchld_exit_left_with_a_runtime_is_served_when_it_shuts_down() {
+    if worker::is_worker() {
+        let rt = runtime::current_thread();
+        let (child, handle, stdin) = rt.block_on(bounded(TEST_LIMIT, async {
+            let mut child = Command::new("cat").stdin(Stdio::piped()).spawn().unwrap();
+            let handle = child.handle();
+            // Starts the listener and marks the child watched.
+            assert!(
+                tokio::time::timeout(Duration::from_millis(1), handle.wait())
+                    .await
+                    .is_err()
+            );
+            let stdin = child.stdin.take().unwrap().into_owned_fd().unwrap();
+            (child, handle, stdin)
+        }));
+        // The exit goes to the listener, whose runtime is not driven.
+        drop(stdin);
+        let pid = child.id().unwrap();
+        assert!(eventually_blocking(Duration::from_secs(10), || matches!(
+            stat_state_ppid(pid),
+            Some(('Z', _))
+        )));
+        // Shutting the runtime down hands the unread exit to the thread,
+        // which announces it: the handle learns it without asking.
+        drop(rt);
+        let start = Instant::now();
+        assert!(
+            eventually_blocking(Duration::from_millis(500), || handle.status().is_some()),
+            "the handle did not learn the exit within {:?}",
+            start.elapsed()
+        );
+        assert_eq!(handle.status().unwrap().unwrap().code(), Some(0));
+        drop(child);
+        return worker::done();
+    }
+    worker::run(&[("BROOD_REAPER", Some("signal"))]).assert_ok();
+}
+
+// ---------------------------------------------------------------------------
 // 3. The pidfd path installs no SIGCHLD handler
 
 #[test]
