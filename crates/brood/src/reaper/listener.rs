@@ -15,7 +15,8 @@
 //! Every listener watches the same pipe (each through a duplicate of its
 //! read end, in its own runtime's reactor), so the first runtime to get to
 //! it dispatches for all; that wakes tasks in other runtimes as the thread
-//! did. A listener whose runtime is not being driven serves nothing, which
+//! did. The others find every record read ([`serve::unserved`]) and go
+//! back to sleep: one dispatch round per exit, however many runtimes. A listener whose runtime is not being driven serves nothing, which
 //! only delays exits that a task in that runtime waits for: that task is
 //! not being polled either. What must be collected whether or not any
 //! runtime runs keeps the exits on the thread ([`Route::want_thread`]):
@@ -97,7 +98,11 @@ fn start(runtime: &Handle, id: Id) -> io::Result<()> {
             // Before the dispatch, which drains the pipe: a record written
             // after this point makes the pipe readable again.
             ready.clear_ready();
-            serve::serve(&[]);
+            // Every listener wakes for each record; once one round has read
+            // them all, the others have nothing to do.
+            if serve::unserved() {
+                serve::serve(&[]);
+            }
         }
     });
     Ok(())
