@@ -15,8 +15,9 @@
 //! Every listener watches the same pipe (each through a duplicate of its
 //! read end, in its own runtime's reactor), so the first runtime to get to
 //! it dispatches for all; that wakes tasks in other runtimes as the thread
-//! did. The others find every record read ([`serve::unserved`]) and go
-//! back to sleep: one dispatch round per exit, however many runtimes. A listener whose runtime is not being driven serves nothing, which
+//! did. Whoever reads a record dispatches it; the others find the pipe
+//! empty and go back to sleep: one dispatch round per exit, however many
+//! runtimes. A listener whose runtime is not being driven serves nothing, which
 //! only delays exits that a task in that runtime waits for: that task is
 //! not being polled either. What must be collected whether or not any
 //! runtime runs keeps the exits on the thread ([`Route::want_thread`]):
@@ -27,17 +28,21 @@
 //!   driver is off: nothing would drive a listener for it.
 //!
 //! A listener lives as long as its runtime: it ends when the runtime shuts
-//! down and drops its tasks. The last one to end hands the exits back to
-//! the thread, and has it dispatch if records were left unread.
+//! down and drops its tasks; then the thread dispatches once, for records
+//! left unread in the pipe, and once the last one has ended, the exits go
+//! to the thread again.
 //!
 //! Owns: the listener task and the set of runtimes that have one. Calls:
-//! `serve`, `background` (the hand-back), `reactor`, `sys::sigchld::Route`.
+//! `serve`, `wake` (reading records), `background` (the hand-back),
+//! `reactor`, `sys::sigchld::Route`.
 
 use super::background;
 use super::serve;
+use super::wake;
 use crate::reactor;
 use crate::sys::sigchld::Route;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::io::Interest;
@@ -93,15 +98,19 @@ fn start(runtime: &Handle, id: Id) -> io::Result<()> {
     let stopped = Stopped(id);
     runtime.spawn(async move {
         let _stopped = stopped;
+        let mut pids = Vec::new();
         // Fails only if the reactor is gone: the runtime is shutting down.
         while let Ok(mut ready) = pipe.readable().await {
-            // Before the dispatch, which drains the pipe: a record written
-            // after this point makes the pipe readable again.
+            // Before reading: a record written after this point makes the
+            // pipe readable again.
             ready.clear_ready();
-            // Every listener wakes for each record; once one round has read
-            // them all, the others have nothing to do.
-            if serve::unserved() {
-                serve::serve(&[]);
+            // Every listener wakes for each record, and whoever reads a
+            // record dispatches it. A listener that finds the pipe empty
+            // (another read it first) has nothing to do.
+            pids.clear();
+            match wake::drain_fd(pipe.get_ref().as_raw_fd(), &mut pids) {
+                Ok(false) => {}
+                _ => serve::serve(&pids),
             }
         }
     });
@@ -115,11 +124,11 @@ impl Drop for Stopped {
     fn drop(&mut self) {
         running().retain(|&id| id != self.0);
         Route::listener_stopped();
-        // Records the handler wrote for this listener may be unread.
-        if serve::unserved() {
-            if let Some(bg) = background::try_get() {
-                bg.wake_to_dispatch();
-            }
+        // Records the handler wrote for this listener may be unread, or
+        // about to be written by a handler that chose this pipe before the
+        // line above: the thread dispatches once (a runtime's end is rare).
+        if let Some(bg) = background::try_get() {
+            bg.wake_to_dispatch();
         }
     }
 }

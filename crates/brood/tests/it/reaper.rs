@@ -183,7 +183,7 @@ fn sigchld_exits_are_dispatched_on_the_waiting_runtime_not_the_thread() {
             let status = Command::new("true").status().await.unwrap();
             assert!(status.success());
             let (thread_before, elsewhere_before) = brood::test_hooks::dispatch_rounds();
-            for code in 0..40 {
+            for code in 0..200 {
                 let status = Command::new("sh")
                     .args(["-c", &format!("exit {}", code % 5)])
                     .status()
