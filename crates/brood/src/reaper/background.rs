@@ -283,11 +283,11 @@ impl Background {
             let dispatch = woke && self.wake.drain(&mut pids).unwrap_or(true);
             if self.sigchld.is_active() {
                 if dispatch {
-                    serve::serve(&pids);
+                    serve::serve_from_thread(&pids);
                 } else if !woke && !serve::served_through(backlog) {
                     // Exits went to a listener whose runtime has not run
                     // it since the last wake-up.
-                    serve::serve(&[]);
+                    serve::serve_from_thread(&[]);
                 }
                 backlog = serve::mark();
                 // Rounds run here or by the listeners: either is news.

@@ -33,12 +33,11 @@
 //! to the thread again.
 //!
 //! Owns: the listener task and the set of runtimes that have one. Calls:
-//! `serve`, `wake` (reading records), `background` (the hand-back),
-//! `reactor`, `sys::sigchld::Route`.
+//! `serve`, `background` (the hand-back), `reactor`,
+//! `sys::sigchld::Route`.
 
 use super::background;
 use super::serve;
-use super::wake;
 use crate::reactor;
 use crate::sys::sigchld::Route;
 use std::io;
@@ -108,9 +107,8 @@ fn start(runtime: &Handle, id: Id) -> io::Result<()> {
             // record dispatches it. A listener that finds the pipe empty
             // (another read it first) has nothing to do.
             pids.clear();
-            match wake::drain_fd(pipe.get_ref().as_raw_fd(), &mut pids) {
-                Ok(false) => {}
-                _ => serve::serve(&pids),
+            if serve::read_listeners_pipe(pipe.get_ref().as_raw_fd(), &mut pids) > 0 {
+                serve::serve(&pids);
             }
         }
     });

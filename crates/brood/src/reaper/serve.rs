@@ -12,15 +12,18 @@
 //! Nobody waits for the lock, so no runtime thread blocks on another's
 //! dispatch.
 //!
-//! Whoever runs the dispatch drains the listeners' pipe first, so its
-//! records are read by a dispatcher whatever woke it. [`unserved`] says
-//! whether the handler has written records there that no dispatch has
-//! read yet: a listener that stops and an orphan that takes the exits back
-//! to the thread check it, and have the thread dispatch if so. The thread
-//! itself serves, when it wakes without news, the records that were
-//! already there when it last woke ([`mark`], [`served_through`]): a record
-//! left with a runtime that is not being driven is served within one of
-//! its sleeps, and one a listener is busy with is left to it.
+//! Records in the listeners' pipe are read by the listeners, each of which
+//! dispatches what it read ([`read_listeners_pipe`], then [`serve`]), and
+//! by the thread's own rounds ([`serve_from_thread`]), which drain the
+//! pipe first. Every read is counted against what the handler wrote
+//! (`Route::sent_to_listeners`), and whoever reads a record dispatches it,
+//! so [`unserved`] says whether records are waiting that nobody has read: a
+//! new orphan checks it, and has the thread dispatch if so. The thread
+//! itself, when it wakes without news, serves the records that were already
+//! written when it last woke and are still unread ([`mark`],
+//! [`served_through`]): a record left with a runtime that is not being
+//! driven is served within one of the thread's sleeps, and one a listener
+//! is about to read is left to it.
 //!
 //! Owns: [`Combiner`], [`serve`], the listeners' pipe's read end, and the
 //! counts behind [`unserved`] and [`take_news`]. Calls: `sigchld`
@@ -34,7 +37,7 @@ use crate::sync::{lock, AtomicUsize, Mutex};
 use crate::sys;
 use crate::sys::sigchld::Route;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{self, Ordering};
 use std::sync::{MutexGuard, OnceLock, PoisonError};
 
@@ -120,8 +123,11 @@ static HINTS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
 /// The listeners' pipe's read end, once the first listener made it.
 static LISTENERS_PIPE: OnceLock<OwnedFd> = OnceLock::new();
 static MAKING_PIPE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-/// [`Route::sent_to_listeners`] as the last round read it before draining.
-static SERVED: atomic::AtomicUsize = atomic::AtomicUsize::new(0);
+/// Records read from the listeners' pipe so far (to compare with
+/// [`Route::sent_to_listeners`]).
+static READ: atomic::AtomicUsize = atomic::AtomicUsize::new(0);
+/// The thread asked for a round that drains the listeners' pipe.
+static DRAIN: atomic::AtomicBool = atomic::AtomicBool::new(false);
 /// A round dispatched pids since the thread last asked ([`take_news`]).
 static NEWS: atomic::AtomicBool = atomic::AtomicBool::new(false);
 /// Rounds run on the background thread, and elsewhere (by listeners), for
@@ -158,14 +164,34 @@ fn std_lock<T>(mutex: &std::sync::Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Dispatches: the pids in `hints` (from the thread's wake pipe), every
-/// record in the listeners' pipe, and whatever the peek finds. Runs now,
-/// or once more in the round of whoever is dispatching.
+/// Dispatches the pids in `hints` (which a listener read) and whatever the
+/// peek finds. Runs now, or once more in the round of whoever is
+/// dispatching.
 pub(super) fn serve(hints: &[u32]) {
     if !hints.is_empty() {
         std_lock(&HINTS).extend_from_slice(hints);
     }
     combiner().run(round);
+}
+
+/// [`serve`] for the background thread: `hints` come from its wake pipe,
+/// and the round also drains the listeners' pipe, for records no listener
+/// read.
+pub(super) fn serve_from_thread(hints: &[u32]) {
+    DRAIN.store(true, Ordering::SeqCst);
+    serve(hints);
+}
+
+/// Reads every record in the listeners' pipe through `fd` (its read end,
+/// or a listener's duplicate of it), appending their pids to `pids`, and
+/// counts them as read. Returns how many it read; a read error reads
+/// fewer, which the dispatch's peek makes up for.
+pub(super) fn read_listeners_pipe(fd: RawFd, pids: &mut Vec<u32>) -> usize {
+    let before = pids.len();
+    let _ = wake::drain_fd(fd, pids);
+    let read = pids.len() - before;
+    READ.fetch_add(read, Ordering::SeqCst);
+    read
 }
 
 /// One round of the dispatch.
@@ -176,12 +202,12 @@ fn round(pids: &mut Vec<u32>) {
         &ROUNDS_ELSEWHERE
     };
     rounds.fetch_add(1, Ordering::Relaxed);
-    let sent = Route::sent_to_listeners();
     pids.clear();
     pids.append(&mut std_lock(&HINTS));
-    if let Some(pipe) = LISTENERS_PIPE.get() {
-        // A read error leaves records behind, which the peek makes up for.
-        let _ = wake::drain_fd(pipe.as_raw_fd(), pids);
+    if DRAIN.swap(false, Ordering::SeqCst) {
+        if let Some(pipe) = LISTENERS_PIPE.get() {
+            read_listeners_pipe(pipe.as_raw_fd(), pids);
+        }
     }
     if !pids.is_empty() {
         NEWS.store(true, Ordering::SeqCst);
@@ -192,7 +218,6 @@ fn round(pids: &mut Vec<u32>) {
         sys::process::peek_exited_child,
         reap_adopted_orphan,
     );
-    SERVED.store(sent, Ordering::SeqCst);
 }
 
 /// The safety net's scan of every tracked child, alone: no dispatch runs
@@ -202,7 +227,7 @@ pub(super) fn scan() -> (usize, usize) {
     combiner().exclusive(|_| LIVE.scan())
 }
 
-/// Whether the handler wrote records to the listeners' pipe that no round
+/// Whether the handler wrote records to the listeners' pipe that nobody
 /// has read yet.
 pub(super) fn unserved() -> bool {
     !served_through(Route::sent_to_listeners())
@@ -214,10 +239,11 @@ pub(super) fn mark() -> usize {
     Route::sent_to_listeners()
 }
 
-/// Whether a round has read every record written up to `mark`. (The counts
-/// wrap; they never drift half their range apart.)
+/// Whether as many records have been read as had been written at `mark`.
+/// (The handler counts a record after writing it, so reads may briefly run
+/// ahead; the counts wrap, and never drift half their range apart.)
 pub(super) fn served_through(mark: usize) -> bool {
-    (SERVED.load(Ordering::SeqCst).wrapping_sub(mark) as isize) >= 0
+    (READ.load(Ordering::SeqCst).wrapping_sub(mark) as isize) >= 0
 }
 
 /// Whether a round dispatched pids since the last call (so the period was
