@@ -69,16 +69,20 @@ pub(super) fn listen_here() {
         return keep_on_thread();
     };
     let id = runtime.id();
-    let mut running = running();
-    if running.contains(&id) {
-        return;
-    }
-    match start(&runtime, id) {
-        Ok(()) => running.push(id),
-        Err(_) => {
-            drop(running);
-            keep_on_thread();
+    {
+        let mut running = running();
+        if running.contains(&id) {
+            return;
         }
+        // Claimed before the start, which must not hold the lock: a
+        // runtime that is shutting down drops the new task at once, and
+        // its `Stopped` takes the lock. Until the listener counts, exits
+        // still go to the thread.
+        running.push(id);
+    }
+    if start(&runtime, id).is_err() {
+        running().retain(|&other| other != id);
+        keep_on_thread();
     }
 }
 

@@ -58,6 +58,17 @@ pub(crate) struct Combiner<T> {
     state: Mutex<T>,
 }
 
+/// Resets a combiner's word to [`IDLE`] if the round unwinds.
+struct Unwinding<'a>(&'a AtomicUsize);
+
+impl Drop for Unwinding<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(IDLE, Ordering::SeqCst);
+        }
+    }
+}
+
 /// Nobody runs a round.
 const IDLE: usize = 0;
 /// A round runs, and no request came after it started.
@@ -94,6 +105,9 @@ impl<T> Combiner<T> {
                 }
             }
         }
+        // A round that panics (a waker did) must not leave the word saying
+        // that somebody runs: nobody would ever run a round again.
+        let _unwinding = Unwinding(&self.runner);
         loop {
             work(&mut lock(&self.state));
             match self
@@ -276,4 +290,40 @@ fn reap_adopted_orphan(pid: u32) -> bool {
         crate::trace::orphan_reaped(pid);
     }
     reaped
+}
+
+#[cfg(all(test, not(brood_loom)))]
+mod tests {
+    use super::Combiner;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    #[test]
+    fn a_request_during_a_round_runs_exactly_one_more_round() {
+        let combiner = Combiner::new(0u32);
+        let mut rounds = 0;
+        combiner.run(|_| {
+            rounds += 1;
+            if rounds == 1 {
+                // Found running: left to this round's runner.
+                combiner.run(|_| unreachable!("a second runner"));
+                combiner.run(|_| unreachable!("a second runner"));
+            }
+        });
+        assert_eq!(rounds, 2, "two requests during a round merge into one more");
+    }
+
+    #[test]
+    fn a_round_that_panics_does_not_stop_later_rounds() {
+        let combiner = Combiner::new(0u32);
+        let panicked = catch_unwind(AssertUnwindSafe(|| {
+            combiner.run(|_| panic!("a waker panicked"));
+        }));
+        assert!(panicked.is_err());
+        let mut ran = false;
+        combiner.run(|state| {
+            *state += 1;
+            ran = true;
+        });
+        assert!(ran, "nobody runs rounds after a panic");
+    }
 }
