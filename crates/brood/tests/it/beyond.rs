@@ -663,14 +663,7 @@ fn subreaper_reaps_adopted_orphans_and_never_steals_our_children() {
                 "orphan was not re-parented to us"
             );
             // Many brood children come and go meanwhile; none is stolen.
-            for code in 0..30 {
-                let status = Command::new("sh")
-                    .args(["-c", &format!("exit {code}")])
-                    .status()
-                    .await
-                    .unwrap();
-                assert_eq!(status.code(), Some(code));
-            }
+            crate::exits_one_after_another(0..30).await;
             // The orphan exits and is reaped by brood: no zombie child.
             assert!(eventually(Duration::from_secs(5), || !pid_exists(orphan)).await);
             drop(early.stdin.take());

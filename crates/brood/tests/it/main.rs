@@ -32,3 +32,17 @@ mod security;
 mod soak;
 #[cfg(feature = "tracing")]
 mod tracing_events;
+
+/// Runs `sh -c 'exit N'` for N in `codes`, one after another, and checks
+/// that each status is its own: children that come and go while a test
+/// holds something else in place.
+async fn exits_one_after_another(codes: impl IntoIterator<Item = i32>) {
+    for code in codes {
+        let status = brood::Command::new("sh")
+            .args(["-c", &format!("exit {code}")])
+            .status()
+            .await
+            .unwrap();
+        assert_eq!(status.code(), Some(code));
+    }
+}

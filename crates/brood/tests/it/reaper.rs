@@ -2,6 +2,7 @@
 //! dispatch, no handler on the pidfd path, orphan reaping, kill_on_drop, and
 //! spawning outside a runtime.
 
+use crate::exits_one_after_another;
 use brood::reaper::Strategy;
 use brood::Command;
 use brood_testkit::procfs::{
@@ -16,6 +17,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+/// Runs `scenario` in a worker process of its own with
+/// `BROOD_REAPER=signal`: the SIGCHLD path's process-wide state (its
+/// handler, its listeners) starts fresh, whichever reaper the suite runs.
+fn on_the_sigchld_path(scenario: impl FnOnce()) {
+    if worker::is_worker() {
+        scenario();
+        return worker::done();
+    }
+    worker::run(&[("BROOD_REAPER", Some("signal"))]).assert_ok();
+}
 
 // ---------------------------------------------------------------------------
 // 1. Choosing the exit watcher
@@ -83,7 +95,7 @@ impl<F: Future> Future for CountPolls<F> {
 
 #[test]
 fn sigchld_path_is_o1_per_exit_and_wakes_only_the_exited() {
-    if worker::is_worker() {
+    on_the_sigchld_path(|| {
         runtime::block_on(bounded(TEST_LIMIT, async {
             assert_eq!(brood::reaper::current(), Strategy::Signal);
             // 300 long-lived children, each awaited by a task that counts polls.
@@ -134,9 +146,7 @@ fn sigchld_path_is_o1_per_exit_and_wakes_only_the_exited() {
                 s.abort();
             }
         }));
-        return worker::done();
-    }
-    worker::run(&[("BROOD_REAPER", Some("signal"))]).assert_ok();
+    });
 }
 
 bounded_test!(
@@ -156,14 +166,7 @@ bounded_test!(
             .await
         );
         // While it is in the way, brood children still get reaped.
-        for code in 0..20 {
-            let status = Command::new("sh")
-                .args(["-c", &format!("exit {code}")])
-                .status()
-                .await
-                .unwrap();
-            assert_eq!(status.code(), Some(code));
-        }
+        exits_one_after_another(0..20).await;
         // The foreign zombie is still there for its owner.
         assert_eq!(stat_state_ppid(fpid).map(|s| s.0), Some('Z'));
         assert_eq!(foreign.wait().unwrap().code(), Some(42));
@@ -175,7 +178,7 @@ bounded_test!(
 
 #[test]
 fn sigchld_exits_are_dispatched_on_the_waiting_runtime_not_the_thread() {
-    if worker::is_worker() {
+    on_the_sigchld_path(|| {
         runtime::on_both(TEST_LIMIT, |flavour| async move {
             assert_eq!(brood::reaper::current(), Strategy::Signal);
             // The first wait starts this runtime's listener; an exit before
@@ -183,14 +186,7 @@ fn sigchld_exits_are_dispatched_on_the_waiting_runtime_not_the_thread() {
             let status = Command::new("true").status().await.unwrap();
             assert!(status.success());
             let (thread_before, elsewhere_before) = brood::test_hooks::dispatch_rounds();
-            for code in 0..200 {
-                let status = Command::new("sh")
-                    .args(["-c", &format!("exit {}", code % 5)])
-                    .status()
-                    .await
-                    .unwrap();
-                assert_eq!(status.code(), Some(code % 5), "{flavour}");
-            }
+            exits_one_after_another((0..200).map(|i| i % 5)).await;
             let (thread_after, elsewhere_after) = brood::test_hooks::dispatch_rounds();
             assert_eq!(
                 thread_after, thread_before,
@@ -201,14 +197,12 @@ fn sigchld_exits_are_dispatched_on_the_waiting_runtime_not_the_thread() {
                 "{flavour}: no listener dispatched"
             );
         });
-        return worker::done();
-    }
-    worker::run(&[("BROOD_REAPER", Some("signal"))]).assert_ok();
+    });
 }
 
 #[test]
 fn sigchld_orphan_is_reaped_while_its_runtime_is_idle() {
-    if worker::is_worker() {
+    on_the_sigchld_path(|| {
         // The runtime has a listener, then stops being driven (block_on
         // returned) but lives on: the orphan's exit must not wait for it.
         let rt = runtime::current_thread();
@@ -239,14 +233,12 @@ fn sigchld_orphan_is_reaped_while_its_runtime_is_idle() {
             }
             assert_eq!(brood::test_hooks::dispatch_rounds().0, thread_before);
         }));
-        return worker::done();
-    }
-    worker::run(&[("BROOD_REAPER", Some("signal"))]).assert_ok();
+    });
 }
 
 #[test]
 fn sigchld_waits_in_one_runtime_while_another_runtime_is_idle() {
-    if worker::is_worker() {
+    on_the_sigchld_path(|| {
         // Runtime A gets a listener, then sits idle for the rest of the test.
         let idle = runtime::current_thread();
         idle.block_on(bounded(TEST_LIMIT, async {
@@ -256,28 +248,20 @@ fn sigchld_waits_in_one_runtime_while_another_runtime_is_idle() {
         // exit promptly (in milliseconds; the thread's fallback for records
         // left unread with A would take a second or more each).
         std::thread::spawn(|| {
-            runtime::current_thread().block_on(bounded(Duration::from_secs(5), async {
-                for code in 0..20 {
-                    let status = Command::new("sh")
-                        .args(["-c", &format!("exit {code}")])
-                        .status()
-                        .await
-                        .unwrap();
-                    assert_eq!(status.code(), Some(code));
-                }
-            }));
+            runtime::current_thread().block_on(bounded(
+                Duration::from_secs(5),
+                exits_one_after_another(0..20),
+            ));
         })
         .join()
         .unwrap();
         drop(idle);
-        return worker::done();
-    }
-    worker::run(&[("BROOD_REAPER", Some("signal"))]).assert_ok();
+    });
 }
 
 #[test]
 fn sigchld_exit_left_with_a_runtime_is_served_when_it_shuts_down() {
-    if worker::is_worker() {
+    on_the_sigchld_path(|| {
         let rt = runtime::current_thread();
         let (child, handle, stdin) = rt.block_on(bounded(TEST_LIMIT, async {
             let mut child = Command::new("cat").stdin(Stdio::piped()).spawn().unwrap();
@@ -309,9 +293,7 @@ fn sigchld_exit_left_with_a_runtime_is_served_when_it_shuts_down() {
         );
         assert_eq!(handle.status().unwrap().unwrap().code(), Some(0));
         drop(child);
-        return worker::done();
-    }
-    worker::run(&[("BROOD_REAPER", Some("signal"))]).assert_ok();
+    });
 }
 
 // ---------------------------------------------------------------------------
