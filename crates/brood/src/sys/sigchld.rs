@@ -108,9 +108,9 @@ impl Route {
         THREAD_WANTED.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// How many records the handler has written to the listeners' pipe.
-    /// A dispatcher reads it before draining the pipe; if it is still the
-    /// same later, every record written by then was read.
+    /// How many records the handler has written to the listeners' pipe
+    /// (each counted just after its write), to compare with how many have
+    /// been read from it.
     pub(crate) fn sent_to_listeners() -> usize {
         SENT_TO_LISTENERS.load(Ordering::SeqCst)
     }
@@ -129,6 +129,7 @@ impl Route {
         }
     }
 }
+
 /// The disposition that was in place before brood's handler; null until
 /// installed. Leaked on purpose: the handler may run at any time after.
 static PREVIOUS: AtomicPtr<libc::sigaction> = AtomicPtr::new(std::ptr::null_mut());
@@ -187,10 +188,10 @@ extern "C" fn on_sigchld(
                 // A full pipe just loses the pid; the dispatcher's peek
                 // finds every exited child regardless.
                 // SAFETY: `record` is a live local of `WakeRecord::LEN` bytes.
-                let _ = unsafe { libc::write(fd, record.as_ptr().cast(), record.len()) };
-                if listeners {
-                    // After the write: a dispatcher that reads this count
-                    // and then drains has read the record.
+                let written = unsafe { libc::write(fd, record.as_ptr().cast(), record.len()) };
+                if listeners && written == record.len() as isize {
+                    // After the write, and only for a record that is there
+                    // to be read: the count is compared with reads.
                     SENT_TO_LISTENERS.fetch_add(1, Ordering::SeqCst);
                 }
             }
