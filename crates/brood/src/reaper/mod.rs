@@ -189,9 +189,7 @@ pub(crate) fn follow_exit<T: Tracked + Send + Sync + 'static>(
     pidfd: Option<&LazyPidfd>,
 ) {
     if pidfd.is_none() {
-        let child: *const T = Arc::as_ptr(child);
-        let child: *const TrackedChild = child;
-        let _ = LIVE.watch(pid, child);
+        let _ = LIVE.watch(pid, entry_key(child));
     }
 }
 
@@ -218,9 +216,7 @@ pub(crate) fn orphaned<T: Tracked + Send + Sync + 'static>(
     if pidfd.is_some() {
         return;
     }
-    let child: *const T = Arc::as_ptr(child);
-    let child: *const TrackedChild = child;
-    if LIVE.pin(pid, child) {
+    if LIVE.pin(pid, entry_key(child)) {
         Route::want_thread();
         if serve::unserved() {
             if let Some(bg) = background::try_get() {
@@ -228,6 +224,13 @@ pub(crate) fn orphaned<T: Tracked + Send + Sync + 'static>(
             }
         }
     }
+}
+
+/// `child` as the table of live children knows it: the address its entry
+/// is compared with.
+fn entry_key<T: Tracked + Send + Sync + 'static>(child: &Arc<T>) -> *const TrackedChild {
+    let child: *const T = Arc::as_ptr(child);
+    child
 }
 
 /// Hands deferred children to the background thread if it can run now.

@@ -9,8 +9,8 @@
 //! added to. So every dispatcher goes through [`serve`], which runs the
 //! dispatch under a [`Combiner`]: whoever finds it busy leaves its request
 //! with the one running it, who dispatches once more before it stops.
-//! Nobody waits for the lock, so no runtime thread blocks on another's
-//! dispatch.
+//! Nobody waits for another's round, so no runtime thread blocks on it
+//! (only the safety net's rare full scan makes a round wait).
 //!
 //! Records in the listeners' pipe are read by the listeners, each of which
 //! dispatches what it read ([`read_listeners_pipe`], then [`serve`]), and
@@ -145,18 +145,34 @@ static DRAIN: atomic::AtomicBool = atomic::AtomicBool::new(false);
 /// A round dispatched pids since the thread last asked ([`take_news`]).
 static NEWS: atomic::AtomicBool = atomic::AtomicBool::new(false);
 /// Rounds run on the background thread, and elsewhere (by listeners), for
-/// tests.
+/// tests; counted only in builds with the `test-hooks` feature.
+#[cfg(feature = "test-hooks")]
 static ROUNDS_ON_THREAD: atomic::AtomicU64 = atomic::AtomicU64::new(0);
+#[cfg(feature = "test-hooks")]
 static ROUNDS_ELSEWHERE: atomic::AtomicU64 = atomic::AtomicU64::new(0);
 
+#[cfg(feature = "test-hooks")]
 thread_local! {
     /// Set on the background thread, to count its rounds apart.
     static ON_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Marks the calling thread as the background thread.
+/// Marks the calling thread as the background thread (for the round
+/// counts of tests).
 pub(super) fn on_background_thread() {
+    #[cfg(feature = "test-hooks")]
     ON_THREAD.with(|on| on.set(true));
+}
+
+/// Counts one round, on the thread or elsewhere.
+#[cfg(feature = "test-hooks")]
+fn count_round() {
+    let rounds = if ON_THREAD.with(|on| on.get()) {
+        &ROUNDS_ON_THREAD
+    } else {
+        &ROUNDS_ELSEWHERE
+    };
+    rounds.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Dispatch rounds run so far on the background thread and elsewhere.
@@ -210,12 +226,8 @@ pub(super) fn read_listeners_pipe(fd: RawFd, pids: &mut Vec<u32>) -> usize {
 
 /// One round of the dispatch.
 fn round(pids: &mut Vec<u32>) {
-    let rounds = if ON_THREAD.with(|on| on.get()) {
-        &ROUNDS_ON_THREAD
-    } else {
-        &ROUNDS_ELSEWHERE
-    };
-    rounds.fetch_add(1, Ordering::Relaxed);
+    #[cfg(feature = "test-hooks")]
+    count_round();
     pids.clear();
     pids.append(&mut std_lock(&HINTS));
     if DRAIN.swap(false, Ordering::SeqCst) {
@@ -244,7 +256,7 @@ pub(super) fn scan() -> (usize, usize) {
 /// Whether the handler wrote records to the listeners' pipe that nobody
 /// has read yet.
 pub(super) fn unserved() -> bool {
-    !served_through(Route::sent_to_listeners())
+    !served_through(mark())
 }
 
 /// How many records the handler has written to the listeners' pipe so far:
